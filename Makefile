@@ -1,0 +1,48 @@
+# tripletlab — two commands do everything on a fresh machine:
+#   make serve   installs what is missing, builds the page, serves it on http://127.0.0.1:8080
+#   make test    installs what is missing, runs every test (native + headless Chromium)
+# Builds share a cache outside the clone so a second run (and CI on the same machine) is warm.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/tripletlab/target
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+
+.PHONY: all setup setup-native setup-web test test-native test-web serve build-web bench bench-web clean
+
+all: test
+
+setup: setup-native setup-web
+
+setup-native:
+	@bash scripts/setup-native.sh
+
+setup-web:
+	@bash scripts/setup-web.sh
+
+test: setup
+	@$(MAKE) --no-print-directory test-native
+	@$(MAKE) --no-print-directory test-web
+
+test-native:
+	$(CARGO) test --locked --all-targets
+
+test-web:
+	@bash scripts/test-web.sh
+
+serve: setup-web
+	trunk serve --address 127.0.0.1 --port 8080
+
+build-web: setup-web
+	trunk build --release
+	@ls -l dist/*.wasm | awk '{print "wasm raw bytes:", $$5}'
+	@gzip -9c dist/*.wasm | wc -c | awk '{print "wasm gzipped bytes:", $$1}'
+
+bench: setup-native
+	@bash scripts/bench.sh
+
+bench-web: setup-web
+	@bash scripts/bench-web.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the native build and tests need, idempotently and quietly when present:
+# the Rust toolchain's cargo (expected on the machine) and Mesa's Vulkan driver (lavapipe), on
+# which the wgpu backend's kernels are tested without a GPU.
+set -euo pipefail
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust (rustup) first" >&2
+  exit 1
+fi
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  echo "setup: installing mesa-vulkan-drivers (lavapipe) for the native wgpu tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+fi

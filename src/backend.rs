@@ -1,0 +1,58 @@
+//! Choosing a burn device: the CPU (`flex`) everywhere, wgpu natively where a GPU or a Vulkan
+//! driver exists, WebGPU in the browser (see `web`).
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// Which burn backend runs the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendKind {
+    /// burn's `flex` CPU backend (multi-threaded and SIMD natively; one thread in wasm).
+    #[default]
+    Cpu,
+    /// burn's wgpu backend (Vulkan/Metal/DX12 natively, WebGPU in the browser).
+    Wgpu,
+}
+
+impl BackendKind {
+    /// Name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Wgpu => "wgpu",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" | "flex" => Ok(BackendKind::Cpu),
+            "wgpu" | "gpu" | "webgpu" => Ok(BackendKind::Wgpu),
+            other => Err(format!("unknown backend '{other}' (expected cpu or wgpu)")),
+        }
+    }
+}
+
+/// The CPU device.
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// Initialises the native wgpu device, or says why there is none.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn native_device(kind: BackendKind) -> Result<Device, String> {
+    match kind {
+        BackendKind::Cpu => Ok(cpu_device()),
+        BackendKind::Wgpu => {
+            // wgpu panics inside some drivers instead of returning an error: contain it.
+            let init = std::panic::catch_unwind(|| Device::wgpu_options().init());
+            match init {
+                Ok(Ok(device)) => Ok(device),
+                Ok(Err(e)) => Err(format!("no usable wgpu adapter: {e}")),
+                Err(_) => Err("no usable wgpu adapter (the driver failed during start-up)".into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! tripletlab: the TensorFlow Addons semi-hard triplet-loss MNIST notebook, rebuilt in Rust with
+//! burn, trained natively (CLI) or in the browser on WebGPU (yew page). See README.md.
+//!
+//! The core (`data`, `model`, `loss`, `train`, `metrics`, `projection`, `export`) is
+//! backend-agnostic and synchronous-read-free on the training path; `web` and `app` are the
+//! browser's (wasm32 only).
+
+pub mod backend;
+pub mod cases;
+pub mod data;
+pub mod export;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod projection;
+pub mod train;
+
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

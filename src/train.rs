@@ -1,0 +1,653 @@
+//! Training: a validated [`TrainConfig`], a [`Trainer`] that performs one optimiser step at a
+//! time, and [`run`], the one async driver that turns steps into a stream of [`Event`]s.
+//!
+//! The driver is shared by the native CLI (driven with `pollster::block_on`, rendering events
+//! with a progress bar) and the page (driven by `wasm_bindgen_futures`, folding events into its
+//! reducer). Nothing here knows which one it runs under: the [`Host`] supplies the clock, the
+//! pause/stop decisions and the yield to the browser's event loop. Device reads on the training
+//! path are asynchronous and batched (`read_every` losses per read), so WebGPU is never stalled
+//! after every step.
+
+use std::sync::Arc;
+
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Split, batches, epoch_order};
+use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
+use crate::metrics::{self, Metrics};
+use crate::model::{EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
+
+/// Everything that defines a training run. Defaults are the notebook's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Triplet margin.
+    pub margin: f32,
+    /// Distance between embeddings.
+    pub metric: Metric,
+    /// Negative mining.
+    pub mining: Mining,
+    /// Soft-margin variant of the batch-hard loss.
+    pub soft: bool,
+    /// Seed of the weights, the data order and dropout.
+    pub seed: u64,
+    /// Shuffle-buffer size (tf.data `shuffle(1024)`); 0 means a full shuffle.
+    pub shuffle_buffer: usize,
+    /// Train on the first N training examples only.
+    pub train_limit: Option<usize>,
+    /// Embed, score and export the first N test examples only.
+    pub test_limit: Option<usize>,
+    /// Dropout rate.
+    pub dropout: f64,
+    /// Losses read back from the device in one go (1 = every step).
+    pub read_every: usize,
+    /// Refresh the test embeddings every N steps as well as at each epoch end (0 = epoch ends).
+    pub embed_every: usize,
+    /// At the end, embed the training set too and score cosine kNN-1/kNN-5 against it.
+    pub knn_against_train: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            batch_size: 32,
+            lr: 1e-3,
+            margin: 1.0,
+            metric: Metric::L2,
+            mining: Mining::SemiHard,
+            soft: false,
+            seed: 0,
+            shuffle_buffer: 1024,
+            train_limit: None,
+            test_limit: None,
+            dropout: 0.3,
+            read_every: 8,
+            embed_every: 0,
+            knn_against_train: true,
+        }
+    }
+}
+
+/// A rejected setting: which field, and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// The field's name as used on the command line and in URLs.
+    pub field: &'static str,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// Largest accepted batch size (the semi-hard loss needs `B²` memory, the device path `B³/chunk`).
+pub const MAX_BATCH: usize = 4096;
+/// Largest accepted number of epochs.
+pub const MAX_EPOCHS: usize = 1000;
+
+impl TrainConfig {
+    /// Every problem with these settings (empty when they are usable).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &'static str, message: String| {
+            errors.push(ConfigError { field, message })
+        };
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bad("epochs", format!("must be between 1 and {MAX_EPOCHS}"));
+        }
+        if !(2..=MAX_BATCH).contains(&self.batch_size) {
+            bad(
+                "batch",
+                format!("must be between 2 and {MAX_BATCH} (a triplet needs two examples of a class)"),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            bad("lr", "must be a number in (0, 1]".into());
+        }
+        if !(self.margin.is_finite() && (0.0..=100.0).contains(&self.margin)) {
+            bad("margin", "must be a number between 0 and 100".into());
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            bad("dropout", "must be in [0, 1)".into());
+        }
+        if self.train_limit == Some(0) || self.train_limit.is_some_and(|n| n < 2) {
+            bad("train_limit", "must be at least 2 examples".into());
+        }
+        if self.test_limit.is_some_and(|n| n < 2) {
+            bad("test_limit", "must be at least 2 examples".into());
+        }
+        if self.read_every == 0 {
+            bad("read_every", "must be at least 1".into());
+        }
+        errors
+    }
+
+    /// `Ok` when usable, else the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// Why training could not start or had to stop.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Invalid settings.
+    #[error("invalid setting {0}")]
+    Config(#[from] ConfigError),
+    /// The loss became NaN or infinite (diverged): training stopped.
+    #[error("the loss became {value} at epoch {epoch}, step {step}: training stopped (try a smaller learning rate)")]
+    NonFinite {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// The value read.
+        value: f32,
+    },
+    /// Reading from the device failed (e.g. the GPU device was lost).
+    #[error("the GPU device failed: {0}")]
+    Device(String),
+    /// Metrics could not be computed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// The dataset is not usable with these settings.
+    #[error("data: {0}")]
+    Data(String),
+}
+
+/// What a training run reports, in order. See the module docs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Training begins.
+    Started {
+        /// Epochs to run.
+        epochs: usize,
+        /// Steps in each epoch.
+        steps_per_epoch: usize,
+        /// Training examples used.
+        train_examples: usize,
+        /// Test examples embedded.
+        test_examples: usize,
+    },
+    /// One optimiser step finished (its loss has been read).
+    Step {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// Steps per epoch.
+        steps_per_epoch: usize,
+        /// Steps since the start (1-based), skipped batches included.
+        global_step: usize,
+        /// The batch's loss.
+        loss: f32,
+        /// Training examples per second since the start.
+        examples_per_s: f64,
+        /// Seconds since the start.
+        elapsed_s: f64,
+    },
+    /// A batch was not used.
+    Skipped {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Fresh test-set embeddings (row-major, [`EMBEDDING_DIM`] wide) and their labels.
+    Embeddings {
+        /// Epoch they were taken in (1-based).
+        epoch: usize,
+        /// Global step they were taken after.
+        global_step: usize,
+        /// `labels.len() × 256` values.
+        vectors: Arc<Vec<f32>>,
+        /// Test labels, in test-set order.
+        labels: Arc<Vec<u8>>,
+    },
+    /// An epoch ended.
+    EpochEnd {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Mean loss over the epoch's trained steps (NaN if none was trained).
+        mean_loss: f32,
+        /// Test-set metrics after the epoch (kNN against train only at the very end).
+        metrics: Metrics,
+        /// Seconds since the start.
+        elapsed_s: f64,
+    },
+    /// The run finished (or was stopped by the host).
+    Done(Summary),
+    /// The run failed; events before this one are still valid.
+    Failed(TrainError),
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Whether the host stopped the run early.
+    pub stopped: bool,
+    /// Epochs completed.
+    pub epochs_completed: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Batches skipped (no positive pair).
+    pub skipped_batches: usize,
+    /// Mean loss of each completed epoch.
+    pub epoch_losses: Vec<f32>,
+    /// Final metrics.
+    pub metrics: Metrics,
+    /// Training examples per second (optimiser steps only).
+    pub examples_per_s: f64,
+    /// Seconds of training (steps only, no evaluation).
+    pub train_seconds: f64,
+    /// Seconds in all.
+    pub total_seconds: f64,
+}
+
+/// What [`Trainer::step`] did.
+pub enum StepOutcome {
+    /// A step was taken; `loss` is still on the device.
+    Trained {
+        /// The batch loss, `[1]`, detached.
+        loss: Tensor<1>,
+        /// Examples in the batch.
+        examples: usize,
+    },
+    /// The batch was skipped.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Owns the model, the optimiser, the data and the position in the data.
+pub struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    model: EmbedNet,
+    optim: ModuleOptimizer,
+    train: Dataset,
+    test: Dataset,
+    order: Vec<usize>,
+    epoch: usize,
+    cursor: usize,
+    pixels: Vec<f32>,
+}
+
+/// Images embedded per forward pass when embedding a whole set.
+const EMBED_CHUNK: usize = 500;
+
+impl Trainer {
+    /// Validates `config`, applies the subsets and initialises the model on `device`.
+    pub fn new(config: TrainConfig, split: &Split, device: &Device) -> Result<Self, TrainError> {
+        config.validate()?;
+        let train = match config.train_limit {
+            Some(n) => split.train.truncated(n),
+            None => split.train.clone(),
+        };
+        let test = match config.test_limit {
+            Some(n) => split.test.truncated(n),
+            None => split.test.clone(),
+        };
+        if train.len() < 2 {
+            return Err(TrainError::Data("the training set needs at least 2 examples".into()));
+        }
+        if test.is_empty() {
+            return Err(TrainError::Data("the test set is empty".into()));
+        }
+        if train.rows * train.cols != IMAGE_PIXELS || test.rows * test.cols != IMAGE_PIXELS {
+            return Err(TrainError::Data("images must be 28×28".into()));
+        }
+        let device = device.clone().autodiff();
+        device.seed(config.seed);
+        let model = EmbedNetConfig::new()
+            .with_dropout(config.dropout)
+            .init(config.seed, &device);
+        Ok(Self::assemble(config, device, model, train, test))
+    }
+
+    /// Like [`Trainer::new`] but starting from given weights (e.g. an uploaded file).
+    pub fn with_model(
+        config: TrainConfig,
+        split: &Split,
+        device: &Device,
+        model: EmbedNet,
+    ) -> Result<Self, TrainError> {
+        let mut trainer = Self::new(config, split, device)?;
+        trainer.model = model.to_device(&trainer.device).train();
+        Ok(trainer)
+    }
+
+    fn assemble(
+        config: TrainConfig,
+        device: Device,
+        model: EmbedNet,
+        train: Dataset,
+        test: Dataset,
+    ) -> Self {
+        // Keras Adam: β 0.9 / 0.999, ε 1e-7.
+        let optim = AdamConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(0.999)
+            .with_epsilon(1e-7)
+            .init();
+        let mut trainer = Self {
+            config,
+            device,
+            model,
+            optim,
+            train,
+            test,
+            order: Vec::new(),
+            epoch: 0,
+            cursor: 0,
+            pixels: Vec::new(),
+        };
+        trainer.start_epoch(0);
+        trainer
+    }
+
+    fn start_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+        self.cursor = 0;
+        self.order = epoch_order(
+            self.train.len(),
+            self.config.shuffle_buffer,
+            self.config.seed,
+            epoch,
+        );
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &EmbedNet {
+        &self.model
+    }
+
+    /// Steps in one epoch (the last batch may be partial).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.len().div_ceil(self.config.batch_size)
+    }
+
+    /// The (possibly truncated) training set.
+    pub fn train_set(&self) -> &Dataset {
+        &self.train
+    }
+
+    /// The (possibly truncated) test set.
+    pub fn test_set(&self) -> &Dataset {
+        &self.test
+    }
+
+    /// Zero-based epoch and step the next call to [`Trainer::step`] will run.
+    pub fn position(&self) -> (usize, usize) {
+        (self.epoch, self.cursor)
+    }
+
+    /// Runs one optimiser step on the next batch and advances; after the last batch of an
+    /// epoch the next call starts the following epoch (with a fresh shuffle).
+    pub fn step(&mut self) -> StepOutcome {
+        if self.cursor >= self.steps_per_epoch() {
+            self.start_epoch(self.epoch + 1);
+        }
+        let batch: Vec<usize> = batches(&self.order, self.config.batch_size)
+            .nth(self.cursor)
+            .expect("cursor within the epoch")
+            .to_vec();
+        self.cursor += 1;
+        let labels = self.train.labels_of(&batch);
+        if !batch_is_usable(&labels, self.config.mining) {
+            return StepOutcome::Skipped {
+                reason: format!(
+                    "no two examples of the same class among the batch's {}",
+                    labels.len()
+                ),
+            };
+        }
+        self.pixels.clear();
+        self.train.pixels_f32(&batch, &mut self.pixels);
+        let images = EmbedNet::images_tensor(std::mem::take(&mut self.pixels), &self.device);
+        let embeddings = self.model.forward(images);
+        let loss = triplet_loss(
+            embeddings,
+            &labels,
+            self.config.margin,
+            self.config.metric,
+            self.config.mining,
+            self.config.soft,
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
+        StepOutcome::Trained {
+            loss: loss.detach(),
+            examples: batch.len(),
+        }
+    }
+
+    /// Embeds a whole dataset with dropout off, reading back asynchronously.
+    pub async fn embed(&self, set: &Dataset) -> Result<Vec<f32>, TrainError> {
+        let model = self.model.valid();
+        let device = self.device.clone().inner();
+        let mut out = Vec::with_capacity(set.len() * EMBEDDING_DIM);
+        let all: Vec<usize> = (0..set.len()).collect();
+        let mut pixels = Vec::new();
+        for chunk in all.chunks(EMBED_CHUNK) {
+            pixels.clear();
+            set.pixels_f32(chunk, &mut pixels);
+            let images = EmbedNet::images_tensor(pixels.clone(), &device);
+            let data = model
+                .forward(images)
+                .into_data_async()
+                .await
+                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            let values: Vec<f32> = data
+                .try_into_vec()
+                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+            out.extend_from_slice(&values);
+        }
+        Ok(out)
+    }
+}
+
+/// What the driver needs from whoever runs it (terminal or browser).
+#[allow(async_fn_in_trait)]
+pub trait Host {
+    /// Called before every step. The browser yields to its event loop here and waits while the
+    /// user has paused. Return `false` to stop the run (it then ends with `Done { stopped }`).
+    async fn proceed(&mut self) -> bool;
+    /// Receives every event.
+    fn event(&mut self, event: Event);
+    /// Milliseconds on a monotonic clock.
+    fn now_ms(&self) -> f64;
+}
+
+fn to_u32(labels: &[u8]) -> Vec<u32> {
+    labels.iter().map(|&l| u32::from(l)).collect()
+}
+
+/// Runs `trainer` to the end of its epochs, reporting through `host`. Returns the summary that
+/// was also sent as [`Event::Done`], or the error that was also sent as [`Event::Failed`].
+pub async fn run<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
+    let result = drive(trainer, host).await;
+    match &result {
+        Ok(summary) => host.event(Event::Done(summary.clone())),
+        Err(e) => host.event(Event::Failed(e.clone())),
+    }
+    result
+}
+
+async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
+    let config = trainer.config().clone();
+    let steps_per_epoch = trainer.steps_per_epoch();
+    let test_labels = Arc::new(trainer.test_set().labels.clone());
+    host.event(Event::Started {
+        epochs: config.epochs,
+        steps_per_epoch,
+        train_examples: trainer.train_set().len(),
+        test_examples: trainer.test_set().len(),
+    });
+    let start = host.now_ms();
+    let mut train_ms = 0.0;
+    let mut examples = 0usize;
+    let mut summary = Summary {
+        stopped: false,
+        epochs_completed: 0,
+        steps: 0,
+        skipped_batches: 0,
+        epoch_losses: Vec::new(),
+        metrics: Metrics::default(),
+        examples_per_s: 0.0,
+        train_seconds: 0.0,
+        total_seconds: 0.0,
+    };
+    let mut last_test: Option<Arc<Vec<f32>>> = None;
+    let mut global_step = 0usize;
+
+    'epochs: for epoch in 1..=config.epochs {
+        let mut pending: Vec<(usize, usize, Tensor<1>)> = Vec::new(); // (step, global, loss)
+        let mut loss_sum = 0f64;
+        let mut trained = 0usize;
+        for step in 1..=steps_per_epoch {
+            if !host.proceed().await {
+                summary.stopped = true;
+            }
+            if summary.stopped {
+                break;
+            }
+            let t0 = host.now_ms();
+            global_step += 1;
+            match trainer.step() {
+                StepOutcome::Trained { loss, examples: n } => {
+                    examples += n;
+                    pending.push((step, global_step, loss));
+                }
+                StepOutcome::Skipped { reason } => {
+                    summary.skipped_batches += 1;
+                    host.event(Event::Skipped { epoch, step, reason });
+                }
+            }
+            let flush = pending.len() >= config.read_every || step == steps_per_epoch;
+            if flush && !pending.is_empty() {
+                let losses = read_losses(&mut pending).await?;
+                let now = host.now_ms();
+                let busy_s = (train_ms + now - t0) / 1000.0;
+                let examples_per_s = if busy_s > 0.0 { examples as f64 / busy_s } else { 0.0 };
+                let elapsed_s = (now - start) / 1000.0;
+                for (step, global_step, loss) in losses {
+                    if !loss.is_finite() {
+                        return Err(TrainError::NonFinite { epoch, step, value: loss });
+                    }
+                    loss_sum += f64::from(loss);
+                    trained += 1;
+                    summary.steps += 1;
+                    host.event(Event::Step {
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        global_step,
+                        loss,
+                        examples_per_s,
+                        elapsed_s,
+                    });
+                }
+            }
+            train_ms += host.now_ms() - t0;
+            if config.embed_every > 0 && global_step % config.embed_every == 0 && step != steps_per_epoch {
+                let vectors = Arc::new(trainer.embed(trainer.test_set()).await?);
+                host.event(Event::Embeddings {
+                    epoch,
+                    global_step,
+                    vectors,
+                    labels: test_labels.clone(),
+                });
+            }
+        }
+        // Losses of a stopped epoch that were not read yet.
+        if !pending.is_empty() {
+            for (_, _, loss) in read_losses(&mut pending).await? {
+                if loss.is_finite() {
+                    loss_sum += f64::from(loss);
+                    trained += 1;
+                    summary.steps += 1;
+                }
+            }
+        }
+        let vectors = Arc::new(trainer.embed(trainer.test_set()).await?);
+        last_test = Some(vectors.clone());
+        host.event(Event::Embeddings {
+            epoch,
+            global_step,
+            vectors: vectors.clone(),
+            labels: test_labels.clone(),
+        });
+        if summary.stopped {
+            break 'epochs;
+        }
+        let mean_loss = if trained > 0 { (loss_sum / trained as f64) as f32 } else { f32::NAN };
+        let metrics = metrics::evaluate(&vectors, &to_u32(&test_labels), None, EMBEDDING_DIM)
+            .map_err(|e| TrainError::Metrics(e.to_string()))?;
+        summary.epoch_losses.push(mean_loss);
+        summary.epochs_completed = epoch;
+        summary.metrics = metrics.clone();
+        host.event(Event::EpochEnd {
+            epoch,
+            mean_loss,
+            metrics,
+            elapsed_s: (host.now_ms() - start) / 1000.0,
+        });
+    }
+
+    if config.knn_against_train && !summary.stopped {
+        if let Some(test_vectors) = &last_test {
+            let train_vectors = trainer.embed(trainer.train_set()).await?;
+            let train_labels = to_u32(&trainer.train_set().labels);
+            summary.metrics = metrics::evaluate(
+                test_vectors,
+                &to_u32(&test_labels),
+                Some((&train_vectors, &train_labels)),
+                EMBEDDING_DIM,
+            )
+            .map_err(|e| TrainError::Metrics(e.to_string()))?;
+        }
+    }
+    summary.train_seconds = train_ms / 1000.0;
+    summary.examples_per_s = if train_ms > 0.0 { examples as f64 / (train_ms / 1000.0) } else { 0.0 };
+    summary.total_seconds = (host.now_ms() - start) / 1000.0;
+    Ok(summary)
+}
+
+/// Reads the pending losses in one device round trip.
+async fn read_losses(
+    pending: &mut Vec<(usize, usize, Tensor<1>)>,
+) -> Result<Vec<(usize, usize, f32)>, TrainError> {
+    let drained: Vec<_> = pending.drain(..).collect();
+    let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
+    let data = Tensor::cat(tensors, 0)
+        .into_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let values: Vec<f32> = data
+        .try_into_vec()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    Ok(drained
+        .into_iter()
+        .zip(values)
+        .map(|((s, g, _), v)| (s, g, v))
+        .collect())
+}
