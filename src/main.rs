@@ -129,7 +129,18 @@ mod cli {
                 .unwrap_or("unknown panic");
             eprintln!("error: internal error: {msg}");
         }));
-        let cli = Cli::parse();
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+            Err(e) => {
+                // One line, not clap's usage block.
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                eprintln!("error: {first} (see tripletlab --help)");
+                std::process::exit(2);
+            }
+        };
         let result = match cli.command {
             Command::Train(args) => train(args),
             Command::Eval {

@@ -22,6 +22,7 @@ fn assert_clean_error(o: &Output, needle: &str) {
     assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
     assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
     assert!(err.contains(needle), "error should mention '{needle}': {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
 }
 
 fn train(out: &Path, extra: &[&str]) -> Output {
@@ -121,7 +122,9 @@ fn bad_input_gives_one_line_errors() {
     let out = out.to_str().unwrap();
     // Absurd settings.
     assert_clean_error(&run(&["train", "--out", out, "--batch-size", "1"]), "batch");
-    assert_clean_error(&run(&["train", "--out", out, "--lr", "-1"]), "lr");
+    assert_clean_error(&run(&["train", "--out", out, "--lr=-1"]), "lr");
+    assert_clean_error(&run(&["train", "--out", out, "--epochs", "0"]), "epochs");
+    assert_clean_error(&run(&["train", "--out", out, "--lr", "NaN"]), "lr");
     assert_clean_error(&run(&["train", "--out", out, "--metric", "manhattan"]), "manhattan");
     assert_clean_error(&run(&["train", "--out", out, "--dataset", "/nonexistent"]), "nonexistent");
     // A dataset folder with a corrupt file.
