@@ -40,19 +40,22 @@ pub fn cpu_device() -> Device {
     Device::flex()
 }
 
-/// Initialises the native wgpu device, or says why there is none.
+/// Initialises the native wgpu device (once per process; later calls get the same device), or
+/// says why there is none.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn native_device(kind: BackendKind) -> Result<Device, String> {
+    static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
     match kind {
         BackendKind::Cpu => Ok(cpu_device()),
-        BackendKind::Wgpu => {
-            // wgpu panics inside some drivers instead of returning an error: contain it.
-            let init = std::panic::catch_unwind(|| Device::wgpu_options().init());
-            match init {
-                Ok(Ok(device)) => Ok(device),
-                Ok(Err(e)) => Err(format!("no usable wgpu adapter: {e}")),
-                Err(_) => Err("no usable wgpu adapter (the driver failed during start-up)".into()),
-            }
-        }
+        BackendKind::Wgpu => WGPU
+            .get_or_init(|| {
+                // wgpu panics inside some drivers instead of returning an error: contain it.
+                match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+                    Ok(Ok(device)) => Ok(device),
+                    Ok(Err(e)) => Err(format!("no usable wgpu adapter: {e}")),
+                    Err(_) => Err("no usable wgpu adapter (the driver failed during start-up)".into()),
+                }
+            })
+            .clone(),
     }
 }

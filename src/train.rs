@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, Split, batches, epoch_order};
 use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
 use crate::metrics::{self, Metrics};
-use crate::model::{EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
+use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
 
 /// Everything that defines a training run. Defaults are the notebook's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -284,6 +286,7 @@ pub struct Trainer {
     epoch: usize,
     cursor: usize,
     pixels: Vec<f32>,
+    dropout_rng: Pcg64Mcg,
 }
 
 /// Images embedded per forward pass when embedding a whole set.
@@ -311,7 +314,6 @@ impl Trainer {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
         let device = device.clone().autodiff();
-        device.seed(config.seed);
         let model = EmbedNetConfig::new()
             .with_dropout(config.dropout)
             .init(config.seed, &device);
@@ -338,6 +340,7 @@ impl Trainer {
         test: Dataset,
     ) -> Self {
         // Keras Adam: β 0.9 / 0.999, ε 1e-7.
+        let config_seed = config.seed;
         let optim = AdamConfig::new()
             .with_beta_1(0.9)
             .with_beta_2(0.999)
@@ -354,6 +357,7 @@ impl Trainer {
             epoch: 0,
             cursor: 0,
             pixels: Vec::new(),
+            dropout_rng: Pcg64Mcg::seed_from_u64(config_seed ^ 0x6472_6f70_6f75_7421),
         };
         trainer.start_epoch(0);
         trainer
@@ -423,7 +427,13 @@ impl Trainer {
         self.pixels.clear();
         self.train.pixels_f32(&batch, &mut self.pixels);
         let images = EmbedNet::images_tensor(std::mem::take(&mut self.pixels), &self.device);
-        let embeddings = self.model.forward(images);
+        let masks = DropoutMasks::draw(
+            &mut self.dropout_rng,
+            batch.len(),
+            self.config.dropout,
+            &self.device,
+        );
+        let embeddings = self.model.forward_train(images, masks.as_ref());
         let loss = triplet_loss(
             embeddings,
             &labels,
