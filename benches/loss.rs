@@ -212,6 +212,7 @@ fn memory_report(sizes: &[usize], write: bool) {
 }
 
 fn main() {
+    tripletlab::backend::tune_allocator();
     if let Some(b) = std::env::var(PEAK_ENV).ok().and_then(|v| v.parse().ok()) {
         peak_child(b);
         return;

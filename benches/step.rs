@@ -234,6 +234,7 @@ fn bench_mode() -> bool {
 }
 
 fn main() {
+    tripletlab::backend::tune_allocator();
     let split = split();
     let bench = bench_mode();
     let mut c = Criterion::default().configure_from_args();

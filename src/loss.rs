@@ -132,7 +132,7 @@ pub enum Selection {
 }
 
 /// Above this batch size [`Selection::Auto`] picks the host path natively.
-pub const AUTO_HOST_THRESHOLD: usize = 128;
+pub const AUTO_HOST_THRESHOLD: usize = 64;
 /// Largest `chunk x B x B` scratch tensor (elements) the device path builds at once.
 const DEVICE_CHUNK_ELEMS: usize = 1 << 24;
 

@@ -119,6 +119,7 @@ mod cli {
     }
 
     pub fn main() {
+        tripletlab::backend::tune_allocator();
         // A bug must still end in one line, not a backtrace.
         std::panic::set_hook(Box::new(|info| {
             let msg = info
