@@ -33,8 +33,9 @@ test-web:
 serve: setup-web
 	trunk serve --address 127.0.0.1 --port 8080
 
+# wasm-opt comes from npm's binaryen (Debian's is too old for today's wasm).
 build-web: setup-web
-	trunk build --release
+	PATH="$(CURDIR)/tests/browser/node_modules/.bin:$$PATH" trunk build --release
 	@ls -l dist/*.wasm | awk '{print "wasm raw bytes:", $$5}'
 	@gzip -9c dist/*.wasm | wc -c | awk '{print "wasm gzipped bytes:", $$1}'
 

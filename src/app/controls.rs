@@ -1,0 +1,264 @@
+//! The settings form, the dataset and weights pickers, and Train / Pause / Resume / Stop.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use web_sys::{File, HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::loss::{Metric, Mining};
+use crate::web::host::Control;
+use crate::web::io::input_files;
+
+use super::form::Form;
+use super::state::Phase;
+
+/// Props of [`Controls`].
+#[derive(Properties, PartialEq)]
+pub struct ControlsProps {
+    /// The form's raw values.
+    pub form: Form,
+    /// Messages per field key.
+    pub errors: Rc<BTreeMap<String, String>>,
+    /// The page's phase.
+    pub phase: Phase,
+    /// Train is allowed.
+    pub can_train: bool,
+    /// The user's own files, when loaded.
+    pub custom_label: Option<String>,
+    /// The last problem with the user's files.
+    pub file_error: Option<String>,
+    /// The uploaded weights file, when any.
+    pub weights_label: Option<String>,
+    /// A field changed: `(key, value)`.
+    pub on_field: Callback<(String, String)>,
+    /// Files picked with "Open IDX files…".
+    pub on_files: Callback<Vec<File>>,
+    /// A weights file picked.
+    pub on_weights_file: Callback<File>,
+    /// Train pressed.
+    pub on_train: Callback<()>,
+    /// Pause / Resume / Stop pressed.
+    pub on_control: Callback<Control>,
+}
+
+struct Field {
+    key: &'static str,
+    label: &'static str,
+    hint: &'static str,
+}
+
+const TEXT_FIELDS: [Field; 7] = [
+    Field {
+        key: "epochs",
+        label: "Epochs",
+        hint: "",
+    },
+    Field {
+        key: "batch",
+        label: "Batch size",
+        hint: "",
+    },
+    Field {
+        key: "lr",
+        label: "Learning rate",
+        hint: "",
+    },
+    Field {
+        key: "margin",
+        label: "Margin",
+        hint: "",
+    },
+    Field {
+        key: "seed",
+        label: "Seed",
+        hint: "",
+    },
+    Field {
+        key: "train_limit",
+        label: "Training subset",
+        hint: "all",
+    },
+    Field {
+        key: "test_limit",
+        label: "Test subset",
+        hint: "all",
+    },
+];
+
+fn error_of(errors: &BTreeMap<String, String>, key: &str) -> Html {
+    match errors.get(key) {
+        Some(m) => {
+            html! { <p class="field-error" id={format!("{key}-error")} role="alert">{ m.clone() }</p> }
+        }
+        None => html! {},
+    }
+}
+
+/// The left-hand panel.
+#[function_component(Controls)]
+pub fn controls(props: &ControlsProps) -> Html {
+    let busy = matches!(props.phase, Phase::Training | Phase::Paused);
+    let disabled = busy;
+    let errors = &props.errors;
+
+    let text_input = |f: &Field| {
+        let key = f.key;
+        let oninput = {
+            let cb = props.on_field.clone();
+            Callback::from(move |e: InputEvent| {
+                let input: HtmlInputElement = e.target_unchecked_into();
+                cb.emit((key.to_string(), input.value()));
+            })
+        };
+        let invalid = errors.contains_key(key);
+        html! {
+            <div class={classes!("field", invalid.then_some("invalid"))}>
+                <label for={format!("f-{key}")}>{ f.label }</label>
+                <input
+                    id={format!("f-{key}")}
+                    name={key}
+                    type="text"
+                    inputmode="decimal"
+                    autocomplete="off"
+                    placeholder={f.hint}
+                    value={props.form.get(key).to_string()}
+                    aria-invalid={if invalid { "true" } else { "false" }}
+                    aria-describedby={invalid.then(|| format!("{key}-error"))}
+                    disabled={busy}
+                    {oninput}
+                />
+                { error_of(errors, key) }
+            </div>
+        }
+    };
+
+    let select = |key: &'static str, label: &'static str, options: Vec<(String, String)>| {
+        let onchange = {
+            let cb = props.on_field.clone();
+            Callback::from(move |e: Event| {
+                let select: HtmlSelectElement = e.target_unchecked_into();
+                cb.emit((key.to_string(), select.value()));
+            })
+        };
+        let current = props.form.get(key).to_string();
+        let invalid = errors.contains_key(key);
+        html! {
+            <div class={classes!("field", invalid.then_some("invalid"))}>
+                <label for={format!("f-{key}")}>{ label }</label>
+                <select
+                    id={format!("f-{key}")}
+                    name={key}
+                    aria-invalid={if invalid { "true" } else { "false" }}
+                    aria-describedby={invalid.then(|| format!("{key}-error"))}
+                    disabled={busy}
+                    {onchange}
+                >
+                    { for options.into_iter().map(|(value, text)| {
+                        let selected = value == current;
+                        html! { <option value={value} selected={selected}>{ text }</option> }
+                    }) }
+                </select>
+                { error_of(errors, key) }
+            </div>
+        }
+    };
+
+    let mut datasets = vec![
+        ("mnist".to_string(), "MNIST (bundled 8k / 2k)".to_string()),
+        (
+            "fashion".to_string(),
+            "Fashion-MNIST (bundled 60k / 10k)".to_string(),
+        ),
+    ];
+    if let Some(label) = &props.custom_label {
+        datasets.push(("custom".to_string(), format!("Your files: {label}")));
+    }
+    let metrics: Vec<(String, String)> = Metric::ALL
+        .iter()
+        .map(|m| (m.as_str().to_string(), m.as_str().to_string()))
+        .collect();
+    let minings: Vec<(String, String)> = Mining::ALL
+        .iter()
+        .map(|m| (m.as_str().to_string(), m.as_str().to_string()))
+        .collect();
+
+    let on_idx = {
+        let cb = props.on_files.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let files = input_files(&input);
+            input.set_value("");
+            if !files.is_empty() {
+                cb.emit(files);
+            }
+        })
+    };
+    let on_weights = {
+        let cb = props.on_weights_file.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            let files = input_files(&input);
+            input.set_value("");
+            if let Some(f) = files.into_iter().next() {
+                cb.emit(f);
+            }
+        })
+    };
+    let control = |c: Control| {
+        let cb = props.on_control.clone();
+        Callback::from(move |_: MouseEvent| cb.emit(c))
+    };
+    let on_train = {
+        let cb = props.on_train.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            cb.emit(());
+        })
+    };
+    let other_errors: Vec<(String, String)> = errors
+        .iter()
+        .filter(|(k, _)| !super::form::FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+
+    html! {
+        <form class="controls" aria-label="Training settings" onsubmit={on_train}>
+            <fieldset disabled={disabled}>
+                <legend>{ "Data" }</legend>
+                { select("dataset", "Dataset", datasets) }
+                <label class="button file">
+                    { "Open IDX files…" }
+                    <input type="file" multiple=true class="visually-hidden" onchange={on_idx} disabled={busy} />
+                </label>
+                <p class="hint">{ "Four files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (.gz or plain)." }</p>
+                { match &props.file_error {
+                    Some(m) => html! { <p class="field-error" data-testid="file-error" role="alert">{ m.clone() }</p> },
+                    None => html! {},
+                } }
+            </fieldset>
+            <fieldset>
+                <legend>{ "Training" }</legend>
+                { for TEXT_FIELDS[..4].iter().map(&text_input) }
+                { select("metric", "Distance", metrics) }
+                { select("mining", "Mining", minings) }
+                { for TEXT_FIELDS[4..].iter().map(&text_input) }
+                { for other_errors.iter().map(|(k, v)| html! { <p class="field-error" role="alert">{ format!("{k}: {v}") }</p> }) }
+                <label class="button file">
+                    { "Upload weights…" }
+                    <input type="file" accept=".safetensors" class="visually-hidden" onchange={on_weights} disabled={busy} />
+                </label>
+                { match &props.weights_label {
+                    Some(w) => html! { <p class="hint">{ format!("Starts from {w}") }</p> },
+                    None => html! {},
+                } }
+            </fieldset>
+            <div class="buttons">
+                <button type="submit" class="primary" disabled={!props.can_train}>{ "Train" }</button>
+                <button type="button" disabled={props.phase != Phase::Training} onclick={control(Control::Pause)}>{ "Pause" }</button>
+                <button type="button" disabled={props.phase != Phase::Paused} onclick={control(Control::Run)}>{ "Resume" }</button>
+                <button type="button" disabled={!busy} onclick={control(Control::Stop)}>{ "Stop" }</button>
+            </div>
+        </form>
+    }
+}

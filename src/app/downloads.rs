@@ -1,0 +1,50 @@
+//! vecs.tsv / meta.tsv / weights downloads.
+
+use yew::prelude::*;
+
+/// What to download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum What {
+    /// `vecs.tsv`: one row of 256 values per test example.
+    Vecs,
+    /// `meta.tsv`: one label per test example.
+    Meta,
+    /// `weights.safetensors` of the finished run.
+    Weights,
+}
+
+/// Props of [`Downloads`].
+#[derive(Properties, PartialEq)]
+pub struct DownloadsProps {
+    /// Embeddings exist and no step is running.
+    pub can_download: bool,
+    /// The finished run's weights can be read.
+    pub can_weights: bool,
+    /// Which embeddings the TSV files hold.
+    pub embeddings_note: Option<String>,
+    /// A button pressed.
+    pub on_download: Callback<What>,
+}
+
+/// The downloads panel.
+#[function_component(Downloads)]
+pub fn downloads(props: &DownloadsProps) -> Html {
+    let click = |w: What| {
+        let cb = props.on_download.clone();
+        Callback::from(move |_: MouseEvent| cb.emit(w))
+    };
+    html! {
+        <section class="downloads" aria-label="Downloads">
+            <h2>{ "Downloads" }</h2>
+            <div class="buttons">
+                <button type="button" disabled={!props.can_download} onclick={click(What::Vecs)}>{ "Download vecs.tsv" }</button>
+                <button type="button" disabled={!props.can_download} onclick={click(What::Meta)}>{ "Download meta.tsv" }</button>
+                <button type="button" disabled={!props.can_weights} onclick={click(What::Weights)}>{ "Download weights" }</button>
+            </div>
+            <p class="hint">
+                { props.embeddings_note.clone().unwrap_or_else(|| "Available when a run is paused, stopped or done.".into()) }
+            </p>
+            <p class="hint">{ "Load vecs.tsv and meta.tsv into projector.tensorflow.org (Load → choose each file)." }</p>
+        </section>
+    }
+}

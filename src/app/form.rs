@@ -1,0 +1,178 @@
+//! The settings form as the user (or the URL) wrote it, and its validation into a
+//! [`TrainConfig`]. Kept as strings so an invalid value stays visible at its field.
+
+use std::collections::BTreeMap;
+
+use crate::loss::{Metric, Mining};
+use crate::train::TrainConfig;
+
+/// Field keys, in form order; also the URL query keys.
+pub const FIELDS: [&str; 10] = [
+    "dataset",
+    "epochs",
+    "batch",
+    "lr",
+    "margin",
+    "metric",
+    "mining",
+    "seed",
+    "train_limit",
+    "test_limit",
+];
+
+/// Extra URL keys understood by the page (not form fields): `backend=cpu` forces the CPU
+/// fallback, `embed_every=N` refreshes the projection every N steps.
+pub const EXTRA_KEYS: [&str; 2] = ["backend", "embed_every"];
+
+/// The form's raw values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Form {
+    /// Raw value per key of [`FIELDS`].
+    pub values: BTreeMap<&'static str, String>,
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        let d = TrainConfig::default();
+        let mut values = BTreeMap::new();
+        values.insert("dataset", "mnist".to_string());
+        values.insert("epochs", d.epochs.to_string());
+        values.insert("batch", d.batch_size.to_string());
+        values.insert("lr", d.lr.to_string());
+        values.insert("margin", format!("{:?}", d.margin));
+        values.insert("metric", d.metric.as_str().to_string());
+        values.insert("mining", d.mining.as_str().to_string());
+        values.insert("seed", d.seed.to_string());
+        values.insert("train_limit", String::new());
+        values.insert("test_limit", String::new());
+        Self { values }
+    }
+}
+
+/// The result of checking a [`Form`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checked {
+    /// The configuration, when every field is valid.
+    pub config: Option<TrainConfig>,
+    /// Messages per field key (a key outside [`FIELDS`] is shown above the buttons).
+    pub errors: BTreeMap<String, String>,
+}
+
+fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    raw.parse::<usize>()
+        .map(Some)
+        .map_err(|_| format!("'{raw}' is not a whole number (leave empty for all)"))
+}
+
+impl Form {
+    /// Defaults overridden by the URL's pairs; unknown keys are ignored.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut form = Form::default();
+        for (k, v) in pairs {
+            if let Some(key) = FIELDS.iter().find(|f| **f == k.as_str()) {
+                form.values.insert(key, v.clone());
+            }
+        }
+        form
+    }
+
+    /// The value of `key` ("" when unknown).
+    pub fn get(&self, key: &str) -> &str {
+        self.values.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// Sets `key` (ignored when not a form field).
+    pub fn set(&mut self, key: &str, value: String) {
+        if let Some(k) = FIELDS.iter().find(|f| **f == key) {
+            self.values.insert(k, value);
+        }
+    }
+
+    /// The pairs to put in the URL: only values that differ from the defaults.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let defaults = Form::default();
+        FIELDS
+            .iter()
+            .filter(|k| self.get(k).trim() != defaults.get(k))
+            .filter(|k| !(**k == "dataset" && self.get(k) == "custom"))
+            .map(|k| (*k, self.get(k).trim().to_string()))
+            .collect()
+    }
+
+    /// Parses every field, then applies the core's own range checks.
+    pub fn check(&self, custom_loaded: bool) -> Checked {
+        let mut errors: BTreeMap<String, String> = BTreeMap::new();
+        let mut config = TrainConfig::default();
+        let mut err = |k: &str, m: String| {
+            errors.entry(k.to_string()).or_insert(m);
+        };
+        match self.get("dataset") {
+            "mnist" | "fashion" => {}
+            "custom" if custom_loaded => {}
+            "custom" => err("dataset", "open your four IDX files first".into()),
+            other => err(
+                "dataset",
+                format!("unknown dataset '{other}' (expected mnist or fashion)"),
+            ),
+        }
+        let whole = |k: &str| -> Result<usize, String> {
+            let raw = self.get(k).trim();
+            raw.parse::<usize>()
+                .map_err(|_| format!("'{raw}' is not a whole number"))
+        };
+        match whole("epochs") {
+            Ok(v) => config.epochs = v,
+            Err(m) => err("epochs", m),
+        }
+        match whole("batch") {
+            Ok(v) => config.batch_size = v,
+            Err(m) => err("batch", m),
+        }
+        let lr = self.get("lr").trim();
+        match lr.parse::<f64>() {
+            Ok(v) => config.lr = v,
+            Err(_) => err("lr", format!("'{lr}' is not a number")),
+        }
+        let margin = self.get("margin").trim();
+        match margin.parse::<f32>() {
+            Ok(v) => config.margin = v,
+            Err(_) => err("margin", format!("'{margin}' is not a number")),
+        }
+        match self.get("metric").parse::<Metric>() {
+            Ok(v) => config.metric = v,
+            Err(m) => err("metric", m),
+        }
+        match self.get("mining").parse::<Mining>() {
+            Ok(v) => config.mining = v,
+            Err(m) => err("mining", m),
+        }
+        let seed = self.get("seed").trim();
+        match seed.parse::<u64>() {
+            Ok(v) => config.seed = v,
+            Err(_) => err("seed", format!("'{seed}' is not a whole number ≥ 0")),
+        }
+        match parse_limit(self.get("train_limit")) {
+            Ok(v) => config.train_limit = v,
+            Err(m) => err("train_limit", m),
+        }
+        match parse_limit(self.get("test_limit")) {
+            Ok(v) => config.test_limit = v,
+            Err(m) => err("test_limit", m),
+        }
+        for problem in config.problems() {
+            err(problem.field, problem.message);
+        }
+        Checked {
+            config: if errors.is_empty() {
+                Some(config)
+            } else {
+                None
+            },
+            errors,
+        }
+    }
+}

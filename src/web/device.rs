@@ -1,0 +1,144 @@
+//! WebGPU detection and burn device start-up, with the CPU fallback.
+
+use burn::tensor::Device;
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::backend::{BackendKind, cpu_device};
+
+/// The device the page trains on, and how it was chosen.
+#[derive(Clone)]
+pub struct DeviceInfo {
+    /// The burn device.
+    pub device: Device,
+    /// WebGPU or the CPU.
+    pub kind: BackendKind,
+    /// For the header: the adapter's vendor/architecture, "software adapter", or "CPU".
+    pub adapter: String,
+    /// Why the CPU is used instead of WebGPU (shown in a banner), when it is.
+    pub fallback: Option<String>,
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn get_str(target: &JsValue, key: &str) -> String {
+    get(target, key).as_string().unwrap_or_default()
+}
+
+/// Asks the browser for a WebGPU adapter. `Ok` carries a description for the header
+/// ("vendor / architecture", or "software adapter"); `Err` says why there is none.
+pub async fn detect_webgpu() -> Result<String, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let navigator: JsValue = window.navigator().into();
+    let gpu = get(&navigator, "gpu");
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser does not offer WebGPU (navigator.gpu is missing)".into());
+    }
+    let request: Function = get(&gpu, "requestAdapter")
+        .dyn_into()
+        .map_err(|_| "navigator.gpu.requestAdapter is not a function".to_string())?;
+    let options = Object::new();
+    let _ = Reflect::set(
+        &options,
+        &"powerPreference".into(),
+        &"high-performance".into(),
+    );
+    let promise: Promise = request
+        .call1(&gpu, &options)
+        .map_err(|e| format!("requestAdapter failed: {}", js_error_text(&e)))?
+        .dyn_into()
+        .map_err(|_| "requestAdapter did not return a promise".to_string())?;
+    let adapter = JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("requestAdapter failed: {}", js_error_text(&e)))?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err(
+            "WebGPU is present but no adapter is available (blocked or unsupported GPU)".into(),
+        );
+    }
+    // `adapter.info` (current browsers); older ones had `requestAdapterInfo()`.
+    let mut info = get(&adapter, "info");
+    if info.is_undefined() {
+        if let Ok(f) = get(&adapter, "requestAdapterInfo").dyn_into::<Function>() {
+            if let Ok(p) = f.call0(&adapter).and_then(|p| p.dyn_into::<Promise>()) {
+                info = JsFuture::from(p).await.unwrap_or(JsValue::UNDEFINED);
+            }
+        }
+    }
+    let vendor = get_str(&info, "vendor");
+    let architecture = get_str(&info, "architecture");
+    let description = get_str(&info, "description");
+    let fallback = get(&info, "isFallbackAdapter").as_bool().unwrap_or(false)
+        || get(&adapter, "isFallbackAdapter")
+            .as_bool()
+            .unwrap_or(false);
+    let software = fallback
+        || architecture.to_ascii_lowercase().contains("swiftshader")
+        || description.to_ascii_lowercase().contains("swiftshader");
+    let mut parts: Vec<String> = [vendor, architecture]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() && !description.is_empty() {
+        parts.push(description);
+    }
+    let mut text = if parts.is_empty() {
+        "WebGPU (adapter details hidden)".to_string()
+    } else {
+        format!("WebGPU {}", parts.join(" / "))
+    };
+    if software {
+        text.push_str(" (software adapter)");
+    }
+    Ok(text)
+}
+
+/// Chooses the device: WebGPU when an adapter exists and burn's runtime starts on it, else the
+/// CPU with the reason. `force_cpu` (URL `backend=cpu`) skips WebGPU.
+pub async fn init_device(force_cpu: bool) -> DeviceInfo {
+    let cpu = |reason: String| DeviceInfo {
+        device: cpu_device(),
+        kind: BackendKind::Cpu,
+        adapter: "CPU (burn flex, one thread)".into(),
+        fallback: Some(reason),
+    };
+    if force_cpu {
+        return cpu("the CPU backend was requested (backend=cpu in the URL)".into());
+    }
+    match detect_webgpu().await {
+        Err(why) => cpu(format!(
+            "{why}: training runs on the CPU instead, which is much slower"
+        )),
+        Ok(adapter) => match Device::wgpu_options().init_async().await {
+            Ok(device) => DeviceInfo {
+                device,
+                kind: BackendKind::Wgpu,
+                adapter,
+                fallback: None,
+            },
+            Err(e) => cpu(format!(
+                "WebGPU could not be started ({e}): training runs on the CPU instead, which is much slower"
+            )),
+        },
+    }
+}
+
+/// A readable message from a thrown JS value.
+pub fn js_error_text(e: &JsValue) -> String {
+    if let Some(s) = e.as_string() {
+        return s;
+    }
+    let message = get_str(e, "message");
+    if !message.is_empty() {
+        let name = get_str(e, "name");
+        return if name.is_empty() {
+            message
+        } else {
+            format!("{name}: {message}")
+        };
+    }
+    format!("{e:?}")
+}

@@ -1,0 +1,138 @@
+//! Bytes in and out of the page: fetch, file input, downloads; the clock; yielding.
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Response, Url};
+
+use super::device::js_error_text;
+
+fn window() -> Result<web_sys::Window, String> {
+    web_sys::window().ok_or_else(|| "no window".to_string())
+}
+
+/// GETs `url` (same origin) and returns the body. Bodies the server sent with
+/// `Content-Encoding: gzip` arrive decompressed; the IDX loader accepts either.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let response = JsFuture::from(window()?.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: {}", js_error_text(&e)))?;
+    let response: Response = response
+        .dyn_into()
+        .map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!(
+            "{url}: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    let buffer = JsFuture::from(
+        response
+            .array_buffer()
+            .map_err(|e| format!("{url}: {}", js_error_text(&e)))?,
+    )
+    .await
+    .map_err(|e| format!("{url}: {}", js_error_text(&e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// The contents of a file the user picked.
+pub async fn file_bytes(file: &File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| format!("{}: {}", file.name(), js_error_text(&e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// The files of an `<input type=file>`.
+pub fn input_files(input: &web_sys::HtmlInputElement) -> Vec<File> {
+    let Some(list) = input.files() else {
+        return Vec::new();
+    };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+/// Offers `bytes` as a download called `name`.
+pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    let document = window()?.document().ok_or("no document")?;
+    let parts = Array::of1(&Uint8Array::from(bytes));
+    let options = BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+        .map_err(|e| js_error_text(&e))?;
+    let url = Url::create_object_url_with_blob(&blob).map_err(|e| js_error_text(&e))?;
+    let anchor: HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(|e| js_error_text(&e))?
+        .dyn_into()
+        .map_err(|_| "not an anchor".to_string())?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    // Give the browser time to start the download before the URL is released.
+    gloo_timers::callback::Timeout::new(60_000, move || {
+        let _ = Url::revoke_object_url(&url);
+    })
+    .forget();
+    Ok(())
+}
+
+/// Milliseconds on the page's monotonic clock.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+/// Lets the browser run its event loop (input, rendering) before continuing.
+pub async fn yield_now() {
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+/// Resolves at the next animation frame (falls back to a zero timeout).
+pub async fn next_frame() {
+    let Ok(window) = window() else {
+        return yield_now().await;
+    };
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let done = resolve.clone();
+        let cb = Closure::once_into_js(move || {
+            let _ = done.call0(&JsValue::NULL);
+        });
+        if window.request_animation_frame(cb.unchecked_ref()).is_err() {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Publishes a finished run's timing as `window.__tripletlabStats` (read by the benchmark).
+/// `marks` are `(global_step, elapsed_s)` at each loss read-back; the steady-state rate is
+/// measured between the first and the last read-back, so shader compilation and the first
+/// uploads are not counted.
+pub fn publish_stats(summary: &crate::train::Summary, marks: &[(usize, f64)], batch_size: usize) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let stats = js_sys::Object::new();
+    let set = |k: &str, v: f64| {
+        let _ = js_sys::Reflect::set(&stats, &k.into(), &JsValue::from_f64(v));
+    };
+    set("steps", summary.steps as f64);
+    set("skippedBatches", summary.skipped_batches as f64);
+    set("examplesPerS", summary.examples_per_s);
+    set("trainSeconds", summary.train_seconds);
+    set("totalSeconds", summary.total_seconds);
+    set("batchSize", batch_size as f64);
+    if let (Some(first), Some(last)) = (marks.first(), marks.last()) {
+        if last.0 > first.0 && last.1 > first.1 {
+            let ms = (last.1 - first.1) * 1000.0 / (last.0 - first.0) as f64;
+            set("steadyMsPerStep", ms);
+            set("steadyExamplesPerS", batch_size as f64 * 1000.0 / ms);
+        }
+    }
+    let _ = js_sys::Reflect::set(&window, &"__tripletlabStats".into(), &stats);
+}

@@ -1,0 +1,210 @@
+// End-to-end test of the built page (dist/) in headless Chromium on WebGPU (SwiftShader):
+// a tiny training run, the progress bar, the projection, the downloads, and a corrupt IDX file.
+// Run: node --test tests/browser/e2e.test.mjs   (after `trunk build`)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+
+const READY_MS = 180_000;
+const TRAIN_MS = 900_000;
+const N_TEST = 200;
+// Actions wait for the page's main thread, which a training step (or a busy machine) can hold
+// for a while; the page yields between steps, so this is a generous upper bound, not a delay.
+const ACTION_MS = 180_000;
+
+async function openPage() {
+  const page = await chrome.browser.newPage();
+  page.setDefaultTimeout(ACTION_MS);
+  return page;
+}
+
+let server;
+let chrome;
+
+before(async () => {
+  server = await startServer();
+  chrome = await startBrowser();
+});
+
+after(async () => {
+  await chrome?.stop();
+  await server?.stop();
+});
+
+function testLabels(n) {
+  const raw = gunzipSync(readFileSync(join(repo, 'www/data/mnist/t10k-labels-idx1-ubyte.gz')));
+  assert.equal(raw.readUInt32BE(0), 0x801);
+  return Array.from(raw.subarray(8, 8 + n));
+}
+
+async function download(page, name) {
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: 60_000 }),
+    page.getByRole('button', { name, exact: true }).click(),
+  ]);
+  const path = await dl.path();
+  return { file: dl.suggestedFilename(), text: readFileSync(path, 'utf8') };
+}
+
+test('a tiny run trains on WebGPU, projects and exports', { timeout: READY_MS + TRAIN_MS + 120_000 }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?train_limit=256&test_limit=${N_TEST}&epochs=1`);
+  const t0 = Date.now();
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready', await page.textContent('.banners'));
+  console.log(`# ready after ${Date.now() - t0} ms; ${await page.textContent('[data-testid=adapter]')}`);
+  // The URL's settings are in the form.
+  assert.equal(await page.inputValue('#f-train_limit'), '256');
+  assert.equal(await page.inputValue('#f-epochs'), '1');
+
+  const t1 = Date.now();
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  const end = await waitState(page, ['done', 'error'], TRAIN_MS);
+  assert.equal(end, 'done', await page.textContent('.banners'));
+  console.log(`# trained in ${Date.now() - t1} ms: ${await page.textContent('.progress .numbers')}`);
+
+  const bar = page.locator('.progress').getByRole('progressbar');
+  assert.equal(await bar.getAttribute('aria-valuenow'), '100');
+  assert.equal(await bar.getAttribute('aria-valuemax'), '100');
+
+  // The projection canvas has been drawn on (coloured points on white).
+  const canvas = page.locator('canvas[aria-label*="projection"]');
+  assert.equal(await canvas.count(), 1);
+  const coloured = await canvas.evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const grey = d[i] === d[i + 1] && d[i + 1] === d[i + 2];
+      if (!grey) n++;
+    }
+    return n;
+  });
+  assert.ok(coloured > 200, `projection looks blank (${coloured} coloured pixels)`);
+
+  // vecs.tsv: 200 rows × 256 finite values, unit-norm rows.
+  const vecs = await download(page, 'Download vecs.tsv');
+  assert.equal(vecs.file, 'vecs.tsv');
+  const rows = vecs.text.split('\n').filter((l) => l.length > 0);
+  assert.equal(rows.length, N_TEST);
+  for (const [i, row] of rows.entries()) {
+    const vals = row.split('\t').map(Number);
+    assert.equal(vals.length, 256, `row ${i} has ${vals.length} columns`);
+    assert.ok(vals.every(Number.isFinite), `row ${i} has a non-finite value`);
+    const norm = Math.sqrt(vals.reduce((s, v) => s + v * v, 0));
+    assert.ok(Math.abs(norm - 1) < 1e-3, `row ${i} has norm ${norm}`);
+  }
+  // meta.tsv: the dataset's first 200 test labels, in order.
+  const meta = await download(page, 'Download meta.tsv');
+  assert.equal(meta.file, 'meta.tsv');
+  const labels = meta.text.split('\n').filter((l) => l.length > 0).map(Number);
+  assert.deepEqual(labels, testLabels(N_TEST));
+
+  // The trained weights download as safetensors and upload again for the next run.
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: 60_000 }),
+    page.getByRole('button', { name: 'Download weights', exact: true }).click(),
+  ]);
+  assert.equal(dl.suggestedFilename(), 'weights.safetensors');
+  const weights = readFileSync(await dl.path());
+  const headerLen = Number(weights.readBigUInt64LE(0));
+  const header = JSON.parse(weights.subarray(8, 8 + headerLen).toString('utf8'));
+  assert.deepEqual(header['dense.kernel_in_out'].shape, [1568, 256]);
+  await page.getByLabel('Upload weights…').setInputFiles({
+    name: 'weights.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: weights,
+  });
+  await page.getByText('The next run starts from the weights in weights.safetensors.').waitFor({ timeout: 30_000 });
+
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('a corrupt IDX file shows an error and the app stays usable', { timeout: READY_MS + ACTION_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?train_limit=64&test_limit=32&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const good = (name) => ({
+    name,
+    mimeType: 'application/gzip',
+    buffer: readFileSync(join(repo, 'www/data/mnist', name)),
+  });
+  await page.getByLabel('Open IDX files…').setInputFiles([
+    good('train-labels-idx1-ubyte.gz'),
+    good('t10k-images-idx3-ubyte.gz'),
+    good('t10k-labels-idx1-ubyte.gz'),
+    { name: 'train-images-idx3-ubyte', mimeType: 'application/octet-stream', buffer: Buffer.from('this is not an IDX file at all') },
+  ]);
+  const message = page.getByTestId('file-error');
+  await message.waitFor({ timeout: 30_000 });
+  const text = await message.textContent();
+  assert.match(text, /train-images|IDX|idx/i, text);
+  // Still usable: same state, Train enabled, dataset unchanged.
+  assert.equal(await page.getAttribute('.app[data-state]', 'data-state'), 'ready');
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isEnabled());
+  assert.match(await page.textContent('[data-testid=dataset]'), /MNIST/);
+
+  // An invalid field is rejected at the field and disables Train.
+  await page.fill('#f-epochs', 'abc');
+  await page.locator('#epochs-error').waitFor();
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isDisabled());
+  await page.fill('#f-epochs', '1');
+  await page.locator('#epochs-error').waitFor({ state: 'detached' });
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isEnabled());
+
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('invalid URL values are shown at their fields', { timeout: READY_MS + ACTION_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?batch=1&lr=fast&metric=manhattan`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  for (const id of ['batch-error', 'lr-error', 'metric-error']) {
+    await page.locator(`#${id}`).waitFor({ timeout: 5000 });
+  }
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isDisabled());
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('without WebGPU the page falls back to the CPU with a banner', { timeout: READY_MS + ACTION_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?backend=cpu&train_limit=64`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  assert.match(await page.textContent('.banners'), /CPU/);
+  assert.match(await page.textContent('[data-testid=adapter]'), /CPU/);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('Pause, Resume and Stop steer a run; a stopped run can be exported', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?train_limit=640&test_limit=50&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const button = (name) => page.getByRole('button', { name, exact: true });
+  await button('Train').click();
+  assert.equal(await waitState(page, ['training', 'done', 'error'], 60_000), 'training');
+  await button('Pause').click();
+  assert.equal(await waitState(page, ['paused'], 10_000), 'paused');
+  assert.ok(await button('Resume').isEnabled());
+  assert.ok(await button('Train').isDisabled());
+  await button('Resume').click();
+  assert.equal(await waitState(page, ['training'], 10_000), 'training');
+  await button('Stop').click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.match(await page.textContent('.banners'), /Stopped after/);
+  const bar = page.locator('.progress').getByRole('progressbar');
+  assert.ok(Number(await bar.getAttribute('aria-valuenow')) < 100);
+  const vecs = await download(page, 'Download vecs.tsv');
+  assert.equal(vecs.text.split('\n').filter((l) => l).length, 50);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});

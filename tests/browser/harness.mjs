@@ -1,0 +1,103 @@
+// Shared by the e2e test and the benchmark: start the static server and Chromium, and stop
+// both (by pid / handle) afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const repo = resolve(here, '..', '..');
+export const dist = resolve(process.env.TRIPLETLAB_DIST ?? join(repo, 'dist'));
+
+/** Chromium flags that give WebGPU on SwiftShader in a headless container. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan,WebGPU',
+  '--use-webgpu-adapter=swiftshader',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export function chromiumPath() {
+  for (const p of [process.env.CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium']) {
+    if (p && existsSync(p)) return p;
+  }
+  throw new Error('Chromium not found (run scripts/setup-web.sh, or set CHROMIUM)');
+}
+
+/** Starts serve.mjs on a free port; resolves to { url, stop }. */
+export async function startServer(dir = dist) {
+  if (!existsSync(join(dir, 'index.html'))) {
+    throw new Error(`${dir}/index.html is missing: build the page first (trunk build)`);
+  }
+  const child = spawn(process.execPath, [join(here, 'serve.mjs'), dir, '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error('static server did not start')), 10000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+    child.on('exit', (code) => fail(new Error(`static server exited (${code})`)));
+  });
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const gone = new Promise((ok) => child.on('exit', ok));
+    process.kill(child.pid, 'SIGTERM');
+    const t = setTimeout(() => child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 3000);
+    await gone;
+    clearTimeout(t);
+  };
+  return { url, stop, pid: child.pid };
+}
+
+/** Launches headless Chromium with a fresh profile; resolves to { browser, stop }. */
+export async function startBrowser() {
+  const profile = mkdtempSync(join(tmpdir(), 'tripletlab-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: CHROMIUM_ARGS,
+    acceptDownloads: true,
+    viewport: { width: 1400, height: 1000 },
+  });
+  const stop = async () => {
+    await browser.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { browser, stop };
+}
+
+/** Collects console errors and uncaught page errors of `page`. */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  return errors;
+}
+
+/** Waits until the app root's data-state is one of `states`. */
+export async function waitState(page, states, timeout) {
+  const list = Array.isArray(states) ? states : [states];
+  await page.waitForFunction(
+    (want) => want.includes(document.querySelector('.app[data-state]')?.getAttribute('data-state')),
+    list,
+    { timeout, polling: 250 },
+  );
+  return page.getAttribute('.app[data-state]', 'data-state');
+}
