@@ -461,15 +461,7 @@ impl Trainer {
             pixels.clear();
             set.pixels_f32(chunk, &mut pixels);
             let images = EmbedNet::images_tensor(pixels.clone(), &device);
-            let data = model
-                .forward(images)
-                .into_data_async()
-                .await
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            let values: Vec<f32> = data
-                .try_into_vec()
-                .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-            out.extend_from_slice(&values);
+            out.extend_from_slice(&read_f32(model.forward(images)).await?);
         }
         Ok(out)
     }
@@ -648,16 +640,21 @@ async fn read_losses(
 ) -> Result<Vec<(usize, usize, f32)>, TrainError> {
     let drained: Vec<_> = pending.drain(..).collect();
     let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
-    let data = Tensor::cat(tensors, 0)
-        .into_data_async()
-        .await
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-    let values: Vec<f32> = data
-        .try_into_vec()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let values = read_f32(Tensor::cat(tensors, 0)).await?;
     Ok(drained
         .into_iter()
         .zip(values)
         .map(|((s, g, _), v)| (s, g, v))
         .collect())
+}
+
+/// Reads a tensor's values back asynchronously (the only kind of read the browser allows); a
+/// failure (e.g. a lost GPU device) becomes [`TrainError::Device`].
+pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, TrainError> {
+    tensor
+        .into_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?
+        .try_into_vec()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
 }
