@@ -127,10 +127,10 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
     let sync = |d: &Device| d.sync().expect("device sync");
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
 
-    let mut model = Some(EmbedNetConfig::new().with_dropout(DROPOUT).init(0, &device));
+    let mut model = Some(EmbedNetConfig::new().init(0, &device));
     let mut optim = adam();
     let mut dropout_rng = Pcg64Mcg::seed_from_u64(0);
-    let mut plain = Some(EmbedNetConfig::new().with_dropout(0.0).init(0, &device));
+    let mut plain = Some(EmbedNetConfig::new().init(0, &device));
     let mut plain_optim = adam();
     let mut trainer = Trainer::new(config(), split, &inner).expect("trainer on the CPU");
 

@@ -32,13 +32,10 @@ const CONV1: usize = 64;
 const CONV2: usize = 32;
 const FLAT: usize = 7 * 7 * CONV2;
 
-/// Hyper-parameters of [`EmbedNet`] (the architecture itself is fixed).
+/// Builds an [`EmbedNet`]. The architecture is fixed; the dropout rate is a training setting
+/// (`TrainConfig::dropout`, applied through [`DropoutMasks`]), not part of the net.
 #[derive(Config, Debug)]
-pub struct EmbedNetConfig {
-    /// Dropout rate after each pooling layer.
-    #[config(default = 0.3)]
-    pub dropout: f64,
-}
+pub struct EmbedNetConfig {}
 
 /// The notebook's network. See the module docs for the layout.
 #[derive(Module, Debug)]
@@ -49,8 +46,6 @@ pub struct EmbedNet {
     conv2_bias: Param<Tensor<1>>,
     dense_kernel: Param<Tensor<2>>,
     dense_bias: Param<Tensor<1>>,
-    /// Dropout rate after each pooling layer (applied through [`DropoutMasks`] in training).
-    dropout: f64,
 }
 
 /// Problems with a weights file.
@@ -137,7 +132,6 @@ impl EmbedNetConfig {
             conv2_bias: vector(b2),
             dense_kernel: matrix(w3, FLAT, EMBEDDING_DIM),
             dense_bias: vector(b3),
-            dropout: self.dropout,
         }
     }
 
@@ -258,11 +252,6 @@ impl DropoutMasks {
 }
 
 impl EmbedNet {
-    /// The dropout rate this net was configured with.
-    pub fn dropout_rate(&self) -> f64 {
-        self.dropout
-    }
-
     /// Dense output before normalisation, `[B, 256]`, from pixels/255 in `[B, 28, 28, 1]`,
     /// with dropout applied through `masks` (training) or not at all (`None`, inference).
     pub fn forward_unnormalized_with(&self, images: Tensor<4>, masks: Option<&DropoutMasks>) -> Tensor<2> {

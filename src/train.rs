@@ -314,9 +314,7 @@ impl Trainer {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
         let device = device.clone().autodiff();
-        let model = EmbedNetConfig::new()
-            .with_dropout(config.dropout)
-            .init(config.seed, &device);
+        let model = EmbedNetConfig::new().init(config.seed, &device);
         Ok(Self::assemble(config, device, model, train, test))
     }
 
