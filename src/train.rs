@@ -285,7 +285,6 @@ pub struct Trainer {
     order: Vec<usize>,
     epoch: usize,
     cursor: usize,
-    pixels: Vec<f32>,
     dropout_rng: Pcg64Mcg,
 }
 
@@ -354,7 +353,6 @@ impl Trainer {
             order: Vec::new(),
             epoch: 0,
             cursor: 0,
-            pixels: Vec::new(),
             dropout_rng: Pcg64Mcg::seed_from_u64(config_seed ^ 0x6472_6f70_6f75_7421),
         };
         trainer.start_epoch(0);
@@ -422,9 +420,9 @@ impl Trainer {
                 ),
             };
         }
-        self.pixels.clear();
-        self.train.pixels_f32(&batch, &mut self.pixels);
-        let images = EmbedNet::images_tensor(std::mem::take(&mut self.pixels), &self.device);
+        let mut pixels = Vec::new();
+        self.train.pixels_f32(&batch, &mut pixels);
+        let images = EmbedNet::images_tensor(pixels, &self.device);
         let masks = DropoutMasks::draw(
             &mut self.dropout_rng,
             batch.len(),
@@ -454,11 +452,10 @@ impl Trainer {
         let device = self.device.clone().inner();
         let mut out = Vec::with_capacity(set.len() * EMBEDDING_DIM);
         let all: Vec<usize> = (0..set.len()).collect();
-        let mut pixels = Vec::new();
         for chunk in all.chunks(EMBED_CHUNK) {
-            pixels.clear();
+            let mut pixels = Vec::new();
             set.pixels_f32(chunk, &mut pixels);
-            let images = EmbedNet::images_tensor(pixels.clone(), &device);
+            let images = EmbedNet::images_tensor(pixels, &device);
             out.extend_from_slice(&read_f32(model.forward(images)).await?);
         }
         Ok(out)
