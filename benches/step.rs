@@ -25,7 +25,7 @@ use tripletlab::data::{Split, load_dir};
 use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use tripletlab::model::{DropoutMasks, EmbedNet, EmbedNetConfig};
+use tripletlab::model::{DropoutMasks, EmbedNetConfig, Images};
 use tripletlab::train::{StepOutcome, TrainConfig, Trainer};
 
 const BATCH: usize = 32;
@@ -153,7 +153,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
 
         let eval = model.as_ref().expect("model").valid();
         let t0 = Instant::now();
-        black_box(eval.forward(EmbedNet::images_tensor(px.clone(), &inner)).into_data());
+        black_box(eval.forward(&Images::new(px, &inner)).into_data());
         t[0] = ms(t0);
         drop(eval);
 
@@ -161,7 +161,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         let m = model.take().expect("model");
         let t0 = Instant::now();
         let masks = DropoutMasks::draw(&mut dropout_rng, BATCH, DROPOUT, &device);
-        let emb = m.forward_train(EmbedNet::images_tensor(px.clone(), &device), masks.as_ref());
+        let emb = m.forward_train(&Images::new(px, &device), masks.as_ref());
         sync(&device);
         t[1] = ms(t0);
         let t1 = Instant::now();
@@ -183,7 +183,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         // The same step without dropout (rate 0): what the two dropouts cost.
         let m = plain.take().expect("model");
         let t0 = Instant::now();
-        let emb = m.forward_train(EmbedNet::images_tensor(px.clone(), &device), None);
+        let emb = m.forward_train(&Images::new(px, &device), None);
         sync(&device);
         t[7] = ms(t0);
         let loss = semi_hard_triplet_loss_with(emb, labels, 1.0, Metric::L2, Selection::Auto);

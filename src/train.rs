@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Dataset, Split, batches, epoch_order};
 use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
 use crate::metrics::{self, Metrics};
-use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
+use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
@@ -422,14 +422,14 @@ impl Trainer {
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
-        let images = EmbedNet::images_tensor(pixels, &self.device);
+        let images = Images::new(&pixels, &self.device);
         let masks = DropoutMasks::draw(
             &mut self.dropout_rng,
             batch.len(),
             self.config.dropout,
             &self.device,
         );
-        let embeddings = self.model.forward_train(images, masks.as_ref());
+        let embeddings = self.model.forward_train(&images, masks.as_ref());
         let loss = triplet_loss(
             embeddings,
             &labels,
@@ -455,8 +455,8 @@ impl Trainer {
         for chunk in all.chunks(EMBED_CHUNK) {
             let mut pixels = Vec::new();
             set.pixels_f32(chunk, &mut pixels);
-            let images = EmbedNet::images_tensor(pixels, &device);
-            out.extend_from_slice(&read_f32(model.forward(images)).await?);
+            let images = Images::new(&pixels, &device);
+            out.extend_from_slice(&read_f32(model.forward(&images)).await?);
         }
         Ok(out)
     }

@@ -2,10 +2,10 @@
 //! net with perturbed weights, run by Keras 2.15 on 16 test digits) and compare the
 //! pre-normalisation dense output and the final embeddings to 1e-5.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::TensorData;
 use safetensors::SafeTensors;
 use tripletlab::backend::cpu_device;
-use tripletlab::model::{EmbedNet, EmbedNetConfig};
+use tripletlab::model::{EmbedNetConfig, Images};
 
 const GOLDEN: &[u8] = include_bytes!("golden/forward_keras.safetensors");
 
@@ -31,13 +31,13 @@ fn forward_matches_keras() {
     let model = EmbedNetConfig::new().load_safetensors(GOLDEN, &device).unwrap();
     let (input, shape) = tensor(&st, "input_nhwc");
     assert_eq!(shape, [16, 28, 28, 1]);
-    let images: Tensor<4> = EmbedNet::images_tensor(input, &device);
+    let images = Images::new(&input, &device);
     let dense: Vec<f32> = model
-        .forward_unnormalized(images.clone())
+        .forward_unnormalized(&images)
         .into_data()
         .try_into_vec()
         .unwrap();
-    let embedding: Vec<f32> = model.forward(images).into_data().try_into_vec().unwrap();
+    let embedding: Vec<f32> = model.forward(&images).into_data().try_into_vec().unwrap();
     let (want_dense, _) = tensor(&st, "dense_output");
     let (want_embedding, _) = tensor(&st, "embedding");
     let d = max_abs_diff(&dense, &want_dense);
@@ -53,9 +53,9 @@ fn weights_round_trip_through_safetensors() {
     let model = EmbedNetConfig::new().init(7, &device);
     let bytes = pollster::block_on(model.to_safetensors()).unwrap();
     let again = EmbedNetConfig::new().load_safetensors(&bytes, &device).unwrap();
-    let x: Tensor<4> = EmbedNet::images_tensor(vec![0.5; 2 * 784], &device);
-    let a: Vec<f32> = model.forward(x.clone()).into_data().try_into_vec().unwrap();
-    let b: Vec<f32> = again.forward(x).into_data().try_into_vec().unwrap();
+    let x = Images::new(&[0.5; 2 * 784], &device);
+    let a: Vec<f32> = model.forward(&x).into_data().try_into_vec().unwrap();
+    let b: Vec<f32> = again.forward(&x).into_data().try_into_vec().unwrap();
     assert_eq!(a, b);
     // Unit-norm rows.
     for row in a.chunks(256) {
