@@ -16,3 +16,9 @@ raw=$(stat -c %s "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)
 echo "release wasm: $raw bytes raw, $gz bytes gzipped ($(awk "BEGIN { printf \"%.2f\", $gz / 1048576 }") MiB)"
 node tests/browser/bench.mjs "$@"
+
+# TensorFlow.js 4.22 peer of the same training step (net, TFA loss, Adam) in the same headless
+# Chromium: tfjs-webgpu and tfjs-wasm (bench/web/README.md).
+[ -f bench/web/node_modules/@tensorflow/tfjs-backend-wasm/package.json ] ||
+  (cd bench/web && npm ci --no-audit --no-fund --silent)
+node bench/web/bench-tfjs.mjs
