@@ -20,8 +20,14 @@ setup-native:
 setup-web:
 	@bash scripts/setup-web.sh
 
-test: setup
-	@$(MAKE) --no-print-directory test-native
+# On a fresh machine the browser tools (trunk, wasm-bindgen-cli, Chromium, npm packages) are
+# installed while the native tests build, so the two overlap; on a warm machine both are no-ops.
+test: setup-native
+	@log=$$(mktemp); bash scripts/setup-web.sh >"$$log" 2>&1 & web=$$!; \
+	  $(MAKE) --no-print-directory test-native; native=$$?; \
+	  wait $$web; setup=$$?; cat "$$log"; rm -f "$$log"; \
+	  if [ $$setup -ne 0 ]; then echo "setup-web failed" >&2; exit $$setup; fi; \
+	  if [ $$native -ne 0 ]; then exit $$native; fi
 	@$(MAKE) --no-print-directory test-web
 
 test-native:

@@ -2,7 +2,8 @@
 # Installs what the browser build and its tests need, only what is missing (quiet when all is
 # present): the wasm32 target, trunk, wasm-bindgen-cli (the exact version in Cargo.lock),
 # Chromium + chromedriver, and the npm packages of tests/browser (playwright-core, binaryen's
-# wasm-opt).
+# wasm-opt). The tools build in cargo's temporary directory, not in CARGO_TARGET_DIR, so that
+# `make test` can install them while the project builds there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -23,13 +24,13 @@ fi
 
 if ! trunk --version 2>/dev/null | grep -q " $TRUNK_VERSION\$"; then
   say "installing trunk $TRUNK_VERSION"
-  cargo install trunk --version "$TRUNK_VERSION" --locked
+  env -u CARGO_TARGET_DIR cargo install trunk --version "$TRUNK_VERSION" --locked
 fi
 
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WB_VERSION\$" \
   || ! command -v wasm-bindgen-test-runner >/dev/null; then
   say "installing wasm-bindgen-cli $WB_VERSION"
-  cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
+  env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
 fi
 
 if [ ! -x /usr/lib/chromium/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
