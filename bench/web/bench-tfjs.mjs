@@ -8,12 +8,12 @@
 // Prints one JSON line per backend, then a table; writes bench/out/bench-web-tfjs.json.
 import { createServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { startBrowser } from '../../tests/browser/harness.mjs';
+import { staticHandler } from '../../tests/browser/serve.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -42,40 +42,17 @@ const data = {
   labels: idx('train-labels-idx1-ubyte.gz', 8, 1),
 };
 
-// ---- static server for this folder (page + node_modules), with cross-origin isolation ----
-const types = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.map': 'application/json',
-};
+// ---- static server for this folder (page + node_modules), with cross-origin isolation so
+// tfjs-wasm gets its threaded SIMD build; the MNIST slice is served from memory ----
 const isolation = {
   'cross-origin-opener-policy': 'same-origin',
   'cross-origin-embedder-policy': 'require-corp',
   'cross-origin-resource-policy': 'same-origin',
-  'cache-control': 'no-store',
 };
-const server = createServer(async (req, res) => {
-  try {
-    const url = new URL(req.url, 'http://localhost');
-    if (url.pathname.startsWith('/__data/')) {
-      const body = data[url.pathname.slice('/__data/'.length)];
-      if (!body) return res.writeHead(404).end();
-      return res.writeHead(200, { ...isolation, 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
-    }
-    const path = normalize(join(here, decodeURIComponent(url.pathname)));
-    if (!path.startsWith(here + sep)) return res.writeHead(403).end('forbidden');
-    const info = await stat(path).catch(() => null);
-    if (!info?.isFile()) return res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-    const body = await readFile(path);
-    res.writeHead(200, { ...isolation, 'content-type': types[extname(path)] ?? 'application/octet-stream', 'content-length': body.length });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  } catch (e) {
-    res.writeHead(500).end(String(e));
-  }
-});
+const server = createServer(staticHandler(here, {
+  headers: isolation,
+  routes: { '/__data/images': data.images, '/__data/labels': data.labels },
+}));
 
 const results = [];
 let chrome = null;
