@@ -185,10 +185,10 @@ const GRID1_CELLS: usize = GRID1 * GRID1;
 /// laid out here from the pixels, so on the device conv1 + pool is four small matmuls and an
 /// element-wise maximum: no padding, slicing or concatenation of the net's largest activation,
 /// in the forward pass or the backward pass. Rows cover a 15×15 grid: the 14×14 pooled cells plus
-/// the zero row and column conv2's padding needs (see [`Images::pad_mask`]).
+/// the zero row and column conv2's padding needs (zeroed after the stage by the dropout mask in
+/// training, by `padding_mask` in inference).
 pub struct Images {
     patches: [Tensor<2>; 4],
-    pad_mask: Tensor<4>,
     len: usize,
 }
 
@@ -217,11 +217,7 @@ impl Images {
             }
         }
         let patches = patches.map(|p| Tensor::<2>::from_data(TensorData::new(p, [rows, 4]), device));
-        let pad: Vec<f32> = (0..GRID1_CELLS)
-            .map(|k| if k / GRID1 < GRID1 - 1 && k % GRID1 < GRID1 - 1 { 1.0 } else { 0.0 })
-            .collect();
-        let pad_mask = Tensor::<4>::from_data(TensorData::new(pad, [1, GRID1, GRID1, 1]), device);
-        Self { patches, pad_mask, len: n }
+        Self { patches, len: n }
     }
 
     /// Number of images.
@@ -233,6 +229,15 @@ impl Images {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// `[1, 15, 15, 1]`: 1 on the 14×14 pooled cells, 0 on conv2's padding row and column. Only
+/// inference needs it; in training the dropout mask zeroes the padding.
+fn padding_mask(device: &Device) -> Tensor<4> {
+    let pad: Vec<f32> = (0..GRID1_CELLS)
+        .map(|k| if k / GRID1 < GRID1 - 1 && k % GRID1 < GRID1 - 1 { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_data(TensorData::new(pad, [1, GRID1, GRID1, 1]), device)
 }
 
 /// Conv1 (Keras Conv2D(64, 2, "same") + relu) and 2×2 max-pooling: `[B, 15, 15, 64]`, the
@@ -343,7 +348,10 @@ impl EmbedNet {
         // Dropout; the mask (or, without dropout, the padding mask) zeroes conv2's padding.
         let x = match masks {
             Some(m) => x * m.after_pool1.clone(),
-            None => x * images.pad_mask.clone(),
+            None => {
+                let device = x.device();
+                x * padding_mask(&device)
+            }
         };
         let mut x = conv2_pool(x, self.conv2_kernel.val(), self.conv2_bias.val());
         if let Some(m) = masks {
@@ -528,7 +536,7 @@ mod tests {
         // The padding row and column are all zero patches and masked out.
         let row = 14 * GRID1 + 2;
         assert!(patches.iter().all(|p| p[row * 4..row * 4 + 4] == [0.0; 4]));
-        let pad = values(images.pad_mask.clone());
+        let pad = values(padding_mask(&device));
         assert_eq!(pad.iter().filter(|v| **v == 0.0).count(), 2 * GRID1 - 1);
         assert_eq!(pad[14 * GRID1 + 3], 0.0);
         assert_eq!(pad[3 * GRID1 + 14], 0.0);
