@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cases;
 pub mod data;
 pub mod export;
+pub mod fused;
 pub mod loss;
 pub mod metrics;
 pub mod model;

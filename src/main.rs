@@ -28,7 +28,7 @@ mod cli {
     use tripletlab::loss::{Metric, Mining, Selection};
     use tripletlab::metrics::evaluate;
     use tripletlab::model::EMBEDDING_DIM;
-    use tripletlab::train::{Event, Host, TrainConfig, Trainer, run};
+    use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, run};
 
     #[derive(Parser)]
     #[command(name = "tripletlab", version, about = "Semi-hard triplet-loss embeddings of MNIST, TFA-exact, with burn")]
@@ -107,6 +107,10 @@ mod cli {
         /// cpu | wgpu
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
+        /// How steps are computed: auto (fused kernels on the CPU, burn autodiff on wgpu) |
+        /// fused | autodiff.
+        #[arg(long, default_value = "auto")]
+        engine: StepEngine,
         /// Skip the final kNN against the train embeddings.
         #[arg(long)]
         no_knn: bool,
@@ -267,6 +271,7 @@ mod cli {
             train_limit: args.limit_train,
             test_limit: args.limit_test,
             knn_against_train: !args.no_knn,
+            engine: args.engine,
             ..TrainConfig::default()
         };
         config.validate().map_err(|e| format!("invalid setting {e}"))?;
@@ -314,6 +319,7 @@ mod cli {
         let report = json!({
             "dataset": args.dataset,
             "backend": args.backend.as_str(),
+            "engine": trainer.engine().as_str(),
             "config": config,
             "knn1_acc": m.knn1_acc,
             "knn5_acc": m.knn5_acc,

@@ -31,9 +31,12 @@ pub const IMAGE_SIDE: usize = 28;
 pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 /// Output embedding width.
 pub const EMBEDDING_DIM: usize = 256;
-const CONV1: usize = 64;
-const CONV2: usize = 32;
-const FLAT: usize = 7 * 7 * CONV2;
+/// Conv1's output channels.
+pub(crate) const CONV1: usize = 64;
+/// Conv2's output channels.
+pub(crate) const CONV2: usize = 32;
+/// Width of the flattened `[7, 7, 32]` map the dense layer reads.
+pub(crate) const FLAT: usize = 7 * 7 * CONV2;
 
 /// Builds an [`EmbedNet`]. The architecture is fixed; the dropout rate is a training setting
 /// (`TrainConfig::dropout`, applied through [`DropoutMasks`]), not part of the net.
@@ -119,7 +122,8 @@ impl EmbedNetConfig {
         )
     }
 
-    fn from_parts(&self, parts: [Vec<f32>; 6], device: &Device) -> EmbedNet {
+    /// Builds the net from its six weight tensors, flat, in [`WEIGHT_TENSORS`] order and layout.
+    pub fn from_parts(&self, parts: [Vec<f32>; 6], device: &Device) -> EmbedNet {
         let [w1, b1, w2, b2, w3, b3] = parts;
         let matrix = |v: Vec<f32>, r: usize, c: usize| {
             Param::from_tensor(Tensor::<2>::from_data(TensorData::new(v, [r, c]), device))
@@ -173,9 +177,9 @@ impl EmbedNetConfig {
 
 /// Side of the first pooled grid (14) plus the one zero row/column that conv2's Keras "same"
 /// padding adds at the bottom/right: the first stage produces this 15×15 grid directly.
-const GRID1: usize = IMAGE_SIDE / 2 + 1;
+pub(crate) const GRID1: usize = IMAGE_SIDE / 2 + 1;
 /// Positions of that grid per image.
-const GRID1_CELLS: usize = GRID1 * GRID1;
+pub(crate) const GRID1_CELLS: usize = GRID1 * GRID1;
 
 /// A batch of images prepared for [`EmbedNet`]: conv1's im2col, built on the host.
 ///
@@ -306,6 +310,17 @@ pub struct DropoutMasks {
 impl DropoutMasks {
     /// Masks for `batch` images, or `None` when `rate` is 0.
     pub fn draw(rng: &mut Pcg64Mcg, batch: usize, rate: f64, device: &Device) -> Option<Self> {
+        let [first, second] = Self::draw_host(rng, batch, rate)?;
+        Some(Self {
+            after_pool1: Tensor::from_data(TensorData::new(first, [batch, GRID1, GRID1, CONV1]), device),
+            after_pool2: Tensor::from_data(TensorData::new(second, [batch, 7, 7, CONV2]), device),
+        })
+    }
+
+    /// The same masks as [`DropoutMasks::draw`] (same values from the same stream), as host
+    /// vectors: `[B, 15, 15, 64]` after the first pooling (zero on conv2's padding row and
+    /// column) and `[B, 7, 7, 32]` after the second. `None` when `rate` is 0.
+    pub fn draw_host(rng: &mut Pcg64Mcg, batch: usize, rate: f64) -> Option<[Vec<f32>; 2]> {
         if rate <= 0.0 {
             return None;
         }
@@ -333,10 +348,7 @@ impl DropoutMasks {
         }
         let mut second = vec![0.0; batch * 7 * 7 * CONV2];
         fill(&mut second);
-        Some(Self {
-            after_pool1: Tensor::from_data(TensorData::new(first, [batch, GRID1, GRID1, CONV1]), device),
-            after_pool2: Tensor::from_data(TensorData::new(second, [batch, 7, 7, CONV2]), device),
-        })
+        Some([first, second])
     }
 }
 
@@ -386,6 +398,35 @@ impl EmbedNet {
             self.dense_kernel.val().reshape([FLAT * EMBEDDING_DIM]),
             self.dense_bias.val(),
         ]
+    }
+
+    /// Parameter ids in [`WEIGHT_TENSORS`] order (kernels are rank 2, biases rank 1).
+    #[cfg(test)]
+    pub(crate) fn param_ids(&self) -> [burn::module::ParamId; 6] {
+        [
+            self.conv1_kernel.id,
+            self.conv1_bias.id,
+            self.conv2_kernel.id,
+            self.conv2_bias.id,
+            self.dense_kernel.id,
+            self.dense_bias.id,
+        ]
+    }
+
+    /// The six weight tensors, flat, in [`WEIGHT_TENSORS`] order and layout, read back
+    /// synchronously: for devices whose reads complete at once (the CPU, also in wasm).
+    pub fn to_parts(&self) -> Result<[Vec<f32>; 6], WeightsError> {
+        let parts: Vec<Vec<f32>> = self
+            .weight_tensors()
+            .into_iter()
+            .map(|t| {
+                t.detach()
+                    .into_data()
+                    .try_into_vec()
+                    .map_err(|e| WeightsError::Device(format!("{e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(parts.try_into().expect("six tensors"))
     }
 
     /// Serialises the weights as safetensors with Keras names and shapes ([`WEIGHT_TENSORS`]).

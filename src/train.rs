@@ -14,7 +14,9 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::cpu_device;
 use crate::data::{Dataset, Split, batches, epoch_order};
+use crate::fused::{AdamSettings, FusedNet};
 use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
 use crate::metrics::{self, Metrics};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
@@ -55,6 +57,44 @@ pub struct TrainConfig {
     pub embed_every: usize,
     /// At the end, embed the training set too and score cosine kNN-1/kNN-5 against it.
     pub knn_against_train: bool,
+    /// How steps are computed (see [`StepEngine`]).
+    pub engine: StepEngine,
+}
+
+/// How a training step is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepEngine {
+    /// [`StepEngine::Fused`] on the CPU device, [`StepEngine::Autodiff`] on a GPU.
+    #[default]
+    Auto,
+    /// The hand-fused host kernels of [`crate::fused`] (CPU device only).
+    Fused,
+    /// burn's autodiff of [`EmbedNet`] and burn's Adam, on any device.
+    Autodiff,
+}
+
+impl StepEngine {
+    /// Name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepEngine::Auto => "auto",
+            StepEngine::Fused => "fused",
+            StepEngine::Autodiff => "autodiff",
+        }
+    }
+}
+
+impl std::str::FromStr for StepEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(StepEngine::Auto),
+            "fused" => Ok(StepEngine::Fused),
+            "autodiff" => Ok(StepEngine::Autodiff),
+            other => Err(format!("unknown engine '{other}' (expected auto, fused or autodiff)")),
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -75,6 +115,7 @@ impl Default for TrainConfig {
             read_every: 8,
             embed_every: 0,
             knn_against_train: true,
+            engine: StepEngine::Auto,
         }
     }
 }
@@ -274,12 +315,22 @@ pub enum StepOutcome {
     },
 }
 
+/// The weights and the optimiser, in the form the step engine works on.
+enum Engine {
+    /// burn's autodiff and Adam on the device.
+    Autodiff { model: EmbedNet, optim: ModuleOptimizer },
+    /// The fused host kernels (the CPU device).
+    Fused(Box<FusedNet>),
+}
+
+/// Keras' Adam: β 0.9 / 0.999, ε 1e-7.
+const ADAM: AdamSettings = AdamSettings { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 };
+
 /// Owns the model, the optimiser, the data and the position in the data.
 pub struct Trainer {
     config: TrainConfig,
     device: Device,
-    model: EmbedNet,
-    optim: ModuleOptimizer,
+    engine: Engine,
     train: Dataset,
     test: Dataset,
     order: Vec<usize>,
@@ -312,9 +363,36 @@ impl Trainer {
         if train.rows * train.cols != IMAGE_PIXELS || test.rows * test.cols != IMAGE_PIXELS {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
+        let on_cpu = device.clone().inner() == cpu_device();
+        let fused = match config.engine {
+            StepEngine::Auto => on_cpu,
+            StepEngine::Fused if !on_cpu => {
+                return Err(TrainError::Config(ConfigError {
+                    field: "engine",
+                    message: "the fused engine runs on the CPU backend only".into(),
+                }));
+            }
+            StepEngine::Fused => true,
+            StepEngine::Autodiff => false,
+        };
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
-        Ok(Self::assemble(config, device, model, train, test))
+        let engine = Self::engine_for(model, fused)?;
+        Ok(Self::assemble(config, device, engine, train, test))
+    }
+
+    fn engine_for(model: EmbedNet, fused: bool) -> Result<Engine, TrainError> {
+        if fused {
+            let parts = model.to_parts().map_err(|e| TrainError::Device(e.to_string()))?;
+            Ok(Engine::Fused(Box::new(FusedNet::new(parts, ADAM))))
+        } else {
+            let optim = AdamConfig::new()
+                .with_beta_1(ADAM.beta_1)
+                .with_beta_2(ADAM.beta_2)
+                .with_epsilon(ADAM.epsilon)
+                .init();
+            Ok(Engine::Autodiff { model: model.train(), optim })
+        }
     }
 
     /// Like [`Trainer::new`] but starting from given weights (e.g. an uploaded file).
@@ -325,29 +403,23 @@ impl Trainer {
         model: EmbedNet,
     ) -> Result<Self, TrainError> {
         let mut trainer = Self::new(config, split, device)?;
-        trainer.model = model.to_device(&trainer.device).train();
+        let fused = matches!(trainer.engine, Engine::Fused(_));
+        trainer.engine = Self::engine_for(model.to_device(&trainer.device), fused)?;
         Ok(trainer)
     }
 
     fn assemble(
         config: TrainConfig,
         device: Device,
-        model: EmbedNet,
+        engine: Engine,
         train: Dataset,
         test: Dataset,
     ) -> Self {
-        // Keras Adam: β 0.9 / 0.999, ε 1e-7.
         let config_seed = config.seed;
-        let optim = AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-7)
-            .init();
         let mut trainer = Self {
             config,
             device,
-            model,
-            optim,
+            engine,
             train,
             test,
             order: Vec::new(),
@@ -375,9 +447,20 @@ impl Trainer {
         &self.config
     }
 
-    /// The model being trained.
-    pub fn model(&self) -> &EmbedNet {
-        &self.model
+    /// The model being trained (a copy of the weights, on the trainer's device).
+    pub fn model(&self) -> EmbedNet {
+        match &self.engine {
+            Engine::Autodiff { model, .. } => model.clone(),
+            Engine::Fused(net) => EmbedNetConfig::new().from_parts(net.params().clone(), &self.device),
+        }
+    }
+
+    /// The engine that computes the steps: [`StepEngine::Fused`] or [`StepEngine::Autodiff`].
+    pub fn engine(&self) -> StepEngine {
+        match self.engine {
+            Engine::Autodiff { .. } => StepEngine::Autodiff,
+            Engine::Fused(_) => StepEngine::Fused,
+        }
     }
 
     /// Steps in one epoch (the last batch may be partial).
@@ -422,24 +505,40 @@ impl Trainer {
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
-        let images = Images::new(&pixels, &self.device);
-        let masks = DropoutMasks::draw(
-            &mut self.dropout_rng,
-            batch.len(),
-            self.config.dropout,
-            &self.device,
-        );
-        let embeddings = self.model.forward_train(&images, masks.as_ref());
-        let loss = triplet_loss(
-            embeddings,
-            &labels,
-            self.config.margin,
-            self.config.metric,
-            self.config.mining,
-            self.config.soft,
-        );
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.config.lr, self.model.clone(), grads);
+        let (rate, lr) = (self.config.dropout, self.config.lr);
+        let loss_of = |embeddings: Tensor<2>| {
+            let c = &self.config;
+            triplet_loss(embeddings, &labels, c.margin, c.metric, c.mining, c.soft)
+        };
+        let loss = match &mut self.engine {
+            Engine::Autodiff { model, optim } => {
+                let images = Images::new(&pixels, &self.device);
+                let masks = DropoutMasks::draw(&mut self.dropout_rng, batch.len(), rate, &self.device);
+                let loss = loss_of(model.forward_train(&images, masks.as_ref()));
+                let grads = GradientsParams::from_grads(loss.backward(), &*model);
+                *model = optim.step(lr, model.clone(), grads);
+                loss
+            }
+            Engine::Fused(net) => {
+                let masks = DropoutMasks::draw_host(&mut self.dropout_rng, batch.len(), rate);
+                let embeddings = net.forward_train(&pixels, masks.as_ref()).to_vec();
+                // The loss and its gradient w.r.t. the embeddings in burn (TFA-exact), on the CPU
+                // where reading them back is immediate; the weights stay untouched when the loss
+                // is not finite (the driver then stops the run).
+                let x = Tensor::<2>::from_data(TensorData::new(embeddings, [batch.len(), EMBEDDING_DIM]), &self.device)
+                    .require_grad();
+                let loss = loss_of(x.clone());
+                if loss.clone().into_scalar::<f32>().is_finite() {
+                    let grads = loss.backward();
+                    let d = x.grad(&grads).map(|g| g.into_data().try_into_vec::<f32>());
+                    if let Some(Ok(d)) = d {
+                        net.backward(&pixels, &d);
+                        net.adam_step(lr);
+                    }
+                }
+                loss
+            }
+        };
         StepOutcome::Trained {
             loss: loss.detach(),
             examples: batch.len(),
@@ -448,15 +547,19 @@ impl Trainer {
 
     /// Embeds a whole dataset with dropout off, reading back asynchronously.
     pub async fn embed(&self, set: &Dataset) -> Result<Vec<f32>, TrainError> {
-        let model = self.model.valid();
         let device = self.device.clone().inner();
         let mut out = Vec::with_capacity(set.len() * EMBEDDING_DIM);
         let all: Vec<usize> = (0..set.len()).collect();
         for chunk in all.chunks(EMBED_CHUNK) {
             let mut pixels = Vec::new();
             set.pixels_f32(chunk, &mut pixels);
-            let images = Images::new(&pixels, &device);
-            out.extend_from_slice(&read_f32(model.forward(&images)).await?);
+            match &self.engine {
+                Engine::Autodiff { model, .. } => {
+                    let images = Images::new(&pixels, &device);
+                    out.extend_from_slice(&read_f32(model.valid().forward(&images)).await?);
+                }
+                Engine::Fused(net) => out.extend_from_slice(&net.embed(&pixels)),
+            }
         }
         Ok(out)
     }
@@ -652,4 +755,60 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Tra
         .map_err(|e| TrainError::Device(format!("{e:?}")))?
         .try_into_vec()
         .map_err(|e| TrainError::Device(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::load_dir;
+
+    fn mnist() -> Split {
+        load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/data/mnist")).expect("bundled mnist")
+    }
+
+    fn losses(trainer: &mut Trainer, steps: usize) -> Vec<f32> {
+        (0..steps)
+            .map(|_| match trainer.step() {
+                StepOutcome::Trained { loss, .. } => loss.into_scalar::<f32>(),
+                StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
+            })
+            .collect()
+    }
+
+    /// The fused CPU engine and burn's autodiff engine take the same steps: same initial
+    /// weights, batches and dropout masks, so the same losses and, after a few Adam steps,
+    /// the same embeddings up to float rounding.
+    #[test]
+    fn fused_and_autodiff_engines_agree_step_by_step() {
+        let split = mnist();
+        let config = |engine| TrainConfig {
+            train_limit: Some(640),
+            test_limit: Some(64),
+            engine,
+            ..TrainConfig::default()
+        };
+        let cpu = cpu_device();
+        let mut fused = Trainer::new(config(StepEngine::Auto), &split, &cpu).expect("trainer");
+        let mut autodiff = Trainer::new(config(StepEngine::Autodiff), &split, &cpu).expect("trainer");
+        assert_eq!(fused.engine(), StepEngine::Fused, "the CPU device defaults to the fused engine");
+        assert_eq!(autodiff.engine(), StepEngine::Autodiff);
+        let (a, b) = (losses(&mut fused, 8), losses(&mut autodiff, 8));
+        for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "step {step}: fused {x} vs autodiff {y}");
+        }
+        assert!(a[7] < a[0], "training lowers the loss: {a:?}");
+        let ea = pollster::block_on(fused.embed(fused.test_set())).expect("embed");
+        let eb = pollster::block_on(autodiff.embed(autodiff.test_set())).expect("embed");
+        let worst = ea.iter().zip(&eb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "embeddings after 8 steps differ by {worst}");
+        // The weights the fused engine exposes are the ones it trains.
+        let model = fused.model();
+        let mut pixels = Vec::new();
+        let all: Vec<usize> = (0..fused.test_set().len()).collect();
+        fused.test_set().pixels_f32(&all, &mut pixels);
+        let images = Images::new(&pixels, &cpu);
+        let direct = model.valid().forward(&images).into_data().try_into_vec::<f32>().expect("f32");
+        let worst = ea.iter().zip(&direct).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-5, "model() disagrees with the fused forward by {worst}");
+    }
 }
