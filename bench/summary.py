@@ -73,7 +73,7 @@ def main():
     def step_row(name, ms, note=""):
         rows.append({"path": name, "ms_per_step": ms, "examples_per_s": None if ms is None else BATCH * 1000.0 / ms, "note": note})
 
-    step_row("tripletlab, CPU (burn flex)", est("train_step", "cpu"), "Trainer::step + loss read")
+    step_row("tripletlab, CPU (fused engine)", est("train_step", "cpu"), "Trainer::step + loss read")
     wgpu_ms = est("train_step", "wgpu")
     step_row("tripletlab, wgpu", wgpu_ms, "Vulkan (lavapipe without a GPU)" if wgpu_ms is not None else "skipped: no adapter")
     fit = keras.get("fit") or {}
@@ -91,6 +91,7 @@ def main():
         "examples_per_s": ref_eps_mean,
         "note": "mnist10k, epochs 2-5, earlier run",
     })
+    step_row("tripletlab, CPU, burn autodiff engine", est("train_step", "cpu_autodiff"), "--engine autodiff")
     keras_eps = rows[2]["examples_per_s"]
     for r in rows:
         r["vs_keras_fit"] = (r["examples_per_s"] / keras_eps) if (r["examples_per_s"] and keras_eps) else None
@@ -104,13 +105,13 @@ def main():
             bd = {}
     bd_ms = bd.get("ms") or {}
     labels = [
-        ("inference_forward", "inference forward (no autodiff, no dropout)"),
-        ("upload_forward", "step phase: upload + dropout masks + forward"),
-        ("loss", "step phase: semi-hard loss"),
+        ("inference_forward", "inference forward of the batch"),
+        ("masks", "step phase: dropout masks"),
+        ("forward", "step phase: forward"),
+        ("loss", "step phase: semi-hard loss + gradient (burn)"),
         ("backward", "step phase: backward"),
         ("adam", "step phase: Adam update"),
-        ("manual_step", "whole step (phases above + loss read)"),
-        ("manual_step_no_dropout", "whole step without dropout"),
+        ("manual_step", "whole step (phases above)"),
         ("trainer_step", "Trainer::step + loss read"),
     ]
     breakdown = [{"stage": k, "label": label, "ms": bd_ms.get(k)} for k, label in labels]
@@ -152,9 +153,9 @@ def main():
         w(f"CPU step vs the original (Keras fit): {cpu_ratio:.2f}×  (target ≥ {TARGET_STEP:.1f}×, goal {GOAL_STEP:.1f}×): {verdict}\n")
     if bd_ms:
         whole = bd_ms.get("manual_step")
-        w(f"\nCPU step breakdown (median ms over {bd.get('rounds')} interleaved rounds; share of the whole step)\n")
+        w(f"\nFused CPU step breakdown (median ms over {bd.get('rounds')} interleaved rounds; share of the whole step)\n")
         for r in breakdown:
-            share = f"{100.0 * r['ms'] / whole:5.0f} %" if (r["ms"] is not None and whole and r["stage"] in ("upload_forward", "loss", "backward", "adam")) else ""
+            share = f"{100.0 * r['ms'] / whole:5.0f} %" if (r["ms"] is not None and whole and r["stage"] in ("masks", "forward", "loss", "backward", "adam")) else ""
             w(f"  {r['label']:<52}{fmt(r['ms'], '.2f'):>9}  {share}\n")
     w("\nSemi-hard loss + gradient, CPU, 256-d (ours: burn flex autodiff, Selection::Auto; TFA 0.23: tf.function)\n")
     w(f"{'B':>6}{'ours ms':>11}{'TFA ref ms':>13}{'speed-up':>11}{'TFA here ms':>14}{'speed-up':>11}\n")

@@ -3,30 +3,31 @@
 //! order — on the CPU (`flex`) device and on wgpu (skipped with a note when no adapter starts;
 //! on a machine without a GPU that is Mesa's lavapipe, a software Vulkan driver).
 //!
-//! * group `train_step`, ids `cpu` / `wgpu`: [`Trainer::step`] followed by a read of the loss
-//!   (`into_scalar`), so each iteration waits for the step to finish. Throughput is 32 examples
-//!   per iteration, so criterion also prints examples/s. (The real training loop reads the loss
-//!   every 8 steps; reading it every step here is the conservative figure.)
-//! * then, outside criterion, where the CPU step's time goes: the phases of a step (upload +
-//!   forward, loss, backward, Adam) timed inside the same step, interleaved with an inference
-//!   forward, a dropout-free step and a `Trainer::step` (see [`breakdown`]); printed and written
-//!   to `bench/out/step-breakdown.json`. (Timing an autodiff forward alone in a criterion
-//!   loop was misleading: it came out as long as the whole step.)
+//! * group `train_step`: [`Trainer::step`] followed by a read of the loss (`into_scalar`), so
+//!   each iteration waits for the step to finish. Ids: `cpu` (the CPU device's default engine,
+//!   the fused host kernels of `tripletlab::fused`), `cpu_autodiff` (burn's autodiff and Adam on
+//!   the same device) and `wgpu` (burn's autodiff). Throughput is 32 examples per iteration, so
+//!   criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
+//!   reading it every step here is the conservative figure.)
+//! * then, outside criterion, where the fused CPU step's time goes: its phases (dropout masks,
+//!   forward, loss + gradient in burn, backward, Adam) timed inside the same step, interleaved
+//!   round by round with an inference forward and a `Trainer::step` (see [`breakdown`]);
+//!   printed and written to `bench/out/step-breakdown.json`.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput};
 use tripletlab::backend::{BackendKind, cpu_device, native_device};
 use tripletlab::data::{Split, load_dir};
-use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use tripletlab::model::{DropoutMasks, EmbedNetConfig, Images};
-use tripletlab::train::{StepOutcome, TrainConfig, Trainer};
+use tripletlab::fused::{AdamSettings, FusedNet};
+use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+use tripletlab::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
+use tripletlab::train::{StepEngine, StepOutcome, TrainConfig, Trainer};
 
 const BATCH: usize = 32;
 const DROPOUT: f64 = 0.3;
@@ -41,6 +42,10 @@ fn config() -> TrainConfig {
         batch_size: BATCH,
         ..TrainConfig::default()
     }
+}
+
+fn config_with(engine: StepEngine) -> TrainConfig {
+    TrainConfig { engine, ..config() }
 }
 
 /// One trainer step, waiting for it (reads the loss). Skipped batches (no positive pair; at
@@ -71,6 +76,13 @@ fn train_step(c: &mut Criterion, split: &Split, warm_steps: usize) {
     group.bench_function("cpu", |b| b.iter(|| step(&mut trainer)));
     drop(trainer);
 
+    let mut trainer = Trainer::new(config_with(StepEngine::Autodiff), split, &cpu).expect("trainer on the CPU");
+    for _ in 0..warm_steps {
+        step(&mut trainer);
+    }
+    group.bench_function("cpu_autodiff", |b| b.iter(|| step(&mut trainer)));
+    drop(trainer);
+
     match native_device(BackendKind::Wgpu) {
         Ok(device) => match Trainer::new(config(), split, &device) {
             Ok(mut trainer) => {
@@ -99,103 +111,61 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
-/// Where the CPU step's time goes: the phases of one step timed inside the same step (flex is
-/// eager, and each phase ends with a device sync), interleaved round by round with an inference
-/// forward, a step of a dropout-free model and a real `Trainer::step`, so that load from other
-/// processes hits all of them alike. Medians over the rounds.
+/// Where the fused CPU step's time goes: its phases timed inside the same step, interleaved
+/// round by round with an inference forward of the batch and a real `Trainer::step`, so that
+/// load from other processes hits all of them alike. Medians over the rounds.
 fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
-    let inner = cpu_device();
-    let device = inner.clone().autodiff();
-    let batch_indices: Vec<Vec<usize>> = (0..8)
-        .map(|k| (k * BATCH..(k + 1) * BATCH).collect())
-        .collect();
-    let batches: Vec<(Vec<f32>, Vec<u8>)> = batch_indices
-        .iter()
-        .map(|idx| {
+    let device = cpu_device().autodiff();
+    let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..8)
+        .map(|k| {
+            let idx: Vec<usize> = (k * BATCH..(k + 1) * BATCH).collect();
             let mut px = Vec::new();
-            split.train.pixels_f32(idx, &mut px);
-            (px, split.train.labels_of(idx))
+            split.train.pixels_f32(&idx, &mut px);
+            (px, split.train.labels_of(&idx))
         })
         .collect();
-    let adam = || {
-        AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-7)
-            .init()
-    };
-    let sync = |d: &Device| d.sync().expect("device sync");
+    let parts = EmbedNetConfig::new().init(0, &device).to_parts().expect("weights");
+    let mut net = FusedNet::new(parts, AdamSettings::default());
+    let mut dropout_rng = Pcg64Mcg::seed_from_u64(0);
+    let mut trainer = Trainer::new(config(), split, &cpu_device()).expect("trainer on the CPU");
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
 
-    let mut model = Some(EmbedNetConfig::new().init(0, &device));
-    let mut optim = adam();
-    let mut dropout_rng = Pcg64Mcg::seed_from_u64(0);
-    let mut plain = Some(EmbedNetConfig::new().init(0, &device));
-    let mut plain_optim = adam();
-    let mut trainer = Trainer::new(config(), split, &inner).expect("trainer on the CPU");
-
-    let names = [
-        "inference_forward",
-        "upload_forward",
-        "loss",
-        "backward",
-        "adam",
-        "manual_step",
-        "manual_step_no_dropout",
-        "forward_no_dropout",
-        "trainer_step",
-    ];
+    let names = ["inference_forward", "masks", "forward", "loss", "backward", "adam", "manual_step", "trainer_step"];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let warm = if rounds > 1 { 5 } else { 0 };
     for round in 0..warm + rounds {
         let (px, labels) = &batches[round % batches.len()];
-        let mut t = [0f64; 9];
+        let mut t = [0f64; 8];
 
-        let eval = model.as_ref().expect("model").valid();
         let t0 = Instant::now();
-        black_box(eval.forward(&Images::new(px, &inner)).into_data());
+        black_box(net.embed(px));
         t[0] = ms(t0);
-        drop(eval);
 
-        // One manual step, phase by phase.
-        let m = model.take().expect("model");
+        // One step, phase by phase, as `Trainer::step` runs it on the CPU.
         let t0 = Instant::now();
-        let masks = DropoutMasks::draw(&mut dropout_rng, BATCH, DROPOUT, &device);
-        let emb = m.forward_train(&Images::new(px, &device), masks.as_ref());
-        sync(&device);
+        let masks = DropoutMasks::draw_host(&mut dropout_rng, BATCH, DROPOUT);
         t[1] = ms(t0);
         let t1 = Instant::now();
-        let loss = semi_hard_triplet_loss_with(emb, labels, 1.0, Metric::L2, Selection::Auto);
-        sync(&device);
+        let embeddings = net.forward_train(px, masks.as_ref()).to_vec();
         t[2] = ms(t1);
         let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        sync(&device);
+        let x = Tensor::<2>::from_data(TensorData::new(embeddings, [BATCH, EMBEDDING_DIM]), &device).require_grad();
+        let loss = semi_hard_triplet_loss_with(x.clone(), labels, 1.0, Metric::L2, Selection::Auto);
+        black_box(loss.clone().into_scalar::<f32>());
+        let grads = loss.backward();
+        let d: Vec<f32> = x.grad(&grads).expect("gradient").into_data().try_into_vec().expect("f32");
         t[3] = ms(t1);
         let t1 = Instant::now();
-        let m = optim.step(1e-3, m, grads);
-        sync(&device);
+        net.backward(px, &d);
         t[4] = ms(t1);
-        black_box(loss.into_scalar::<f32>());
-        t[5] = ms(t0);
-        model = Some(m);
-
-        // The same step without dropout (rate 0): what the two dropouts cost.
-        let m = plain.take().expect("model");
-        let t0 = Instant::now();
-        let emb = m.forward_train(&Images::new(px, &device), None);
-        sync(&device);
-        t[7] = ms(t0);
-        let loss = semi_hard_triplet_loss_with(emb, labels, 1.0, Metric::L2, Selection::Auto);
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        let m = plain_optim.step(1e-3, m, grads);
-        black_box(loss.into_scalar::<f32>());
+        let t1 = Instant::now();
+        net.adam_step(1e-3);
+        t[5] = ms(t1);
         t[6] = ms(t0);
-        plain = Some(m);
 
         let t0 = Instant::now();
         black_box(step(&mut trainer));
-        t[8] = ms(t0);
+        t[7] = ms(t0);
 
         if round >= warm {
             for (s, v) in samples.iter_mut().zip(t) {
@@ -205,27 +175,25 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
     }
     let medians: Vec<f64> = samples.into_iter().map(median_ms).collect();
     let get = |name: &str| medians[names.iter().position(|n| *n == name).expect("phase")];
-    println!("\nCPU step breakdown (batch 32; median ms over {rounds} interleaved rounds):");
+    println!("\nFused CPU step breakdown (batch 32; median ms over {rounds} interleaved rounds):");
     let rows = [
-        ("inference forward (no autodiff, no dropout)", get("inference_forward")),
-        ("training step, phase 1: upload + dropout masks + forward", get("upload_forward")),
-        ("training step, phase 2: semi-hard loss", get("loss")),
-        ("training step, phase 3: backward (+ GradientsParams)", get("backward")),
-        ("training step, phase 4: Adam update", get("adam")),
-        ("training step, all phases + loss read", get("manual_step")),
-        ("same step without dropout", get("manual_step_no_dropout")),
-        ("  of which upload + forward without dropout", get("forward_no_dropout")),
+        ("inference forward of the batch (no dropout)", get("inference_forward")),
+        ("training step, phase 1: dropout masks", get("masks")),
+        ("training step, phase 2: forward", get("forward")),
+        ("training step, phase 3: semi-hard loss + its gradient (burn)", get("loss")),
+        ("training step, phase 4: backward", get("backward")),
+        ("training step, phase 5: Adam update", get("adam")),
+        ("training step, all phases", get("manual_step")),
         ("Trainer::step + loss read (as in train_step/cpu)", get("trainer_step")),
     ];
     for (label, v) in rows {
         println!("  {label:<64} {v:>8.2}");
     }
-    let json = serde_json::json!({
-        "what": "CPU step phases (flex, batch 32), median ms over interleaved rounds; each phase ends with Device::sync (flex is eager)",
+    serde_json::json!({
+        "what": "fused CPU step phases (batch 32), median ms over interleaved rounds",
         "rounds": rounds,
         "ms": names.iter().zip(&medians).map(|(n, v)| (n.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
-    });
-    json
+    })
 }
 
 fn bench_mode() -> bool {
