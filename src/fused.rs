@@ -78,7 +78,8 @@ struct Batch {
     a2: Vec<f32>,
     /// `[n, 256]`: the dense layer's output.
     dense: Vec<f32>,
-    /// `[n]`: the norm each row was divided by, and whether the 1e-12 floor was active.
+    /// `[n]`: the norm each row was divided by, and whether it is the row's own norm (the
+    /// squared norm is at least the 1e-12 floor, so the norm's gradient flows).
     norms: Vec<(f32, bool)>,
     /// `[n, 256]`: the embeddings.
     embeddings: Vec<f32>,
@@ -107,8 +108,15 @@ struct ChunkWork {
     grads: [Vec<f32>; 4],
 }
 
-fn resize<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
+/// `len` zeros.
+fn zeroed<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
     v.clear();
+    v.resize(len, T::default());
+}
+
+/// `len` elements, old contents kept (for buffers every element of which is written before it
+/// is read).
+fn sized<T: Clone + Default>(v: &mut Vec<T>, len: usize) {
     v.resize(len, T::default());
 }
 
@@ -136,24 +144,34 @@ fn batch_parallelism() -> gemm::Parallelism {
     }
 }
 
-/// A strided matrix view: element `(i, j)` at `ptr[i·rs + j·cs]`.
+/// A strided matrix view of a slice: element `(i, j)` at `data[offset + i·rs + j·cs]`.
 #[derive(Clone, Copy)]
-struct View {
-    ptr: *const f32,
-    rs: isize,
-    cs: isize,
+struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    rs: usize,
+    cs: usize,
 }
 
-fn rows(data: &[f32], offset: usize, width: usize) -> View {
-    View { ptr: data[offset..].as_ptr(), rs: width as isize, cs: 1 }
+/// Row-major `width`-column matrix starting at `offset`.
+fn rows(data: &[f32], offset: usize, width: usize) -> View<'_> {
+    View { data, offset, rs: width, cs: 1 }
 }
 
-fn cols(data: &[f32], offset: usize, width: usize) -> View {
-    View { ptr: data[offset..].as_ptr(), rs: 1, cs: width as isize }
+/// The transpose of [`rows`]: column-major, `width` rows between columns.
+fn cols(data: &[f32], offset: usize, width: usize) -> View<'_> {
+    View { data, offset, rs: 1, cs: width }
+}
+
+impl View<'_> {
+    /// Whether an `r × c` matrix fits inside the slice.
+    fn fits(&self, r: usize, c: usize) -> bool {
+        self.offset + (r - 1) * self.rs + (c - 1) * self.cs < self.data.len()
+    }
 }
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, `dst` row-major with `dst_width` columns, starting at
-/// `dst_offset`. The caller sizes the buffers; this checks that every view stays inside them.
+/// `dst_offset`. Panics if a view does not fit its slice (a bug in this module).
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     dst: &mut [f32],
@@ -161,16 +179,25 @@ fn matmul(
     dst_width: usize,
     accumulate: bool,
     (m, n, k): (usize, usize, usize),
-    lhs: (View, usize),
-    rhs: (View, usize),
+    lhs: View<'_>,
+    rhs: View<'_>,
     parallelism: gemm::Parallelism,
 ) {
-    let last = |v: &View, r: usize, c: usize| (r - 1) * v.rs as usize + (c - 1) * v.cs as usize;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[dst_offset + r * dst_width..][..n].fill(0.0);
+            }
+        }
+        return;
+    }
     assert!(dst_offset + (m - 1) * dst_width + n <= dst.len(), "matmul: destination too small");
-    assert!(last(&lhs.0, m, k) < lhs.1 && last(&rhs.0, k, n) < rhs.1, "matmul: operand too small");
-    // SAFETY: the asserts above keep every element gemm reads or writes inside the slices
-    // (`lhs.1`/`rhs.1` are the lengths left after each view's start); `dst` is borrowed
-    // mutably, so no operand aliases it.
+    assert!(lhs.fits(m, k) && rhs.fits(k, n), "matmul: operand too small");
+    // SAFETY: the asserts above keep every element gemm reads or writes inside its slice; `dst`
+    // is a unique borrow, so it cannot overlap the shared borrows behind `lhs` and `rhs`.
     unsafe {
         gemm::gemm(
             m,
@@ -180,12 +207,12 @@ fn matmul(
             1,
             dst_width as isize,
             accumulate,
-            lhs.0.ptr,
-            lhs.0.cs,
-            lhs.0.rs,
-            rhs.0.ptr,
-            rhs.0.cs,
-            rhs.0.rs,
+            lhs.data[lhs.offset..].as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data[rhs.offset..].as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
             1.0,
             1.0,
             false,
@@ -194,11 +221,6 @@ fn matmul(
             parallelism,
         );
     }
-}
-
-/// A view of `data` from `offset`, with the number of elements left after its start.
-fn at(view: View, data: &[f32], offset: usize) -> (View, usize) {
-    (view, data.len() - offset)
 }
 
 impl FusedNet {
@@ -233,9 +255,15 @@ impl FusedNet {
     /// Unit-norm embeddings (`n × 256`) of `pixels` (`n × 784`, pixels/255) without dropout.
     /// Keeps nothing for a backward pass.
     pub fn embed(&self, pixels: &[f32]) -> Vec<f32> {
+        // In pieces, so that the work buffers stay small whatever the number of images.
+        const PIECE: usize = 16 * CHUNK;
         let mut batch = Batch::default();
-        forward(&self.params, &mut batch, pixels, None);
-        batch.embeddings
+        let mut out = Vec::with_capacity(pixels.len() / IMAGE_PIXELS * EMBEDDING_DIM);
+        for piece in pixels.chunks(PIECE * IMAGE_PIXELS) {
+            forward(&self.params, &mut batch, piece, None);
+            out.extend_from_slice(&batch.embeddings);
+        }
+        out
     }
 
     /// Training forward pass: unit-norm embeddings (`n × 256`), with the dropout `masks` of
@@ -289,16 +317,22 @@ impl FusedNet {
 }
 
 fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Option<&[Vec<f32>; 2]>) {
+    assert_eq!(pixels.len() % IMAGE_PIXELS, 0, "forward: pixels of whole 28×28 images");
     let n = pixels.len() / IMAGE_PIXELS;
     let [w1, b1, w2, b2, w3, b3] = params;
     batch.n = n;
+    batch.norms.clear();
+    batch.dense.clear();
+    batch.embeddings.clear();
     if n == 0 {
-        batch.embeddings.clear();
         return;
     }
+    // Chunk buffers are kept between batches (a final partial batch uses the first ones).
     let chunk_count = n.div_ceil(CHUNK);
-    batch.chunks.resize_with(chunk_count, ChunkWork::default);
-    resize(&mut batch.a2, n * FLAT);
+    if batch.chunks.len() < chunk_count {
+        batch.chunks.resize_with(chunk_count, ChunkWork::default);
+    }
+    sized(&mut batch.a2, n * FLAT);
 
     // Stages 1 and 2 per chunk.
     let mask1 = masks.map(|m| &m[0][..]);
@@ -318,7 +352,7 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
         stage1_forward(work, px, w1, b1, mask1);
         // Conv2: one product per tap over the shifted grid.
         let grid = m * GRID1_CELLS;
-        resize(&mut work.y2, grid * CONV2);
+        sized(&mut work.y2, grid * CONV2);
         for (t, &shift) in TAPS.iter().enumerate() {
             matmul(
                 &mut work.y2,
@@ -326,8 +360,8 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
                 CONV2,
                 t > 0,
                 (grid, CONV2, CONV1),
-                at(rows(&work.a1, shift * CONV1, CONV1), &work.a1, shift * CONV1),
-                at(rows(w2, t * CONV1 * CONV2, CONV2), w2, t * CONV1 * CONV2),
+                rows(&work.a1, shift * CONV1, CONV1),
+                rows(w2, t * CONV1 * CONV2, CONV2),
                 gemm::Parallelism::None,
             );
         }
@@ -335,7 +369,6 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
     });
 
     // Dense layer and normalisation on the whole batch.
-    batch.dense.clear();
     for _ in 0..n {
         batch.dense.extend_from_slice(b3);
     }
@@ -345,12 +378,11 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
         EMBEDDING_DIM,
         true,
         (n, EMBEDDING_DIM, FLAT),
-        at(rows(&batch.a2, 0, FLAT), &batch.a2, 0),
-        at(rows(w3, 0, EMBEDDING_DIM), w3, 0),
+        rows(&batch.a2, 0, FLAT),
+        rows(w3, 0, EMBEDDING_DIM),
         batch_parallelism(),
     );
-    resize(&mut batch.embeddings, n * EMBEDDING_DIM);
-    batch.norms.clear();
+    sized(&mut batch.embeddings, n * EMBEDDING_DIM);
     for (e, out) in batch
         .dense
         .chunks_exact(EMBEDDING_DIM)
@@ -370,9 +402,14 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
 /// without masks, only the zero padding), into conv2's padded grid `work.a1`.
 fn stage1_forward(work: &mut ChunkWork, px: &[f32], w1: &[f32], b1: &[f32], mask: Option<&[f32]>) {
     let m = px.len() / IMAGE_PIXELS;
-    resize(&mut work.a1, (m * GRID1_CELLS + TAIL) * CONV1);
-    resize(&mut work.arg1, m * SIDE1 * SIDE1 * CONV1);
-    resize(&mut work.gate1, m * SIDE1 * SIDE1 * CONV1);
+    // Only the pooled cells are written below: the padding row and column and the tail rows
+    // must be zero, which they stay from one batch to the next of the same size.
+    let len = (m * GRID1_CELLS + TAIL) * CONV1;
+    if work.a1.len() != len {
+        zeroed(&mut work.a1, len);
+    }
+    sized(&mut work.arg1, m * SIDE1 * SIDE1 * CONV1);
+    sized(&mut work.gate1, m * SIDE1 * SIDE1 * CONV1);
     let w: [&[f32]; 4] = std::array::from_fn(|t| &w1[t * CONV1..(t + 1) * CONV1]);
     for b in 0..m {
         let image = &px[b * IMAGE_PIXELS..(b + 1) * IMAGE_PIXELS];
@@ -400,7 +437,8 @@ fn stage1_forward(work: &mut ChunkWork, px: &[f32], w1: &[f32], b1: &[f32], mask
                 for c in 0..CONV1 {
                     let pre = best[c] + b1[c];
                     let k = keep.map_or(1.0, |k| k[c]);
-                    let on = pre > 0.0;
+                    // relu, keeping NaN (as burn does) so that a diverged net shows in the loss.
+                    let on = pre > 0.0 || pre.is_nan();
                     out[c] = if on { pre * k } else { 0.0 };
                     gate[c] = if on { k } else { 0.0 };
                 }
@@ -412,8 +450,8 @@ fn stage1_forward(work: &mut ChunkWork, px: &[f32], w1: &[f32], b1: &[f32], mask
 
 /// 2×2 max-pooling of conv2's output (first maximum), bias, relu and dropout, into `a2`.
 fn stage2_forward(work: &mut ChunkWork, m: usize, b2: &[f32], mask: Option<&[f32]>, a2: &mut [f32]) {
-    resize(&mut work.arg2, m * FLAT);
-    resize(&mut work.gate2, m * FLAT);
+    sized(&mut work.arg2, m * FLAT);
+    sized(&mut work.gate2, m * FLAT);
     for b in 0..m {
         for i in 0..SIDE2 {
             for j in 0..SIDE2 {
@@ -433,7 +471,7 @@ fn stage2_forward(work: &mut ChunkWork, m: usize, b2: &[f32], mask: Option<&[f32
                 for o in 0..CONV2 {
                     let pre = best[o] + b2[o];
                     let k = mask.map_or(1.0, |mk| mk[unit + o]);
-                    let on = pre > 0.0;
+                    let on = pre > 0.0 || pre.is_nan();
                     a2[unit + o] = if on { pre * k } else { 0.0 };
                     work.gate2[unit + o] = if on { k } else { 0.0 };
                 }
@@ -447,10 +485,14 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
     let n = batch.n;
     assert_eq!(pixels.len(), n * IMAGE_PIXELS, "backward: pixels of another batch");
     assert_eq!(d_embeddings.len(), n * EMBEDDING_DIM, "backward: gradient of another batch");
+    if n == 0 {
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+        return;
+    }
     let [_, _, w2, _, w3, _] = params;
 
     // Normalisation: d(x/‖x‖) = d/‖x‖ − x·(d·x)/‖x‖³ (only the first term under the floor).
-    resize(&mut batch.d_dense, n * EMBEDDING_DIM);
+    sized(&mut batch.d_dense, n * EMBEDDING_DIM);
     for (r, &(norm, active)) in batch.norms.iter().enumerate() {
         let span = r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM;
         let (x, d) = (&batch.dense[span.clone()], &d_embeddings[span.clone()]);
@@ -474,19 +516,19 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
         EMBEDDING_DIM,
         false,
         (FLAT, EMBEDDING_DIM, n),
-        at(cols(&batch.a2, 0, FLAT), &batch.a2, 0),
-        at(rows(&batch.d_dense, 0, EMBEDDING_DIM), &batch.d_dense, 0),
+        cols(&batch.a2, 0, FLAT),
+        rows(&batch.d_dense, 0, EMBEDDING_DIM),
         batch_parallelism(),
     );
-    resize(&mut batch.d_a2, n * FLAT);
+    sized(&mut batch.d_a2, n * FLAT);
     matmul(
         &mut batch.d_a2,
         0,
         FLAT,
         false,
         (n, FLAT, EMBEDDING_DIM),
-        at(rows(&batch.d_dense, 0, EMBEDDING_DIM), &batch.d_dense, 0),
-        at(cols(w3, 0, EMBEDDING_DIM), w3, 0),
+        rows(&batch.d_dense, 0, EMBEDDING_DIM),
+        cols(w3, 0, EMBEDDING_DIM),
         batch_parallelism(),
     );
 
@@ -501,10 +543,10 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
         let m = px.len() / IMAGE_PIXELS;
         let grid = m * GRID1_CELLS;
         for (g, size) in work.grads.iter_mut().zip([4 * CONV1, CONV1, 4 * CONV1 * CONV2, CONV2]) {
-            resize(g, size);
+            zeroed(g, size);
         }
         // Pooling, relu and dropout of stage 2: scatter to the winning offsets.
-        resize(&mut work.d_y2, grid * CONV2);
+        zeroed(&mut work.d_y2, grid * CONV2);
         for b in 0..m {
             for i in 0..SIDE2 {
                 for j in 0..SIDE2 {
@@ -521,7 +563,10 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
         }
         // Conv2: kernel gradient (shifted gridᵀ · d_y2) and input gradient (d_y2 · tap kernelᵀ
         // added into the shifted grid), one product per tap.
-        resize(&mut work.d_a1, work.a1.len());
+        // The first tap (shift 0) sets rows 0..grid, the others add; the tail rows beyond are
+        // only added to, so they start at zero.
+        sized(&mut work.d_a1, work.a1.len());
+        work.d_a1[grid * CONV1..].fill(0.0);
         for (t, &shift) in TAPS.iter().enumerate() {
             let block = t * CONV1 * CONV2;
             matmul(
@@ -530,18 +575,18 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
                 CONV2,
                 false,
                 (CONV1, CONV2, grid),
-                at(cols(&work.a1, shift * CONV1, CONV1), &work.a1, shift * CONV1),
-                at(rows(&work.d_y2, 0, CONV2), &work.d_y2, 0),
+                cols(&work.a1, shift * CONV1, CONV1),
+                rows(&work.d_y2, 0, CONV2),
                 gemm::Parallelism::None,
             );
             matmul(
                 &mut work.d_a1,
                 shift * CONV1,
                 CONV1,
-                true,
+                t > 0,
                 (grid, CONV1, CONV2),
-                at(rows(&work.d_y2, 0, CONV2), &work.d_y2, 0),
-                at(cols(w2, block, CONV2), w2, block),
+                rows(&work.d_y2, 0, CONV2),
+                cols(w2, block, CONV2),
                 gemm::Parallelism::None,
             );
         }
@@ -640,21 +685,17 @@ mod tests {
         out
     }
 
-    /// Forward values and all six gradients against burn's autodiff of [`EmbedNet`], with and
-    /// without dropout, for a batch that is not a multiple of [`CHUNK`].
-    #[test]
-    fn forward_and_gradients_match_the_autodiff_net() {
+    /// Forward values and all six gradients of `fused` against burn's autodiff of the same
+    /// weights, with and without dropout, on `n` images.
+    fn check_against_autodiff(fused: &mut FusedNet, n: usize, seed: u64) {
         let device = cpu_device().autodiff();
-        let n = 11;
-        let pixels = images(n, 4);
-        let p = parts(7);
-        let net = EmbedNetConfig::new().from_parts(p.clone(), &device);
-        let mut fused = FusedNet::new(p, AdamSettings::default());
-        let mut rng = Pcg64Mcg::seed_from_u64(5);
+        let net = EmbedNetConfig::new().from_parts(fused.params().clone(), &device);
+        let pixels = images(n, seed);
+        let mut rng = Pcg64Mcg::seed_from_u64(seed + 1);
         let objective: Vec<f32> = (0..n * EMBEDDING_DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
         for rate in [0.0, 0.3] {
-            let masks = DropoutMasks::draw_host(&mut Pcg64Mcg::seed_from_u64(8), n, rate);
-            let device_masks = DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(8), n, rate, &device);
+            let masks = DropoutMasks::draw_host(&mut Pcg64Mcg::seed_from_u64(seed + 2), n, rate);
+            let device_masks = DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(seed + 2), n, rate, &device);
             let reference = net.forward_train(&Images::new(&pixels, &device), device_masks.as_ref());
             let ours = fused.forward_train(&pixels, masks.as_ref()).to_vec();
             assert_close("embeddings", &ours, &values(reference.clone()), 1e-5);
@@ -663,13 +704,46 @@ mod tests {
             fused.backward(&pixels, &objective);
             let names = ["conv1 kernel", "conv1 bias", "conv2 kernel", "conv2 bias", "dense kernel", "dense bias"];
             for ((name, ours), theirs) in names.iter().zip(fused.grads()).zip(burn_grads(&net, &g)) {
-                assert_close(name, ours, &theirs, 1e-4);
+                assert_close(&format!("{name} (n = {n}, dropout {rate})"), ours, &theirs, 1e-4);
             }
         }
         // Inference: no dropout, nothing kept.
         let inference = fused.embed(&pixels);
         let reference = net.valid().forward(&Images::new(&pixels, &cpu_device()));
         assert_close("inference", &inference, &values(reference), 1e-5);
+    }
+
+    /// Against burn's autodiff: with non-zero biases; on batches that are not a multiple of
+    /// [`CHUNK`], one image, then a larger batch again on the same (reused) buffers; and with
+    /// Keras' initial weights, whose zero biases put pre-activations exactly at 0 on the
+    /// background (relu's gradient there is 0).
+    #[test]
+    fn forward_and_gradients_match_the_autodiff_net() {
+        let mut fused = FusedNet::new(parts(7), AdamSettings::default());
+        for (n, seed) in [(11, 4), (1, 5), (11, 6)] {
+            check_against_autodiff(&mut fused, n, seed);
+        }
+        let keras_init = EmbedNetConfig::new().init(2, &cpu_device()).to_parts().expect("weights");
+        check_against_autodiff(&mut FusedNet::new(keras_init, AdamSettings::default()), 9, 7);
+    }
+
+    /// Ties in a pooling window go to its first position (burn's `max_pair` chain, TF's
+    /// MaxPool): on a blank image every conv1 window ties, and so does every conv2 window
+    /// away from the padding.
+    #[test]
+    fn pooling_ties_pick_the_first_position() {
+        let mut fused = FusedNet::new(parts(5), AdamSettings::default());
+        fused.forward_train(&vec![0.0; 2 * IMAGE_PIXELS], None);
+        let work = &fused.batch.chunks[0];
+        assert!(work.arg1.iter().all(|&q| q == 0), "conv1 pooling");
+        for (unit, &q) in work.arg2.iter().enumerate() {
+            let cell = unit / CONV2;
+            let (i, j) = (cell / SIDE2 % SIDE2, cell % SIDE2);
+            if i < SIDE2 - 1 && j < SIDE2 - 1 {
+                assert_eq!(q, 0, "conv2 pooling at ({i}, {j})");
+            }
+        }
+        assert!(work.arg2.iter().any(|&q| q != 0), "windows that touch the padding do not tie");
     }
 
     /// Adam against burn's `Adam` (Keras settings) on the same gradients, over a few steps.

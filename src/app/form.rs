@@ -20,8 +20,9 @@ pub const FIELDS: [&str; 10] = [
     "test_limit",
 ];
 
-/// Extra URL keys understood by the page (not form fields): `backend=cpu` forces the CPU
-/// fallback, `embed_every=N` refreshes the projection every N steps.
+/// Extra URL keys understood by the page (not form fields): `backend=cpu|webgpu` picks the
+/// device (by default WebGPU on a hardware adapter, else the CPU), `embed_every=N` refreshes
+/// the projection every N steps.
 pub const EXTRA_KEYS: [&str; 2] = ["backend", "embed_every"];
 
 /// The form's raw values.

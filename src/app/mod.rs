@@ -388,11 +388,11 @@ pub fn app() -> Html {
     {
         let dispatch = state.dispatcher();
         let engine = engine.clone();
-        let force_cpu = state.force_cpu;
+        let backend = state.backend;
         let initial = BundledDataset::from_str(state.form.get("dataset"));
         use_effect_with((), move |_| {
             spawn_local(async move {
-                let info = device::init_device(force_cpu).await;
+                let info = device::init_device(backend).await;
                 engine.borrow_mut().device = Some(info.device.clone());
                 dispatch.dispatch(Action::DeviceReady {
                     webgpu: info.kind == BackendKind::Wgpu,

@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::model::EMBEDDING_DIM;
 use crate::projection::pca_2d;
 use crate::train::{Event, TrainError};
+use crate::web::device::BackendChoice;
 use crate::web::host::Control;
 
 use super::form::{EXTRA_KEYS, Form};
@@ -193,8 +194,8 @@ pub struct State {
     pub device_ready: bool,
     /// Header text for the adapter.
     pub adapter: Option<String>,
-    /// URL `backend=cpu`.
-    pub force_cpu: bool,
+    /// URL `backend=` (cpu, webgpu, or automatic).
+    pub backend: BackendChoice,
     /// URL `embed_every=N`.
     pub embed_every: Option<usize>,
     /// URL keys that are not form fields, kept in the URL.
@@ -254,7 +255,7 @@ impl State {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.clone())
         };
-        let force_cpu = value("backend").is_some_and(|v| v.eq_ignore_ascii_case("cpu"));
+        let backend = BackendChoice::from_query(value("backend").as_deref());
         let embed_every = value("embed_every").and_then(|v| v.trim().parse::<usize>().ok());
         let extra_query: Vec<(&'static str, String)> = EXTRA_KEYS
             .iter()
@@ -264,7 +265,7 @@ impl State {
             phase: Phase::Loading,
             device_ready: false,
             adapter: None,
-            force_cpu,
+            backend,
             embed_every,
             extra_query: Rc::new(extra_query),
             form,
@@ -420,7 +421,7 @@ impl Reducible for State {
                 s.device_ready = true;
                 s.adapter = Some(adapter);
                 if let Some(reason) = fallback {
-                    s.notify(Notice::warning(format!("No WebGPU — {reason}.")));
+                    s.notify(Notice::warning(format!("{reason}.")));
                 } else if !webgpu {
                     s.notify(Notice::warning("Training runs on the CPU.".into()));
                 }

@@ -28,9 +28,39 @@ fn get_str(target: &JsValue, key: &str) -> String {
     get(target, key).as_string().unwrap_or_default()
 }
 
-/// Asks the browser for a WebGPU adapter. `Ok` carries a description for the header
-/// ("vendor / architecture", or "software adapter"); `Err` says why there is none.
-pub async fn detect_webgpu() -> Result<String, String> {
+/// Which device the page should train on (URL `backend=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter; the CPU when there is none or only a software one.
+    #[default]
+    Auto,
+    /// The CPU (`backend=cpu`).
+    Cpu,
+    /// WebGPU whenever an adapter exists, software ones included (`backend=webgpu`).
+    WebGpu,
+}
+
+impl BackendChoice {
+    /// From the URL value (`cpu`, `webgpu`/`wgpu`/`gpu`; anything else is automatic).
+    pub fn from_query(value: Option<&str>) -> Self {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            Some("cpu") => BackendChoice::Cpu,
+            Some("webgpu" | "wgpu" | "gpu") => BackendChoice::WebGpu,
+            _ => BackendChoice::Auto,
+        }
+    }
+}
+
+/// A WebGPU adapter the browser offered.
+pub struct Adapter {
+    /// For the header: "WebGPU vendor / architecture", with "(software adapter)" when it is one.
+    pub text: String,
+    /// A software emulation (SwiftShader or a browser's fallback adapter).
+    pub software: bool,
+}
+
+/// Asks the browser for a WebGPU adapter; `Err` says why there is none.
+pub async fn detect_webgpu() -> Result<Adapter, String> {
     let window = web_sys::window().ok_or("no window")?;
     let navigator: JsValue = window.navigator().into();
     let gpu = get(&navigator, "gpu");
@@ -93,34 +123,42 @@ pub async fn detect_webgpu() -> Result<String, String> {
     if software {
         text.push_str(" (software adapter)");
     }
-    Ok(text)
+    Ok(Adapter { text, software })
 }
 
-/// Chooses the device: WebGPU when an adapter exists and burn's runtime starts on it, else the
-/// CPU with the reason. `force_cpu` (URL `backend=cpu`) skips WebGPU.
-pub async fn init_device(force_cpu: bool) -> DeviceInfo {
+/// Chooses the device (see [`BackendChoice`]): WebGPU when a usable adapter exists and burn's
+/// runtime starts on it, else the CPU, with the reason as a sentence for the banner.
+///
+/// On a software adapter the CPU is the default: the CPU step (the fused kernels of
+/// `crate::fused`, one thread) is far faster there than the emulated GPU.
+pub async fn init_device(choice: BackendChoice) -> DeviceInfo {
     let cpu = |reason: String| DeviceInfo {
         device: cpu_device(),
         kind: BackendKind::Cpu,
-        adapter: "CPU (burn flex, one thread)".into(),
+        adapter: "CPU (fused kernels, one thread)".into(),
         fallback: Some(reason),
     };
-    if force_cpu {
-        return cpu("the CPU backend was requested (backend=cpu in the URL)".into());
+    if choice == BackendChoice::Cpu {
+        return cpu("The CPU backend was requested (backend=cpu in the URL)".into());
     }
     match detect_webgpu().await {
         Err(why) => cpu(format!(
-            "{why}: training runs on the CPU instead, which is much slower"
+            "No WebGPU: {why}. Training runs on the CPU instead, which is slower than a GPU"
+        )),
+        Ok(adapter) if adapter.software && choice == BackendChoice::Auto => cpu(format!(
+            "The only WebGPU adapter is a software emulation ({}). Training runs on the CPU, \
+             which is faster than that here; add backend=webgpu to the URL to use the adapter anyway",
+            adapter.text
         )),
         Ok(adapter) => match Device::wgpu_options().init_async().await {
             Ok(device) => DeviceInfo {
                 device,
                 kind: BackendKind::Wgpu,
-                adapter,
+                adapter: adapter.text,
                 fallback: None,
             },
             Err(e) => cpu(format!(
-                "WebGPU could not be started ({e}): training runs on the CPU instead, which is much slower"
+                "WebGPU could not be started ({e}). Training runs on the CPU instead, which is slower than a GPU"
             )),
         },
     }

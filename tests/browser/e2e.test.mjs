@@ -52,10 +52,12 @@ async function download(page, name) {
 test('a tiny run trains on WebGPU, projects and exports', { timeout: READY_MS + TRAIN_MS + 120_000 }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}?train_limit=256&test_limit=${N_TEST}&epochs=1`);
+  // backend=webgpu: here the only adapter is SwiftShader, which the page would otherwise skip.
+  await page.goto(`${server.url}?train_limit=256&test_limit=${N_TEST}&epochs=1&backend=webgpu`);
   const t0 = Date.now();
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready', await page.textContent('.banners'));
   console.log(`# ready after ${Date.now() - t0} ms; ${await page.textContent('[data-testid=adapter]')}`);
+  assert.match(await page.textContent('[data-testid=adapter]'), /WebGPU/);
   // The URL's settings are in the form.
   assert.equal(await page.inputValue('#f-train_limit'), '256');
   assert.equal(await page.inputValue('#f-epochs'), '1');
@@ -184,10 +186,50 @@ test('without WebGPU the page falls back to the CPU with a banner', { timeout: R
   await page.close();
 });
 
+test('on a software-only adapter the page trains on the CPU (fused kernels), and reuses its weights', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?train_limit=320&test_limit=100&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready', await page.textContent('.banners'));
+  assert.match(await page.textContent('[data-testid=adapter]'), /CPU/);
+  const banners = await page.textContent('.banners');
+  assert.match(banners, /software emulation/, banners);
+  assert.match(banners, /backend=webgpu/, banners);
+  const train = page.getByRole('button', { name: 'Train', exact: true });
+  const t1 = Date.now();
+  await train.click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  const stats = await page.evaluate(() => window.__tripletlabStats ?? null);
+  console.log(`# CPU run in ${Date.now() - t1} ms: ${await page.textContent('.progress .numbers')} ${JSON.stringify(stats)}`);
+  const vecs = await download(page, 'Download vecs.tsv');
+  const rows = vecs.text.split('\n').filter((l) => l.length > 0);
+  assert.equal(rows.length, 100);
+  for (const [i, row] of rows.entries()) {
+    const vals = row.split('\t').map(Number);
+    const norm = Math.sqrt(vals.reduce((s, v) => s + v * v, 0));
+    assert.ok(vals.length === 256 && Math.abs(norm - 1) < 1e-3, `row ${i}: ${vals.length} values, norm ${norm}`);
+  }
+  // The CPU engine's weights go out as safetensors and come back in as the next run's start.
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: 60_000 }),
+    page.getByRole('button', { name: 'Download weights', exact: true }).click(),
+  ]);
+  await page.getByLabel('Upload weights…').setInputFiles({
+    name: 'weights.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: readFileSync(await dl.path()),
+  });
+  await page.getByText('The next run starts from the weights in weights.safetensors.').waitFor({ timeout: 30_000 });
+  await train.click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
 test('Pause, Resume and Stop steer a run; a stopped run can be exported', { timeout: READY_MS + TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}?train_limit=640&test_limit=50&epochs=1`);
+  await page.goto(`${server.url}?train_limit=640&test_limit=50&epochs=1&backend=webgpu`);
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
   const button = (name) => page.getByRole('button', { name, exact: true });
   await button('Train').click();
