@@ -13,7 +13,7 @@ use tripletlab::cases::{LossCase, evaluate_case_async, parse_cases};
 use tripletlab::data::{Split, load_split};
 use tripletlab::loss::Selection;
 use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{Event, Host, TrainConfig, Trainer, run};
+use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, run};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -134,6 +134,9 @@ async fn check_training(device: &Device, backend: &str) {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, &split, device).expect("trainer");
+    // The CPU fallback runs the fused kernels (compiled to wasm with SIMD), WebGPU burn's autodiff.
+    let engine = if backend == "cpu" { StepEngine::Fused } else { StepEngine::Autodiff };
+    assert_eq!(trainer.engine(), engine, "{backend}");
     let mut host = Recorder { events: Vec::new() };
     let summary = run(&mut trainer, &mut host)
         .await
@@ -208,4 +211,9 @@ async fn training_steps_on_cpu_fallback() {
 async fn page_detects_webgpu() {
     let adapter = tripletlab::web::device::detect_webgpu().await;
     assert!(adapter.is_ok(), "{adapter:?}");
+    // Headless Chromium's only adapter here is SwiftShader: the page must see it as software
+    // (and so train on the CPU unless asked otherwise).
+    let adapter = adapter.expect("adapter");
+    assert!(adapter.software, "{adapter:?}");
+    assert!(adapter.text.contains("software adapter"), "{adapter:?}");
 }

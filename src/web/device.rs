@@ -52,6 +52,7 @@ impl BackendChoice {
 }
 
 /// A WebGPU adapter the browser offered.
+#[derive(Clone, Debug)]
 pub struct Adapter {
     /// For the header: "WebGPU vendor / architecture", with "(software adapter)" when it is one.
     pub text: String,
