@@ -2,8 +2,9 @@
 //! burn, trained natively (CLI) or in the browser on WebGPU (yew page). See README.md.
 //!
 //! The core (`data`, `model`, `loss`, `train`, `metrics`, `projection`, `export`) is
-//! backend-agnostic and synchronous-read-free on the training path; `web` and `app` are the
-//! browser's (wasm32 only).
+//! backend-agnostic and synchronous-read-free on the training path on a GPU; `fused` is the
+//! CPU device's engine (the same net as hand-fused host kernels, tested against `model` under
+//! burn's autodiff); `web` and `app` are the browser's (wasm32 only).
 
 pub mod backend;
 pub mod cases;
