@@ -630,22 +630,12 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
 mod tests {
     use super::*;
     use crate::backend::cpu_device;
+    use crate::model::tests::{assert_close, values};
     use crate::model::{DropoutMasks, EmbedNet, EmbedNetConfig, Images};
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64Mcg;
-
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
-    }
-
-    fn assert_close(name: &str, a: &[f32], b: &[f32], tol: f32) {
-        assert_eq!(a.len(), b.len(), "{name}: lengths");
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(worst <= tol * scale, "{name}: max |Δ| {worst:e} vs max |value| {scale:e}");
-    }
 
     /// MNIST-like images: random strokes in a central box on a zero background, so that
     /// pooling windows of both stages tie (all four inputs equal) over the background and the

@@ -458,7 +458,7 @@ impl EmbedNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backend::cpu_device;
     use burn::optim::GradientsParams;
@@ -498,11 +498,13 @@ mod tests {
         l2_normalize(x.reshape([n, FLAT]).matmul(net.dense_kernel.val()) + net.dense_bias.val().unsqueeze_dim(0))
     }
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    /// A tensor's values as `f32`.
+    pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
     }
 
-    fn assert_close(name: &str, a: &[f32], b: &[f32], tol: f32) {
+    /// `a` equals `b` to within `tol` times `b`'s largest magnitude.
+    pub(crate) fn assert_close(name: &str, a: &[f32], b: &[f32], tol: f32) {
         assert_eq!(a.len(), b.len(), "{name}: lengths");
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
         let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
