@@ -25,7 +25,7 @@
 //! shifted views, and conv1's weight gradient accumulated from the kept offsets. Per-chunk
 //! partial gradients are summed in chunk order. Adam is burn's (Keras') update, element-wise.
 
-use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, window_patches};
 
 /// Images per chunk of work.
 pub const CHUNK: usize = 8;
@@ -413,14 +413,11 @@ fn stage1_forward(work: &mut ChunkWork, px: &[f32], w1: &[f32], b1: &[f32], mask
     let w: [&[f32]; 4] = std::array::from_fn(|t| &w1[t * CONV1..(t + 1) * CONV1]);
     for b in 0..m {
         let image = &px[b * IMAGE_PIXELS..(b + 1) * IMAGE_PIXELS];
-        let pixel = |y: usize, x: usize| if y < IMAGE_SIDE && x < IMAGE_SIDE { image[y * IMAGE_SIDE + x] } else { 0.0 };
         for i in 0..SIDE1 {
             for j in 0..SIDE1 {
                 let mut best = [0f32; CONV1];
                 let mut arg = [0u8; CONV1];
-                for q in 0..4 {
-                    let (y, x) = (2 * i + q / 2, 2 * j + q % 2);
-                    let p = [pixel(y, x), pixel(y, x + 1), pixel(y + 1, x), pixel(y + 1, x + 1)];
+                for (q, p) in window_patches(image, i, j).into_iter().enumerate() {
                     for c in 0..CONV1 {
                         let z = p[0] * w[0][c] + p[1] * w[1][c] + p[2] * w[2][c] + p[3] * w[3][c];
                         if q == 0 || z > best[c] {
@@ -542,7 +539,7 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
     each(tasks, |((work, px), d_a2)| {
         let m = px.len() / IMAGE_PIXELS;
         let grid = m * GRID1_CELLS;
-        for (g, size) in work.grads.iter_mut().zip([4 * CONV1, CONV1, 4 * CONV1 * CONV2, CONV2]) {
+        for (g, size) in work.grads.iter_mut().zip(SIZES) {
             zeroed(g, size);
         }
         // Pooling, relu and dropout of stage 2: scatter to the winning offsets.
@@ -594,15 +591,11 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
         let [gk1, gb1, ..] = &mut work.grads;
         for b in 0..m {
             let image = &px[b * IMAGE_PIXELS..(b + 1) * IMAGE_PIXELS];
-            let pixel = |y: usize, x: usize| if y < IMAGE_SIDE && x < IMAGE_SIDE { image[y * IMAGE_SIDE + x] } else { 0.0 };
             for i in 0..SIDE1 {
                 for j in 0..SIDE1 {
                     let cell = (b * GRID1_CELLS + i * GRID1 + j) * CONV1;
                     let unit = ((b * SIDE1 + i) * SIDE1 + j) * CONV1;
-                    let patches: [[f32; 4]; 4] = std::array::from_fn(|q| {
-                        let (y, x) = (2 * i + q / 2, 2 * j + q % 2);
-                        [pixel(y, x), pixel(y, x + 1), pixel(y + 1, x), pixel(y + 1, x + 1)]
-                    });
+                    let patches = window_patches(image, i, j);
                     for c in 0..CONV1 {
                         let g = work.d_a1[cell + c] * work.gate1[unit + c];
                         gb1[c] += g;
@@ -631,7 +624,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu_device;
     use crate::model::tests::{assert_close, values};
-    use crate::model::{DropoutMasks, EmbedNet, EmbedNetConfig, Images};
+    use crate::model::{DropoutMasks, EmbedNet, EmbedNetConfig, IMAGE_SIDE, Images};
     use burn::optim::{AdamConfig, GradientsParams};
     use burn::prelude::*;
     use rand::{Rng, SeedableRng};

@@ -201,21 +201,13 @@ impl Images {
     pub fn new(pixels: &[f32], device: &Device) -> Self {
         let n = pixels.len() / IMAGE_PIXELS;
         let rows = n * GRID1_CELLS;
-        let side = IMAGE_SIDE;
         let mut patches: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0; rows * 4]);
         for (b, image) in pixels.chunks_exact(IMAGE_PIXELS).enumerate() {
-            let at = |y: usize, x: usize| if y < side && x < side { image[y * side + x] } else { 0.0 };
             for i in 0..GRID1 - 1 {
                 for j in 0..GRID1 - 1 {
                     let row = (b * GRID1_CELLS + i * GRID1 + j) * 4;
-                    for (q, out) in patches.iter_mut().enumerate() {
-                        let (y, x) = (2 * i + q / 2, 2 * j + q % 2);
-                        out[row..row + 4].copy_from_slice(&[
-                            at(y, x),
-                            at(y, x + 1),
-                            at(y + 1, x),
-                            at(y + 1, x + 1),
-                        ]);
+                    for (out, patch) in patches.iter_mut().zip(window_patches(image, i, j)) {
+                        out[row..row + 4].copy_from_slice(&patch);
                     }
                 }
             }
@@ -233,6 +225,19 @@ impl Images {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// Conv1's four 2×2 input patches for pooled cell `(i, j)` of one 28×28 image, one per offset
+/// `q = (di, dj)` of the pooling window in row-major order, each in Keras' (kh, kw) tap order;
+/// pixels beyond the bottom/right edge are Keras' "same" zero padding.
+pub(crate) fn window_patches(image: &[f32], i: usize, j: usize) -> [[f32; 4]; 4] {
+    let pixel = |y: usize, x: usize| {
+        if y < IMAGE_SIDE && x < IMAGE_SIDE { image[y * IMAGE_SIDE + x] } else { 0.0 }
+    };
+    std::array::from_fn(|q| {
+        let (y, x) = (2 * i + q / 2, 2 * j + q % 2);
+        [pixel(y, x), pixel(y, x + 1), pixel(y + 1, x), pixel(y + 1, x + 1)]
+    })
 }
 
 /// `[1, 15, 15, 1]`: 1 on the 14×14 pooled cells, 0 on conv2's padding row and column. Only
