@@ -53,8 +53,9 @@ fn config_with(engine: StepEngine) -> TrainConfig {
 fn step(trainer: &mut Trainer) -> f32 {
     loop {
         match trainer.step() {
-            StepOutcome::Trained { loss, .. } => return loss.into_scalar::<f32>(),
-            StepOutcome::Skipped { .. } => continue,
+            Ok(StepOutcome::Trained { loss, .. }) => return loss.into_scalar::<f32>(),
+            Ok(StepOutcome::Skipped { .. }) => continue,
+            Err(e) => panic!("step failed: {e}"),
         }
     }
 }

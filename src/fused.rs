@@ -25,7 +25,7 @@
 //! shifted views, and conv1's weight gradient accumulated from the kept offsets. Per-chunk
 //! partial gradients are summed in chunk order. Adam is burn's (Keras') update, element-wise.
 
-use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, window_patches};
+use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, PARAM_SIZES, window_patches};
 
 /// Images per chunk of work.
 pub const CHUNK: usize = 8;
@@ -37,8 +37,6 @@ const SIDE2: usize = 7;
 const TAPS: [usize; 4] = [0, 1, GRID1, GRID1 + 1];
 /// Zero rows after a chunk's last grid, so that every tap's shifted view stays in bounds.
 const TAIL: usize = GRID1 + 1;
-/// Parameter sizes in [`crate::model::WEIGHT_TENSORS`] order.
-const SIZES: [usize; 6] = [4 * CONV1, CONV1, 4 * CONV1 * CONV2, CONV2, FLAT * EMBEDDING_DIM, EMBEDDING_DIM];
 
 /// Keras' / burn's Adam settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -227,10 +225,10 @@ impl FusedNet {
     /// From the six weight tensors, flat, in [`crate::model::WEIGHT_TENSORS`] order and layout.
     /// Panics if a size is wrong (the callers pass tensors of a checked net).
     pub fn new(params: [Vec<f32>; 6], adam: AdamSettings) -> Self {
-        for (p, size) in params.iter().zip(SIZES) {
+        for (p, size) in params.iter().zip(PARAM_SIZES) {
             assert_eq!(p.len(), size, "weight tensor size");
         }
-        let zeros = || SIZES.map(|s| vec![0.0; s]);
+        let zeros = || PARAM_SIZES.map(|s| vec![0.0; s]);
         Self {
             params,
             grads: zeros(),
@@ -250,6 +248,11 @@ impl FusedNet {
     /// The gradients of the last [`FusedNet::backward`].
     pub fn grads(&self) -> &[Vec<f32>; 6] {
         &self.grads
+    }
+
+    /// The gradients, to replace (e.g. to apply Adam to gradients computed elsewhere).
+    pub fn grads_mut(&mut self) -> &mut [Vec<f32>; 6] {
+        &mut self.grads
     }
 
     /// Unit-norm embeddings (`n × 256`) of `pixels` (`n × 784`, pixels/255) without dropout.
@@ -539,7 +542,7 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
     each(tasks, |((work, px), d_a2)| {
         let m = px.len() / IMAGE_PIXELS;
         let grid = m * GRID1_CELLS;
-        for (g, size) in work.grads.iter_mut().zip(SIZES) {
+        for (g, size) in work.grads.iter_mut().zip(PARAM_SIZES) {
             zeroed(g, size);
         }
         // Pooling, relu and dropout of stage 2: scatter to the winning offsets.

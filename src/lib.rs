@@ -11,6 +11,7 @@ pub mod cases;
 pub mod data;
 pub mod export;
 pub mod fused;
+pub mod gpu;
 pub mod loss;
 pub mod metrics;
 pub mod model;

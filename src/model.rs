@@ -83,6 +83,10 @@ pub enum WeightsError {
     Device(String),
 }
 
+/// Element counts of the weight tensors, in [`WEIGHT_TENSORS`] order (the flat layout of
+/// [`EmbedNet::to_flat`] and of the fused engines).
+pub(crate) const PARAM_SIZES: [usize; 6] = [4 * CONV1, CONV1, 4 * CONV1 * CONV2, CONV2, FLAT * EMBEDDING_DIM, EMBEDDING_DIM];
+
 /// Names and Keras shapes of the weight tensors, in file order.
 pub const WEIGHT_TENSORS: [(&str, &[usize]); 6] = [
     ("conv1.kernel_hwio", &[2, 2, 1, CONV1]),
@@ -139,6 +143,26 @@ impl EmbedNetConfig {
             conv2_bias: vector(b2),
             dense_kernel: matrix(w3, FLAT, EMBEDDING_DIM),
             dense_bias: vector(b3),
+        }
+    }
+
+    /// Builds the net from its weights flattened in [`WEIGHT_TENSORS`] order (the layout of
+    /// [`EmbedNet::to_flat`]), on the device `flat` lives on: slices, no copy to the host.
+    pub fn from_flat(&self, flat: Tensor<1>) -> EmbedNet {
+        let mut at = 0;
+        let mut next = |len: usize| {
+            let part = flat.clone().slice([at..at + len]);
+            at += len;
+            part
+        };
+        let [s1, s2, s3, s4, s5, s6] = PARAM_SIZES;
+        EmbedNet {
+            conv1_kernel: Param::from_tensor(next(s1).reshape([4, CONV1])),
+            conv1_bias: Param::from_tensor(next(s2)),
+            conv2_kernel: Param::from_tensor(next(s3).reshape([4 * CONV1, CONV2])),
+            conv2_bias: Param::from_tensor(next(s4)),
+            dense_kernel: Param::from_tensor(next(s5).reshape([FLAT, EMBEDDING_DIM])),
+            dense_bias: Param::from_tensor(next(s6)),
         }
     }
 
@@ -403,6 +427,12 @@ impl EmbedNet {
             self.dense_kernel.val().reshape([FLAT * EMBEDDING_DIM]),
             self.dense_bias.val(),
         ]
+    }
+
+    /// The weights flattened and concatenated in [`WEIGHT_TENSORS`] order, on the model's
+    /// device without autodiff (the inverse of [`EmbedNetConfig::from_flat`]).
+    pub fn to_flat(&self) -> Tensor<1> {
+        Tensor::cat(self.weight_tensors().into_iter().map(|t| t.detach().inner()).collect(), 0)
     }
 
     /// Parameter ids in [`WEIGHT_TENSORS`] order (kernels are rank 2, biases rank 1).

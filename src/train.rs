@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::cpu_device;
 use crate::data::{Dataset, Split, batches, epoch_order};
 use crate::fused::{AdamSettings, FusedNet};
+use crate::gpu::{EMBED_PIECE, GpuNet};
 use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
 use crate::metrics::{self, Metrics};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
@@ -65,10 +66,12 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepEngine {
-    /// [`StepEngine::Fused`] on the CPU device, [`StepEngine::Autodiff`] on a GPU.
+    /// [`StepEngine::Fused`] (the default; kept as a name so configs can say "whatever is
+    /// fastest").
     #[default]
     Auto,
-    /// The hand-fused host kernels of [`crate::fused`] (CPU device only).
+    /// Hand-fused kernels: the host kernels of [`crate::fused`] on the CPU device, the WGSL
+    /// kernels of [`crate::gpu`] on a wgpu / WebGPU device.
     Fused,
     /// burn's autodiff of [`EmbedNet`] and burn's Adam, on any device.
     Autodiff,
@@ -321,6 +324,8 @@ enum Engine {
     Autodiff { model: EmbedNet, optim: ModuleOptimizer },
     /// The fused host kernels (the CPU device).
     Fused(Box<FusedNet>),
+    /// The fused WGSL kernels (a wgpu / WebGPU device).
+    Shaders(Box<GpuNet>),
 }
 
 /// Keras' Adam: β 0.9 / 0.999, ε 1e-7.
@@ -363,28 +368,20 @@ impl Trainer {
         if train.rows * train.cols != IMAGE_PIXELS || test.rows * test.cols != IMAGE_PIXELS {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
-        let on_cpu = device.clone().inner() == cpu_device();
-        let fused = match config.engine {
-            StepEngine::Auto => on_cpu,
-            StepEngine::Fused if !on_cpu => {
-                return Err(TrainError::Config(ConfigError {
-                    field: "engine",
-                    message: "the fused engine runs on the CPU backend only".into(),
-                }));
-            }
-            StepEngine::Fused => true,
-            StepEngine::Autodiff => false,
-        };
+        let fused = config.engine != StepEngine::Autodiff;
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
-        let engine = Self::engine_for(model, fused)?;
+        let engine = Self::engine_for(model, fused, &device)?;
         Ok(Self::assemble(config, device, engine, train, test))
     }
 
-    fn engine_for(model: EmbedNet, fused: bool) -> Result<Engine, TrainError> {
-        if fused {
+    fn engine_for(model: EmbedNet, fused: bool, device: &Device) -> Result<Engine, TrainError> {
+        if fused && device.clone().inner() == cpu_device() {
             let parts = model.to_parts().map_err(|e| TrainError::Device(e.to_string()))?;
             Ok(Engine::Fused(Box::new(FusedNet::new(parts, ADAM))))
+        } else if fused {
+            let net = GpuNet::new(model.to_flat(), ADAM).map_err(TrainError::Device)?;
+            Ok(Engine::Shaders(Box::new(net)))
         } else {
             let optim = AdamConfig::new()
                 .with_beta_1(ADAM.beta_1)
@@ -403,8 +400,8 @@ impl Trainer {
         model: EmbedNet,
     ) -> Result<Self, TrainError> {
         let mut trainer = Self::new(config, split, device)?;
-        let fused = matches!(trainer.engine, Engine::Fused(_));
-        trainer.engine = Self::engine_for(model.to_device(&trainer.device), fused)?;
+        let fused = !matches!(trainer.engine, Engine::Autodiff { .. });
+        trainer.engine = Self::engine_for(model.to_device(&trainer.device), fused, &trainer.device)?;
         Ok(trainer)
     }
 
@@ -452,6 +449,7 @@ impl Trainer {
         match &self.engine {
             Engine::Autodiff { model, .. } => model.clone(),
             Engine::Fused(net) => EmbedNetConfig::new().from_parts(net.params().clone(), &self.device),
+            Engine::Shaders(net) => EmbedNetConfig::new().from_flat(net.params().autodiff()),
         }
     }
 
@@ -459,7 +457,7 @@ impl Trainer {
     pub fn engine(&self) -> StepEngine {
         match self.engine {
             Engine::Autodiff { .. } => StepEngine::Autodiff,
-            Engine::Fused(_) => StepEngine::Fused,
+            Engine::Fused(_) | Engine::Shaders(_) => StepEngine::Fused,
         }
     }
 
@@ -484,8 +482,9 @@ impl Trainer {
     }
 
     /// Runs one optimiser step on the next batch and advances; after the last batch of an
-    /// epoch the next call starts the following epoch (with a fresh shuffle).
-    pub fn step(&mut self) -> StepOutcome {
+    /// epoch the next call starts the following epoch (with a fresh shuffle). Fails only if the
+    /// device does (the WGSL engine's launches check their inputs).
+    pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
         if self.cursor >= self.steps_per_epoch() {
             self.start_epoch(self.epoch + 1);
         }
@@ -496,12 +495,12 @@ impl Trainer {
         self.cursor += 1;
         let labels = self.train.labels_of(&batch);
         if !batch_is_usable(&labels, self.config.mining) {
-            return StepOutcome::Skipped {
+            return Ok(StepOutcome::Skipped {
                 reason: format!(
                     "no two examples of the same class among the batch's {}",
                     labels.len()
                 ),
-            };
+            });
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
@@ -538,11 +537,24 @@ impl Trainer {
                 }
                 loss
             }
+            Engine::Shaders(net) => {
+                // As on the host, but nothing leaves the device: the loss and its gradient come
+                // from burn's autodiff of the loss alone, and Adam checks the loss itself.
+                let masks = DropoutMasks::draw_host(&mut self.dropout_rng, batch.len(), rate);
+                let embeddings = net.forward_train(&pixels, masks.as_ref()).map_err(TrainError::Device)?;
+                let x = embeddings.autodiff().require_grad();
+                let loss = loss_of(x.clone());
+                let grads = loss.backward();
+                let d = x.grad(&grads).ok_or_else(|| TrainError::Device("the loss has no gradient".into()))?;
+                net.backward(d).map_err(TrainError::Device)?;
+                net.adam_step(lr, loss.clone().detach().inner()).map_err(TrainError::Device)?;
+                loss
+            }
         };
-        StepOutcome::Trained {
+        Ok(StepOutcome::Trained {
             loss: loss.detach(),
             examples: batch.len(),
-        }
+        })
     }
 
     /// Embeds a whole dataset with dropout off, reading back asynchronously.
@@ -550,7 +562,8 @@ impl Trainer {
         let device = self.device.clone().inner();
         let mut out = Vec::with_capacity(set.len() * EMBEDDING_DIM);
         let all: Vec<usize> = (0..set.len()).collect();
-        for chunk in all.chunks(EMBED_CHUNK) {
+        let piece = if matches!(self.engine, Engine::Shaders(_)) { EMBED_PIECE } else { EMBED_CHUNK };
+        for chunk in all.chunks(piece) {
             let mut pixels = Vec::new();
             set.pixels_f32(chunk, &mut pixels);
             match &self.engine {
@@ -559,6 +572,10 @@ impl Trainer {
                     out.extend_from_slice(&read_f32(model.valid().forward(&images)).await?);
                 }
                 Engine::Fused(net) => out.extend_from_slice(&net.embed(&pixels)),
+                Engine::Shaders(net) => {
+                    let embeddings = net.embed(&pixels).map_err(TrainError::Device)?;
+                    out.extend_from_slice(&read_f32(embeddings).await?);
+                }
             }
         }
         Ok(out)
@@ -632,7 +649,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             }
             let t0 = host.now_ms();
             global_step += 1;
-            match trainer.step() {
+            match trainer.step()? {
                 StepOutcome::Trained { loss, examples: n } => {
                     examples += n;
                     pending.push((step, global_step, loss));
@@ -768,7 +785,7 @@ mod tests {
 
     fn losses(trainer: &mut Trainer, steps: usize) -> Vec<f32> {
         (0..steps)
-            .map(|_| match trainer.step() {
+            .map(|_| match trainer.step().expect("step") {
                 StepOutcome::Trained { loss, .. } => loss.into_scalar::<f32>(),
                 StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
             })

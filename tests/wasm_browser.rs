@@ -134,9 +134,9 @@ async fn check_training(device: &Device, backend: &str) {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, &split, device).expect("trainer");
-    // The CPU fallback runs the fused kernels (compiled to wasm with SIMD), WebGPU burn's autodiff.
-    let engine = if backend == "cpu" { StepEngine::Fused } else { StepEngine::Autodiff };
-    assert_eq!(trainer.engine(), engine, "{backend}");
+    // Both devices run the fused engine: host kernels compiled to wasm with SIMD on the CPU,
+    // the WGSL kernels (src/gpu.rs) on WebGPU.
+    assert_eq!(trainer.engine(), StepEngine::Fused, "{backend}");
     let mut host = Recorder { events: Vec::new() };
     let summary = run(&mut trainer, &mut host)
         .await

@@ -99,3 +99,141 @@ fn a_few_training_steps_on_wgpu() {
     assert_eq!(e.len(), 64 * 256);
     assert!(e.iter().all(|v| v.is_finite()));
 }
+
+fn mnist() -> tripletlab::data::Split {
+    load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist"))).unwrap()
+}
+
+fn read(t: burn::tensor::Tensor<1>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// Largest difference, relative to the largest magnitude in `want` (absolute below 1e-3).
+fn worst(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    got.iter().zip(want).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f32::max)
+}
+
+/// The WGSL kernels (the page's WebGPU engine) against the fused host kernels (themselves
+/// tested against burn's autodiff of the model): the same embeddings with and without dropout,
+/// the same six gradients, the same Adam update; a non-finite loss leaves the weights alone.
+#[test]
+fn wgsl_kernels_match_the_host_kernels() {
+    use burn::tensor::{Tensor, TensorData};
+    use rand::SeedableRng;
+    use tripletlab::fused::{AdamSettings, FusedNet};
+    use tripletlab::gpu::GpuNet;
+    use tripletlab::model::{DropoutMasks, EmbedNetConfig};
+
+    let Some(device) = device() else { return };
+    let cpu = tripletlab::backend::cpu_device();
+    let split = mnist();
+    let parts = EmbedNetConfig::new().init(7, &cpu).to_parts().unwrap();
+    // Non-zero biases, so that the bias paths are exercised.
+    let mut parts = parts;
+    for (i, v) in parts[1].iter_mut().enumerate() {
+        *v = 0.01 * ((i % 7) as f32 - 3.0);
+    }
+    for (i, v) in parts[3].iter_mut().enumerate() {
+        *v = 0.02 * ((i % 5) as f32 - 2.0);
+    }
+    let mut host = FusedNet::new(parts.clone(), AdamSettings::default());
+    let flat: Vec<f32> = parts.concat();
+    let n_flat = flat.len();
+    let mut gpu = GpuNet::new(Tensor::<1>::from_data(TensorData::new(flat, [n_flat]), &device), AdamSettings::default()).unwrap();
+
+    for n in [11usize, 1, 32] {
+        let idx: Vec<usize> = (0..n).map(|i| (i * 37 + n) % split.train.len()).collect();
+        let mut pixels = Vec::new();
+        split.train.pixels_f32(&idx, &mut pixels);
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(n as u64);
+        let masks = DropoutMasks::draw_host(&mut rng, n, 0.3);
+
+        let want = host.forward_train(&pixels, masks.as_ref()).to_vec();
+        let got = gpu.forward_train(&pixels, masks.as_ref()).unwrap();
+        let got = got.into_data().try_into_vec::<f32>().unwrap();
+        assert!(worst(&got, &want) < 1e-4, "n={n}: embeddings differ by {}", worst(&got, &want));
+
+        let d: Vec<f32> = (0..n * 256).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1).collect();
+        host.backward(&pixels, &d);
+        gpu.backward(Tensor::<2>::from_data(TensorData::new(d, [n, 256]), &device)).unwrap();
+        let grads = read(gpu.grads().unwrap());
+        let mut at = 0;
+        for (k, want) in host.grads().iter().enumerate() {
+            let got = &grads[at..at + want.len()];
+            at += want.len();
+            assert!(want.iter().any(|v| *v != 0.0), "n={n}: gradient {k} is all zero");
+            assert!(worst(got, want) < 1e-4, "n={n}: gradient {k} differs by {}", worst(got, want));
+        }
+
+        // Adam from the same gradients (Adam divides by √v, so tiny gradients' rounding
+        // differences would otherwise become visible steps).
+        let mut at = 0;
+        for g in host.grads_mut().iter_mut() {
+            let len = g.len();
+            g.copy_from_slice(&grads[at..at + len]);
+            at += len;
+        }
+        host.adam_step(1e-3);
+        let loss = Tensor::<1>::from_data(TensorData::new(vec![0.5f32], [1]), &device);
+        gpu.adam_step(1e-3, loss).unwrap();
+        let got = read(gpu.params());
+        let want: Vec<f32> = host.params().concat();
+        assert!(worst(&got, &want) < 1e-5, "n={n}: weights after Adam differ by {}", worst(&got, &want));
+
+        // Inference (no dropout), in a piece of another size.
+        let want = host.embed(&pixels);
+        let got = gpu.embed(&pixels).unwrap().into_data().try_into_vec::<f32>().unwrap();
+        assert!(worst(&got, &want) < 1e-4, "n={n}: inference embeddings differ by {}", worst(&got, &want));
+    }
+
+    // A non-finite loss: Adam leaves the weights as they were.
+    let before = read(gpu.params());
+    for bad in [f32::NAN, f32::INFINITY] {
+        let loss = Tensor::<1>::from_data(TensorData::new(vec![bad], [1]), &device);
+        gpu.adam_step(1e-3, loss).unwrap();
+        assert_eq!(read(gpu.params()), before, "loss {bad} changed the weights");
+    }
+    // Bad input is an error, not a panic.
+    assert!(gpu.embed(&[0.5; 100]).is_err());
+    assert!(GpuNet::new(Tensor::<1>::zeros([5], &device), AdamSettings::default()).is_err());
+    assert!(GpuNet::new(Tensor::<1>::zeros([410_208], &cpu), AdamSettings::default()).is_err());
+}
+
+/// Whole steps: the trainer on wgpu defaults to the WGSL engine and takes the same steps as the
+/// CPU trainer (same initial weights, batches and dropout masks), so the same losses, including
+/// a partial batch and an epoch rollover, and the same embeddings after them.
+#[test]
+fn wgsl_engine_steps_like_the_cpu_engine() {
+    use tripletlab::train::{StepEngine, StepOutcome};
+    let Some(device) = device() else { return };
+    let split = mnist();
+    let config = TrainConfig { train_limit: Some(650), test_limit: Some(64), ..TrainConfig::default() };
+    let mut gpu = Trainer::new(config.clone(), &split, &device).unwrap();
+    let mut cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
+    assert_eq!(gpu.engine(), StepEngine::Fused);
+    let mut losses = |t: &mut Trainer| -> Vec<f32> {
+        (0..22)
+            .map(|_| match t.step().unwrap() {
+                StepOutcome::Trained { loss, .. } => loss.into_scalar::<f32>(),
+                StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
+            })
+            .collect()
+    };
+    let (a, b) = (losses(&mut gpu), losses(&mut cpu));
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "step {step}: wgsl {x} vs host {y}");
+    }
+    let ea = pollster::block_on(gpu.embed(gpu.test_set())).unwrap();
+    let eb = pollster::block_on(cpu.embed(cpu.test_set())).unwrap();
+    // Adam turns rounding differences in near-zero gradients into whole steps, so after 22
+    // updates the two drift apart a little (≈ 0.016 here); a wrong kernel shows in the losses.
+    assert!(worst(&ea, &eb) < 0.05, "embeddings after 22 steps differ by {}", worst(&ea, &eb));
+    // The weights the engine exposes are the ones it trains, and uploaded weights are the
+    // ones it starts from.
+    let model = gpu.model();
+    let again = Trainer::with_model(TrainConfig::default(), &split, &device, model).unwrap();
+    let ec = pollster::block_on(again.embed(gpu.test_set())).unwrap();
+    assert!(worst(&ec, &ea) < 1e-6);
+}

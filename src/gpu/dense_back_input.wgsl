@@ -1,0 +1,23 @@
+// Dense layer input gradient, gated by stage 2's relu-dropout: g2 = (dz . W3^T) * gate2
+// ([n, 1568]): the gradient at conv2's pooled output. One thread per element.
+@group(0) @binding(0) var<storage, read_write> dz: array<f32>;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gate2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> g2: array<f32>;
+@group(0) @binding(4) var<storage, read_write> info: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let id = thread_id(gid, groups);
+    if (id >= info[0] * FLAT) {
+        return;
+    }
+    let k = id % FLAT;
+    let row = (id / FLAT) * EMB;
+    let w = W3 + k * EMB;
+    var acc = 0.0;
+    for (var e = 0u; e < EMB; e++) {
+        acc += dz[row + e] * params[w + e];
+    }
+    g2[id] = acc * gate2[id];
+}
