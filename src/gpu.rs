@@ -131,6 +131,7 @@ fn header() -> String {
     out.push_str(
         "fn thread_id(gid: vec3<u32>, groups: vec3<u32>) -> u32 {\n    return gid.x + gid.y * groups.x * WG;\n}\n\
          fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\
+         fn is_nan4(x: vec4<f32>) -> vec4<bool> {\n    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);\n}\n\
          fn is_finite(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;\n}\n",
     );
     out
@@ -270,9 +271,10 @@ impl GpuNet {
                 }
                 (upload(m1.clone(), &self.device)?, upload(m2.clone(), &self.device)?)
             }
-            None => (empty(p, vec![1], DType::F32), empty(p, vec![1], DType::F32)),
+            None => (empty(p, vec![4], DType::F32), empty(p, vec![4], DType::F32)),
         };
-        let kept_len = |len: usize| if train { len } else { 1 };
+        // Unused buffers still need one `vec4` for the kernels that read them as such.
+        let kept_len = |len: usize| if train { len } else { 4 };
         let units1 = n * (GRID1 - 1) * (GRID1 - 1) * CONV1;
         let a1 = empty(p, vec![n * GRID1_CELLS * CONV1], DType::F32);
         let arg1 = empty(p, vec![kept_len(units1)], DType::U32);
@@ -282,9 +284,9 @@ impl GpuNet {
         let a2 = empty(p, vec![n * FLAT], DType::F32);
         let arg2 = empty(p, vec![kept_len(n * FLAT)], DType::U32);
         let gate2 = empty(p, vec![kept_len(n * FLAT)], DType::F32);
-        launch(STAGE2, n * FLAT, &[&a1, p, &mask2, &a2, &arg2, &gate2], &flags);
+        launch(STAGE2, n * FLAT / 4, &[&a1, p, &mask2, &a2, &arg2, &gate2], &flags);
         let z = empty(p, vec![n, EMBEDDING_DIM], DType::F32);
-        launch(DENSE, n * EMBEDDING_DIM, &[&a2, p, &z], &[n as u32]);
+        launch(DENSE, n * EMBEDDING_DIM / 4, &[&a2, p, &z], &[n as u32]);
         let embeddings = empty(p, vec![n, EMBEDDING_DIM], DType::F32);
         launch(NORMALIZE, n * EMBEDDING_DIM, &[&z, &embeddings], &[n as u32]);
         Ok(Forward { a1, a2, z, embeddings, kept: train.then_some([arg1, gate1, arg2, gate2]) })
@@ -331,10 +333,10 @@ impl GpuNet {
         let g2 = empty(p, vec![n * FLAT], DType::F32);
         launch(DENSE_BACK_INPUT, n * FLAT, &[&dz, p, &s.gate2, &g2], &info);
         let grads = empty(p, vec![PARAMS], DType::F32);
-        launch(DENSE_BACK_WEIGHT, FLAT * EMBEDDING_DIM + EMBEDDING_DIM, &[&s.a2, &dz, &grads], &info);
-        launch(CONV2_BACK_WEIGHT, 4 * CONV1 * CONV2 + CONV2, &[&s.a1, &g2, &s.arg2, &grads], &info);
+        launch(DENSE_BACK_WEIGHT, (FLAT + 1) * EMBEDDING_DIM / 4, &[&s.a2, &dz, &grads], &info);
+        launch(CONV2_BACK_WEIGHT, CONV1 * CONV2 + CONV2, &[&s.a1, &g2, &s.arg2, &grads], &info);
         let g1 = empty(p, vec![n * (GRID1 - 1) * (GRID1 - 1) * CONV1], DType::F32);
-        launch(CONV2_BACK_INPUT, n * (GRID1 - 1) * (GRID1 - 1) * CONV1, &[&g2, &s.arg2, p, &s.gate1, &g1], &info);
+        launch(CONV2_BACK_INPUT, n * (GRID1 - 1) * (GRID1 - 1) * CONV1 / 4, &[&g2, &s.arg2, p, &s.gate1, &g1], &info);
         launch(CONV1_BACK, 5 * CONV1, &[&s.pixels, &g1, &s.arg1, &grads], &info);
         self.grads = Some(grads);
         Ok(())
@@ -385,5 +387,56 @@ mod tests {
         assert!(h.contains("const W3: u32 = 8544u;"));
         assert!(h.contains("const B3: u32 = 409952u;"));
         assert_eq!(PARAMS, 410_208);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod profile {
+    use super::*;
+
+
+    /// Per-kernel times on the native wgpu device (lavapipe here). Run by hand:
+    /// `cargo test --lib gpu::profile -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn kernel_times() {
+        let device = crate::backend::native_device(crate::backend::BackendKind::Wgpu).unwrap();
+        let n = 32;
+        let net = GpuNet::new(Tensor::<1>::ones([PARAMS], &device) * 0.01, AdamSettings::default()).unwrap();
+        let pixels = upload(vec![0.5; n * IMAGE_PIXELS], &device).unwrap();
+        let p = &net.params;
+        let f = |v: usize| upload(vec![0.5; v], &device).unwrap();
+        let u = |v: usize| empty(&net.params, vec![v], DType::U32);
+        let (a1, m1, arg1, gate1) = (f(n * GRID1_CELLS * CONV1), f(n * GRID1_CELLS * CONV1), u(n * 196 * CONV1), f(n * 196 * CONV1));
+        let (a2, m2, arg2, gate2) = (f(n * FLAT), f(n * FLAT), u(n * FLAT), f(n * FLAT));
+        let (z, e, dz, g2, g1, grads) = (f(n * 256), f(n * 256), f(n * 256), f(n * FLAT), f(n * 196 * CONV1), f(PARAMS));
+        let (po, mo, vo, loss) = (f(PARAMS), f(PARAMS), f(PARAMS), f(1));
+        let flags = [n as u32, 1, 1];
+        let info = [n as u32];
+        let adam = [PARAMS as u32, 1e-3f32.to_bits(), 0.9f32.to_bits(), 0.999f32.to_bits(), 1f32.to_bits(), 1e-7f32.to_bits()];
+        let runs: Vec<(&str, &CubeTensor, Box<dyn Fn()>)> = vec![
+            ("stage1", &a1, Box::new(|| launch(STAGE1, n * GRID1_CELLS * CONV1, &[&pixels, p, &m1, &a1, &arg1, &gate1], &flags))),
+            ("stage2", &a2, Box::new(|| launch(STAGE2, n * FLAT / 4, &[&a1, p, &m2, &a2, &arg2, &gate2], &flags))),
+            ("dense", &z, Box::new(|| launch(DENSE, n * 64, &[&a2, p, &z], &info))),
+            ("normalize", &e, Box::new(|| launch(NORMALIZE, n * 256, &[&z, &e], &info))),
+            ("norm_back", &dz, Box::new(|| launch(NORM_BACK, n * 256, &[&z, &e, &dz], &info))),
+            ("dense_back_input", &g2, Box::new(|| launch(DENSE_BACK_INPUT, n * FLAT, &[&dz, p, &gate2, &g2], &info))),
+            ("dense_back_weight", &grads, Box::new(|| launch(DENSE_BACK_WEIGHT, (FLAT + 1) * 64, &[&a2, &dz, &grads], &info))),
+            ("conv2_back_weight", &grads, Box::new(|| launch(CONV2_BACK_WEIGHT, CONV1 * CONV2 + CONV2, &[&a1, &g2, &arg2, &grads], &info))),
+            ("conv2_back_input", &g1, Box::new(|| launch(CONV2_BACK_INPUT, n * 196 * CONV1 / 4, &[&g2, &arg2, p, &gate1, &g1], &info))),
+            ("conv1_back", &grads, Box::new(|| launch(CONV1_BACK, 5 * CONV1, &[&pixels, &g1, &arg1, &grads], &info))),
+            ("adam", &po, Box::new(|| launch(ADAM, PARAMS, &[p, &grads, &m1, &m2, &po, &mo, &vo, &loss], &adam))),
+        ];
+        for (name, out, run) in &runs {
+            let _ = out;
+            run();
+            device.sync().unwrap();
+            let t = std::time::Instant::now();
+            for _ in 0..5 {
+                run();
+            }
+            device.sync().unwrap();
+            println!("{name:>20}: {:8.2} ms", t.elapsed().as_secs_f64() * 1000.0 / 5.0);
+        }
     }
 }

@@ -223,7 +223,11 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     };
     let (a, b) = (losses(&mut gpu), losses(&mut cpu));
     for (step, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "step {step}: wgsl {x} vs host {y}");
+        // Equal to rounding at first (≈ 1e-6 for the first 12 steps here); later Adam's
+        // amplification of rounding differences and flips of the semi-hard choice let them drift
+        // (≈ 1e-3 by step 20). A wrong gradient shows from the second step on.
+        let tolerance = if step < 10 { 1e-5 } else { 5e-3 };
+        assert!((x - y).abs() <= tolerance * y.abs().max(1.0), "step {step}: wgsl {x} vs host {y}");
     }
     let ea = pollster::block_on(gpu.embed(gpu.test_set())).unwrap();
     let eb = pollster::block_on(cpu.embed(cpu.test_set())).unwrap();

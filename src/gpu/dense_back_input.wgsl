@@ -1,7 +1,7 @@
 // Dense layer input gradient, gated by stage 2's relu-dropout: g2 = (dz . W3^T) * gate2
 // ([n, 1568]): the gradient at conv2's pooled output. One thread per element.
-@group(0) @binding(0) var<storage, read_write> dz: array<f32>;
-@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(0) var<storage, read_write> dz: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> gate2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g2: array<f32>;
 @group(0) @binding(4) var<storage, read_write> info: array<u32>;
@@ -13,11 +13,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let k = id % FLAT;
-    let row = (id / FLAT) * EMB;
-    let w = W3 + k * EMB;
-    var acc = 0.0;
-    for (var e = 0u; e < EMB; e++) {
+    let row = (id / FLAT) * (EMB / 4u);
+    let w = W3 / 4u + k * (EMB / 4u);
+    var acc = vec4<f32>(0.0);
+    for (var e = 0u; e < EMB / 4u; e++) {
         acc += dz[row + e] * params[w + e];
     }
-    g2[id] = acc * gate2[id];
+    g2[id] = (acc.x + acc.y + acc.z + acc.w) * gate2[id];
 }

@@ -1,28 +1,30 @@
 // Dense layer weight gradients: dW3 = a2^T . dz and db3 = column sums of dz, written into the
-// gradient buffer at their offsets. One thread per gradient element, summing over the batch.
+// gradient buffer at their offsets. One thread per four gradient elements, summing over the
+// batch.
 @group(0) @binding(0) var<storage, read_write> a2: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dz: array<f32>;
-@group(0) @binding(2) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dz: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> grads: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> info: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let id = thread_id(gid, groups);
     let n = info[0];
-    if (id < FLAT * EMB) {
-        let k = id / EMB;
-        let e = id % EMB;
-        var acc = 0.0;
+    let width = EMB / 4u;
+    if (id < FLAT * width) {
+        let k = id / width;
+        let e4 = id % width;
+        var acc = vec4<f32>(0.0);
         for (var b = 0u; b < n; b++) {
-            acc += a2[b * FLAT + k] * dz[b * EMB + e];
+            acc += a2[b * FLAT + k] * dz[b * width + e4];
         }
-        grads[W3 + id] = acc;
-    } else if (id < FLAT * EMB + EMB) {
-        let e = id - FLAT * EMB;
-        var acc = 0.0;
+        grads[W3 / 4u + id] = acc;
+    } else if (id < FLAT * width + width) {
+        let e4 = id - FLAT * width;
+        var acc = vec4<f32>(0.0);
         for (var b = 0u; b < n; b++) {
-            acc += dz[b * EMB + e];
+            acc += dz[b * width + e4];
         }
-        grads[B3 + e] = acc;
+        grads[B3 / 4u + e4] = acc;
     }
 }
