@@ -6,8 +6,8 @@
 //! * group `train_step`: [`Trainer::step`] followed by a read of the loss (`into_scalar`), so
 //!   each iteration waits for the step to finish. Ids: `cpu` (the CPU device's default engine,
 //!   the fused host kernels of `tripletlab::fused`), `cpu_autodiff` (burn's autodiff and Adam on
-//!   the same device) and `wgpu` (burn's autodiff). Throughput is 32 examples per iteration, so
-//!   criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
+//!   the same device) and `wgpu` (the WGSL kernels of `tripletlab::gpu`). Throughput is 32
+//!   examples per iteration, so criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
 //!   reading it every step here is the conservative figure.)
 //! * then, outside criterion, where the fused CPU step's time goes: its phases (dropout masks,
 //!   forward, loss + gradient in burn, backward, Adam) timed inside the same step, interleaved

@@ -51,6 +51,9 @@ const PARAMS: usize = {
 };
 /// Images per forward pass when embedding a whole set (bounds the work buffers: ≈ 8 MB).
 pub const EMBED_PIECE: usize = 128;
+/// Largest training batch: conv2's input grid then takes 118 MB, under the 128 MiB that
+/// WebGPU guarantees for one storage buffer binding.
+pub const MAX_BATCH: usize = 2048;
 
 /// One WGSL kernel: its name (the compilation cache key) and body.
 #[derive(Clone, Copy)]
@@ -299,10 +302,13 @@ impl GpuNet {
         Ok((upload(pixels.to_vec(), &self.device)?, pixels.len() / IMAGE_PIXELS))
     }
 
-    /// Unit-norm embeddings `[n, 256]` of `pixels` (`n·784` values, pixels/255) without dropout,
-    /// on the device. Keeps nothing for a backward pass.
+    /// Unit-norm embeddings `[n, 256]` of `pixels` (`n·784` values, pixels/255, at most
+    /// [`MAX_BATCH`] images) without dropout, on the device. Keeps nothing for a backward pass.
     pub fn embed(&self, pixels: &[f32]) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
+        if n > MAX_BATCH {
+            return Err(format!("{n} images at once are above the WGSL engine's {MAX_BATCH}"));
+        }
         Ok(tensor(self.forward(&pixels, n, false, None)?.embeddings))
     }
 
@@ -311,6 +317,9 @@ impl GpuNet {
     /// the device. Keeps what [`GpuNet::backward`] needs.
     pub fn forward_train(&mut self, pixels: &[f32], masks: Option<&[Vec<f32>; 2]>) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
+        if n > MAX_BATCH {
+            return Err(format!("a batch of {n} images is above the WGSL engine's {MAX_BATCH}"));
+        }
         let f = self.forward(&pixels, n, true, masks)?;
         let [arg1, gate1, arg2, gate2] = f.kept.expect("kept in training");
         self.saved = Some(Saved { n, pixels, a1: f.a1, arg1, gate1, a2: f.a2, arg2, gate2, z: f.z });

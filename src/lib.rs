@@ -4,7 +4,8 @@
 //! The core (`data`, `model`, `loss`, `train`, `metrics`, `projection`, `export`) is
 //! backend-agnostic and synchronous-read-free on the training path on a GPU; `fused` is the
 //! CPU device's engine (the same net as hand-fused host kernels, tested against `model` under
-//! burn's autodiff); `web` and `app` are the browser's (wasm32 only).
+//! burn's autodiff) and `gpu` the wgpu / WebGPU device's (the same again as WGSL kernels on
+//! burn's device, tested against `fused`); `web` and `app` are the browser's (wasm32 only).
 
 pub mod backend;
 pub mod cases;

@@ -107,8 +107,8 @@ mod cli {
         /// cpu | wgpu
         #[arg(long, default_value = "cpu")]
         backend: BackendKind,
-        /// How steps are computed: auto (fused kernels on the CPU, burn autodiff on wgpu) |
-        /// fused | autodiff.
+        /// How steps are computed: auto = fused (hand-fused kernels: host kernels on the CPU,
+        /// WGSL kernels on wgpu) | autodiff (burn's autodiff of the net, any device).
         #[arg(long, default_value = "auto")]
         engine: StepEngine,
         /// Skip the final kNN against the train embeddings.

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::cpu_device;
 use crate::data::{Dataset, Split, batches, epoch_order};
 use crate::fused::{AdamSettings, FusedNet};
-use crate::gpu::{EMBED_PIECE, GpuNet};
+use crate::gpu::{EMBED_PIECE, GpuNet, MAX_BATCH as GPU_MAX_BATCH};
 use crate::loss::{Metric, Mining, batch_is_usable, triplet_loss};
 use crate::metrics::{self, Metrics};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
@@ -66,8 +66,8 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepEngine {
-    /// [`StepEngine::Fused`] (the default; kept as a name so configs can say "whatever is
-    /// fastest").
+    /// [`StepEngine::Fused`], except for batches above [`crate::gpu::MAX_BATCH`] on a GPU
+    /// (then [`StepEngine::Autodiff`]).
     #[default]
     Auto,
     /// Hand-fused kernels: the host kernels of [`crate::fused`] on the CPU device, the WGSL
@@ -368,7 +368,20 @@ impl Trainer {
         if train.rows * train.cols != IMAGE_PIXELS || test.rows * test.cols != IMAGE_PIXELS {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
-        let fused = config.engine != StepEngine::Autodiff;
+        let on_cpu = device.clone().inner() == cpu_device();
+        let fits = on_cpu || config.batch_size <= GPU_MAX_BATCH;
+        let fused = match config.engine {
+            StepEngine::Autodiff => false,
+            // Above the WGSL engine's batch limit, burn's autodiff on the GPU.
+            StepEngine::Auto => fits,
+            StepEngine::Fused if !fits => {
+                return Err(TrainError::Config(ConfigError {
+                    field: "engine",
+                    message: format!("the fused GPU engine takes batches of up to {GPU_MAX_BATCH}"),
+                }));
+            }
+            StepEngine::Fused => true,
+        };
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
         let engine = Self::engine_for(model, fused, &device)?;

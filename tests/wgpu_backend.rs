@@ -210,6 +210,12 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     let Some(device) = device() else { return };
     let split = mnist();
     let config = TrainConfig { train_limit: Some(650), test_limit: Some(64), ..TrainConfig::default() };
+    // Above the WGSL engine's batch limit: burn's autodiff when asked for "auto", an error
+    // when asked for the fused engine.
+    let big = TrainConfig { batch_size: tripletlab::gpu::MAX_BATCH + 1, ..config.clone() };
+    assert_eq!(Trainer::new(big.clone(), &split, &device).unwrap().engine(), StepEngine::Autodiff);
+    let explicit = TrainConfig { engine: StepEngine::Fused, ..big };
+    assert!(Trainer::new(explicit, &split, &device).is_err());
     let mut gpu = Trainer::new(config.clone(), &split, &device).unwrap();
     let mut cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
     assert_eq!(gpu.engine(), StepEngine::Fused);
