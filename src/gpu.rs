@@ -55,23 +55,32 @@ pub const EMBED_PIECE: usize = 128;
 /// WebGPU guarantees for one storage buffer binding.
 pub const MAX_BATCH: usize = 2048;
 
-/// One WGSL kernel: its name (the compilation cache key) and body.
+/// One WGSL kernel: its name (the compilation cache key), shared declarations it needs after
+/// the header, and its body.
 #[derive(Clone, Copy)]
 struct Wgsl {
     name: &'static str,
+    prelude: &'static str,
     body: &'static str,
 }
 
+/// The pixels binding and the padded `pixel` reader (stage 1 and conv1's backward pass).
+const PIXELS_PRELUDE: &str = include_str!("gpu/pixels.wgsl");
+
 macro_rules! kernel {
     ($name:ident) => {
+        kernel!($name, "")
+    };
+    ($name:ident, $prelude:expr) => {
         Wgsl {
             name: stringify!($name),
+            prelude: $prelude,
             body: include_str!(concat!("gpu/", stringify!($name), ".wgsl")),
         }
     };
 }
 
-const STAGE1: Wgsl = kernel!(stage1);
+const STAGE1: Wgsl = kernel!(stage1, PIXELS_PRELUDE);
 const STAGE2: Wgsl = kernel!(stage2);
 const DENSE: Wgsl = kernel!(dense);
 const NORMALIZE: Wgsl = kernel!(normalize);
@@ -80,7 +89,7 @@ const DENSE_BACK_INPUT: Wgsl = kernel!(dense_back_input);
 const DENSE_BACK_WEIGHT: Wgsl = kernel!(dense_back_weight);
 const CONV2_BACK_WEIGHT: Wgsl = kernel!(conv2_back_weight);
 const CONV2_BACK_INPUT: Wgsl = kernel!(conv2_back_input);
-const CONV1_BACK: Wgsl = kernel!(conv1_back);
+const CONV1_BACK: Wgsl = kernel!(conv1_back, PIXELS_PRELUDE);
 const ADAM: Wgsl = kernel!(adam);
 
 /// Every kernel, for the tests.
@@ -142,7 +151,7 @@ fn header() -> String {
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(header()).add_template(self.body)
+        SourceTemplate::new(header()).add_template(self.prelude).add_template(self.body)
     }
 
     fn id(&self) -> KernelId {
@@ -381,7 +390,8 @@ mod tests {
     #[test]
     fn kernels_have_no_template_markers() {
         for k in ALL {
-            assert!(!k.body.contains("{{") && !k.body.contains("}}"), "{}", k.name);
+            let text = format!("{}{}", k.prelude, k.body);
+            assert!(!text.contains("{{") && !text.contains("}}"), "{}", k.name);
             assert!(k.body.contains("@workgroup_size(64)"), "{} must match WORKGROUP", k.name);
         }
         assert!(!header().contains("{{"));

@@ -1,18 +1,11 @@
 // Conv1 weight gradients from the winning patches: dW1[t, c] = sum over pooled units of g1
 // times tap t of the patch at the unit's winning offset; db1[c] = sum of g1. One thread per
 // gradient element, summing over the batch's pooled units.
-@group(0) @binding(0) var<storage, read_write> pixels: array<f32>;
+// binding 0: pixels (pixels.wgsl)
 @group(0) @binding(1) var<storage, read_write> g1: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arg1: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> info: array<u32>;
-
-fn pixel(base: u32, y: u32, x: u32) -> f32 {
-    if (y < SIDE && x < SIDE) {
-        return pixels[base + y * SIDE + x];
-    }
-    return 0.0;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

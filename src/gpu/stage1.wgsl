@@ -3,20 +3,13 @@
 // info: [n, keep, masked]. With keep = 1 (training) it also keeps, per pooled unit
 // ([n, 196, 64]), the winning offset and the relu-dropout gate for the backward pass; with
 // masked = 1 the dropout mask ([n, 225, 64]) applies. One thread per grid element.
-@group(0) @binding(0) var<storage, read_write> pixels: array<f32>;
+// binding 0: pixels (pixels.wgsl)
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> a1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> arg1: array<u32>;
 @group(0) @binding(5) var<storage, read_write> gate1: array<f32>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
-
-fn pixel(base: u32, y: u32, x: u32) -> f32 {
-    if (y < SIDE && x < SIDE) {
-        return pixels[base + y * SIDE + x];
-    }
-    return 0.0;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
