@@ -23,7 +23,8 @@
 //! The backward pass mirrors it: the dense layer's products on the whole batch, then per chunk
 //! the pooling scatter, conv2's weight gradient and input gradient as `gemm`s on the same
 //! shifted views, and conv1's weight gradient accumulated from the kept offsets. Per-chunk
-//! partial gradients are summed in chunk order. Adam is burn's (Keras') update, element-wise.
+//! partial gradients are summed in chunk order. Adam is Keras' update (see
+//! [`AdamSettings::factors`]), element-wise.
 
 use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, PARAM_SIZES, window_patches};
 
@@ -47,6 +48,18 @@ pub struct AdamSettings {
     pub beta_2: f32,
     /// ε.
     pub epsilon: f32,
+}
+
+impl AdamSettings {
+    /// For step `time` (1-based): the step-size factor `√(1 − β₂ᵗ) / (1 − β₁ᵗ)` and the ε of
+    /// the update `p −= lr · factor · m / (√v + ε)`. This is Keras' Adam: its ε is the paper's
+    /// "ε hat", added to the raw `√v` (burn's `Adam`, which the autodiff engine uses, adds it to
+    /// the bias-corrected `√v̂` instead, i.e. its ε is scaled by `√(1 − β₂ᵗ)`; the two differ
+    /// only where `√v` is near ε).
+    pub fn factors(&self, time: i32) -> (f32, f32) {
+        let factor = (1.0 - self.beta_2.powi(time)).sqrt() / (1.0 - self.beta_1.powi(time));
+        (factor, self.epsilon)
+    }
 }
 
 impl Default for AdamSettings {
@@ -283,14 +296,12 @@ impl FusedNet {
         backward(&self.params, &mut self.batch, &mut self.grads, pixels, d_embeddings);
     }
 
-    /// One Adam update with the gradients of the last [`FusedNet::backward`]: burn's
-    /// `Adam` (Keras' formula, ε scaled by the bias correction), element by element.
+    /// One Adam update with the gradients of the last [`FusedNet::backward`]: Keras' update
+    /// ([`AdamSettings::factors`]), element by element.
     pub fn adam_step(&mut self, lr: f64) {
         self.time += 1;
-        let AdamSettings { beta_1, beta_2, epsilon } = self.adam;
-        let bias_correction2_sqrt = (1.0 - beta_2.powi(self.time)).sqrt();
-        let combined = bias_correction2_sqrt / (1.0 - beta_1.powi(self.time));
-        let eps = epsilon * bias_correction2_sqrt;
+        let AdamSettings { beta_1, beta_2, .. } = self.adam;
+        let (combined, eps) = self.adam.factors(self.time);
         let lr = lr as f32;
         let (f1, f2) = (1.0 - beta_1, 1.0 - beta_2);
         let mut work = Vec::new();
@@ -732,23 +743,46 @@ mod tests {
         assert!(work.arg2.iter().any(|&q| q != 0), "windows that touch the padding do not tie");
     }
 
-    /// Adam against burn's `Adam` (Keras settings) on the same gradients, over a few steps.
+    /// Adam against Keras' `update_step` (TF 2.15, keras/src/optimizers/adam.py), written out in
+    /// f64, over a few steps; tiny gradients show where ε goes (burn's placement would move
+    /// those weights ≈ 30× further on the first step).
     #[test]
-    fn adam_matches_burn() {
-        let device = cpu_device().autodiff();
+    fn adam_matches_keras() {
         let p = parts(3);
-        let mut net = EmbedNetConfig::new().from_parts(p.clone(), &device);
-        let mut fused = FusedNet::new(p, AdamSettings::default());
-        let mut optim = AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-7).init();
-        let pixels = images(6, 9);
-        for step in 0..3 {
-            let e = net.forward(&Images::new(&pixels, &device));
-            let loss = (e.clone() * e.clone()).slice([0..6, 0..8]).sum() + e.sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            fused.grads = burn_grads(&net, &grads).try_into().expect("six");
-            net = optim.step(1e-3, net, grads);
-            fused.adam_step(1e-3);
-            for (k, (ours, theirs)) in fused.params().iter().zip(net.to_parts().expect("weights")).enumerate() {
+        let mut fused = FusedNet::new(p.clone(), AdamSettings::default());
+        let mut want: Vec<Vec<f64>> = p.iter().map(|t| t.iter().map(|&v| f64::from(v)).collect()).collect();
+        let mut m: Vec<Vec<f64>> = p.iter().map(|t| vec![0.0; t.len()]).collect();
+        let mut v = m.clone();
+        let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
+        for step in 1..=3 {
+            let grad = |k: usize, i: usize| -> f32 {
+                match (k + i + step) % 4 {
+                    0 => 0.0,
+                    1 => 1e-8,
+                    2 => -0.05 * ((i % 13) as f32 + 1.0),
+                    _ => 3e-4 * step as f32,
+                }
+            };
+            for (k, g) in fused.grads.iter_mut().enumerate() {
+                for (i, x) in g.iter_mut().enumerate() {
+                    *x = grad(k, i);
+                }
+            }
+            fused.adam_step(lr);
+            // Keras: alpha = lr·√(1−β₂ᵗ)/(1−β₁ᵗ); m += (g−m)(1−β₁); v += (g²−v)(1−β₂);
+            // var −= m·alpha / (√v + ε).
+            let t = step as i32;
+            let alpha = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+            for k in 0..6 {
+                for i in 0..want[k].len() {
+                    let g = f64::from(grad(k, i));
+                    m[k][i] += (g - m[k][i]) * (1.0 - b1);
+                    v[k][i] += (g * g - v[k][i]) * (1.0 - b2);
+                    want[k][i] -= m[k][i] * alpha / (v[k][i].sqrt() + eps);
+                }
+            }
+            for (k, (ours, theirs)) in fused.params().iter().zip(&want).enumerate() {
+                let theirs: Vec<f32> = theirs.iter().map(|&x| x as f32).collect();
                 assert_close(&format!("step {step} tensor {k}"), ours, &theirs, 1e-6);
             }
         }

@@ -360,17 +360,15 @@ impl GpuNet {
         Ok(())
     }
 
-    /// One Adam update with the gradients of the last [`GpuNet::backward`] (burn's `Adam`,
-    /// Keras' formula). `loss` is that batch's loss on the device: when it is not finite the
+    /// One Adam update with the gradients of the last [`GpuNet::backward`] (Keras' update,
+    /// [`AdamSettings::factors`]). `loss` is that batch's loss on the device: when it is not finite the
     /// kernel leaves the weights and moments as they were (the host never reads it).
     pub fn adam_step(&mut self, lr: f64, loss: Tensor<1>) -> Result<(), String> {
         let grads = self.grads.as_ref().ok_or("Adam step without gradients")?;
         let loss = buffer(loss.inner())?;
         self.time += 1;
-        let AdamSettings { beta_1, beta_2, epsilon } = self.adam;
-        let bias_correction2_sqrt = (1.0 - beta_2.powi(self.time)).sqrt();
-        let combined = bias_correction2_sqrt / (1.0 - beta_1.powi(self.time));
-        let eps = epsilon * bias_correction2_sqrt;
+        let AdamSettings { beta_1, beta_2, .. } = self.adam;
+        let (combined, eps) = self.adam.factors(self.time);
         let info = [PARAMS as u32, (lr as f32).to_bits(), beta_1.to_bits(), beta_2.to_bits(), combined.to_bits(), eps.to_bits()];
         let p = &self.params;
         let outs = [(); 3].map(|_| empty(p, vec![PARAMS], DType::F32));

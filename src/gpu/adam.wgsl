@@ -1,5 +1,5 @@
-// Adam (burn's / Keras' update: epsilon scaled by the bias correction), element-wise over all
-// weights, into new buffers. When the loss is not finite the weights and moments are copied
+// Adam (Keras' update: epsilon added to the raw sqrt(v), see AdamSettings::factors),
+// element-wise over all weights, into new buffers. When the loss is not finite the weights and moments are copied
 // through unchanged. info: [count, lr, beta1, beta2, combined, eps] (floats as bits).
 @group(0) @binding(0) var<storage, read_write> params: array<f32>;
 @group(0) @binding(1) var<storage, read_write> grads: array<f32>;
