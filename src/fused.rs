@@ -39,7 +39,7 @@ const TAPS: [usize; 4] = [0, 1, GRID1, GRID1 + 1];
 /// Zero rows after a chunk's last grid, so that every tap's shifted view stays in bounds.
 const TAIL: usize = GRID1 + 1;
 
-/// Keras' / burn's Adam settings.
+/// Adam's settings (the update is Keras', see [`AdamSettings::factors`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamSettings {
     /// β₁.
