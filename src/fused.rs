@@ -639,7 +639,7 @@ mod tests {
     use crate::backend::cpu_device;
     use crate::model::tests::{assert_close, values};
     use crate::model::{DropoutMasks, EmbedNet, EmbedNetConfig, IMAGE_SIDE, Images};
-    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::optim::GradientsParams;
     use burn::prelude::*;
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64Mcg;
