@@ -17,7 +17,8 @@
 //!   pooling window), `conv1_back`;
 //! * `adam` over all weights at once; it leaves them untouched when the loss is not finite.
 //!
-//! Every kernel is one thread per output value with no workgroup memory or barriers, each
+//! Every kernel is a `run(id)` called from one shared entry point (`ENTRY`), one thread per
+//! output value (or four) with no workgroup memory or barriers, each
 //! output summed by one thread in a fixed order, so results are deterministic. The weights, the
 //! gradients and Adam's moments each live in one flat buffer in [`crate::model::WEIGHT_TENSORS`] order.
 
@@ -108,6 +109,15 @@ const ALL: [Wgsl; 11] = [
     ADAM,
 ];
 
+/// The entry point every kernel ends with: the thread's linear index (dispatches wider than
+/// [`MAX_GROUPS`] workgroups use a second dimension) handed to the kernel's `run`.
+const ENTRY: &str = "
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    run(gid.x + gid.y * groups.x * WG);
+}
+";
+
 /// Constants and helpers every kernel starts with, generated from the Rust constants so the
 /// two cannot disagree.
 fn header() -> String {
@@ -141,8 +151,7 @@ fn header() -> String {
         out.push_str(&format!("const {name}: u32 = {value}u;\n"));
     }
     out.push_str(
-        "fn thread_id(gid: vec3<u32>, groups: vec3<u32>) -> u32 {\n    return gid.x + gid.y * groups.x * WG;\n}\n\
-         fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\
+        "fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\
          fn is_nan4(x: vec4<f32>) -> vec4<bool> {\n    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);\n}\n\
          fn is_finite(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;\n}\n",
     );
@@ -151,7 +160,7 @@ fn header() -> String {
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(header()).add_template(self.prelude).add_template(self.body)
+        SourceTemplate::new(header()).add_template(self.prelude).add_template(self.body).add_template(ENTRY)
     }
 
     fn id(&self) -> KernelId {
@@ -390,10 +399,10 @@ mod tests {
         for k in ALL {
             let text = format!("{}{}", k.prelude, k.body);
             assert!(!text.contains("{{") && !text.contains("}}"), "{}", k.name);
-            assert!(k.body.contains("@workgroup_size(64)"), "{} must match WORKGROUP", k.name);
+            assert!(k.body.contains("fn run(id: u32)"), "{} is called through ENTRY", k.name);
         }
         assert!(!header().contains("{{"));
-        assert_eq!(WORKGROUP, 64);
+        assert!(ENTRY.contains(&format!("@workgroup_size({WORKGROUP})")), "ENTRY must match WORKGROUP");
     }
 
     #[test]

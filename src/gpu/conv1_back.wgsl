@@ -7,9 +7,7 @@
 @group(0) @binding(3) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(4) var<storage, read_write> info: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let id = thread_id(gid, groups);
+fn run(id: u32) {
     let n = info[0];
     if (id < 4u * CONV1) {
         let c = id % CONV1;

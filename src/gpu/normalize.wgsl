@@ -3,9 +3,7 @@
 @group(0) @binding(1) var<storage, read_write> emb: array<f32>;
 @group(0) @binding(2) var<storage, read_write> info: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let id = thread_id(gid, groups);
+fn run(id: u32) {
     if (id >= info[0] * EMB) {
         return;
     }

@@ -11,9 +11,7 @@
 @group(0) @binding(5) var<storage, read_write> gate2: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> info: array<u32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let id = thread_id(gid, groups);
+fn run(id: u32) {
     let n = info[0];
     if (id >= n * FLAT / 4u) {
         return;
