@@ -329,6 +329,14 @@ enum Engine {
     Shaders(Box<GpuNet>),
 }
 
+/// Which [`Engine`] a trainer builds (chosen once, from the settings and the device).
+#[derive(Clone, Copy)]
+enum EngineKind {
+    Autodiff,
+    Host,
+    Shaders,
+}
+
 /// Keras' Adam: β 0.9 / 0.999, ε 1e-7.
 const ADAM: AdamSettings = AdamSettings { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 };
 
@@ -383,26 +391,35 @@ impl Trainer {
             }
             StepEngine::Fused => true,
         };
+        let kind = match (fused, on_cpu) {
+            (false, _) => EngineKind::Autodiff,
+            (true, true) => EngineKind::Host,
+            (true, false) => EngineKind::Shaders,
+        };
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
-        let engine = Self::engine_for(model, fused, &device)?;
+        let engine = Self::engine_for(model, kind)?;
         Ok(Self::assemble(config, device, engine, train, test))
     }
 
-    fn engine_for(model: EmbedNet, fused: bool, device: &Device) -> Result<Engine, TrainError> {
-        if fused && device.clone().inner() == cpu_device() {
-            let parts = model.to_parts().map_err(|e| TrainError::Device(e.to_string()))?;
-            Ok(Engine::Fused(Box::new(FusedNet::new(parts, ADAM))))
-        } else if fused {
-            let net = GpuNet::new(model.to_flat(), ADAM).map_err(TrainError::Device)?;
-            Ok(Engine::Shaders(Box::new(net)))
-        } else {
-            let optim = AdamConfig::new()
-                .with_beta_1(ADAM.beta_1)
-                .with_beta_2(ADAM.beta_2)
-                .with_epsilon(ADAM.epsilon)
-                .init();
-            Ok(Engine::Autodiff { model: model.train(), optim })
+    fn engine_for(model: EmbedNet, kind: EngineKind) -> Result<Engine, TrainError> {
+        match kind {
+            EngineKind::Host => {
+                let parts = model.to_parts().map_err(|e| TrainError::Device(e.to_string()))?;
+                Ok(Engine::Fused(Box::new(FusedNet::new(parts, ADAM))))
+            }
+            EngineKind::Shaders => {
+                let net = GpuNet::new(model.to_flat(), ADAM).map_err(TrainError::Device)?;
+                Ok(Engine::Shaders(Box::new(net)))
+            }
+            EngineKind::Autodiff => {
+                let optim = AdamConfig::new()
+                    .with_beta_1(ADAM.beta_1)
+                    .with_beta_2(ADAM.beta_2)
+                    .with_epsilon(ADAM.epsilon)
+                    .init();
+                Ok(Engine::Autodiff { model: model.train(), optim })
+            }
         }
     }
 
@@ -414,8 +431,12 @@ impl Trainer {
         model: EmbedNet,
     ) -> Result<Self, TrainError> {
         let mut trainer = Self::new(config, split, device)?;
-        let fused = !matches!(trainer.engine, Engine::Autodiff { .. });
-        trainer.engine = Self::engine_for(model.to_device(&trainer.device), fused, &trainer.device)?;
+        let kind = match trainer.engine {
+            Engine::Autodiff { .. } => EngineKind::Autodiff,
+            Engine::Fused(_) => EngineKind::Host,
+            Engine::Shaders(_) => EngineKind::Shaders,
+        };
+        trainer.engine = Self::engine_for(model.to_device(&trainer.device), kind)?;
         Ok(trainer)
     }
 
