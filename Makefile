@@ -42,8 +42,7 @@ serve: setup-web
 # wasm-opt comes from npm's binaryen (Debian's is too old for today's wasm).
 build-web: setup-web
 	PATH="$(CURDIR)/tests/browser/node_modules/.bin:$$PATH" trunk build --release
-	@ls -l dist/*.wasm | awk '{print "wasm raw bytes:", $$5}'
-	@gzip -9c dist/*.wasm | wc -c | awk '{print "wasm gzipped bytes:", $$1}'
+	@for w in dist/*.wasm; do echo "$$w: $$(stat -c %s $$w) bytes raw, $$(gzip -9c $$w | wc -c) gzipped"; done
 
 bench: setup-native
 	@bash scripts/bench.sh

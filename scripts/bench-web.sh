@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser benchmark: ms per training step and examples/s (batch 32) on WebGPU (SwiftShader
-# here) and on the CPU fallback in headless Chromium, time from page load to ready, and the
-# release .wasm size raw and gzipped. Builds the release page into dist/ first.
+# here) and on the CPU fallback in headless Chromium, time from page load to ready, the main
+# thread's long tasks while training and the delay of Stop (tests/browser/bench.mjs), and the
+# release .wasm sizes (page and worker) raw and gzipped. Builds the release page into dist/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/tests/browser/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -11,10 +12,14 @@ scripts/setup-web.sh
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   trunk build --release
 fi
-wasm=dist/tripletlab_bg.wasm
-raw=$(stat -c %s "$wasm")
-gz=$(gzip -9 -c "$wasm" | wc -c)
-echo "release wasm: $raw bytes raw, $gz bytes gzipped ($(awk "BEGIN { printf \"%.2f\", $gz / 1048576 }") MiB)"
+total=0
+for wasm in dist/tripletlab_bg.wasm dist/tripletlab-worker_bg.wasm; do
+  raw=$(stat -c %s "$wasm")
+  gz=$(gzip -9 -c "$wasm" | wc -c)
+  total=$((total + gz))
+  echo "release $(basename "$wasm"): $raw bytes raw, $gz bytes gzipped ($(awk "BEGIN { printf \"%.1f\", $gz / 1024 }") KiB)"
+done
+echo "release wasm, page + worker: $total bytes gzipped ($(awk "BEGIN { printf \"%.2f\", $total / 1048576 }") MiB)"
 node tests/browser/bench.mjs "$@"
 
 # TensorFlow.js 4.22 peer of the same training step (net, TFA loss, Adam) in the same headless

@@ -35,6 +35,29 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// Which device the page should train on (URL `backend=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter; the CPU when there is none or only a software one.
+    #[default]
+    Auto,
+    /// The CPU (`backend=cpu`).
+    Cpu,
+    /// WebGPU whenever an adapter exists, software ones included (`backend=webgpu`).
+    WebGpu,
+}
+
+impl BackendChoice {
+    /// From the URL value (`cpu`, `webgpu`/`wgpu`/`gpu`, any case; anything else is automatic).
+    pub fn from_query(value: Option<&str>) -> Self {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            Some("cpu") => BackendChoice::Cpu,
+            Some("webgpu" | "wgpu" | "gpu") => BackendChoice::WebGpu,
+            _ => BackendChoice::Auto,
+        }
+    }
+}
+
 /// The CPU device.
 pub fn cpu_device() -> Device {
     Device::flex()

@@ -3,7 +3,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    tripletlab::web::start();
+    tripletlab::app::start();
 }
 
 #[cfg(not(target_arch = "wasm32"))]

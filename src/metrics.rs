@@ -18,6 +18,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// Errors from the metric functions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -201,64 +202,84 @@ fn score_tile(q: [&[f32]; 4], tile: &[f32], width: usize, out: [&mut [f32]; 4]) 
 /// dot product of query row `q` with reference row `j` (the caller may
 /// overwrite `row`). Both buffers are row-major with `dim > 0` values per row
 /// and a whole number of rows.
-///
-/// The reference set is cut into tiles of [`TILE`] rows stored transposed,
-/// and blocks of [`QUERY_BLOCK`] queries are scored tile by tile, so the full
-/// similarity matrix never exists and the working set stays in cache.
 pub(crate) fn for_each_dot_row(
     query: &[f32],
     reference: &[f32],
     dim: usize,
-    mut visit: impl FnMut(usize, &mut [f32]),
+    visit: impl FnMut(usize, &mut [f32]),
 ) {
     if dim == 0 {
         return;
     }
-    let n_query = query.len() / dim;
-    let n_ref = reference.len() / dim;
-    if n_ref == 0 {
-        (0..n_query).for_each(|q| visit(q, &mut []));
-        return;
-    }
-    // Transposed tiles: tile `t` covers reference rows `start..start + width`
-    // and stores value `d` of row `start + j` at `start * dim + d * width + j`.
-    let mut tiles = vec![0.0f32; n_ref * dim];
-    for start in (0..n_ref).step_by(TILE) {
-        let width = TILE.min(n_ref - start);
-        let tile = &mut tiles[start * dim..(start + width) * dim];
-        for (j, row) in reference[start * dim..(start + width) * dim]
-            .chunks_exact(dim)
-            .enumerate()
-        {
-            for (d, &x) in row.iter().enumerate() {
-                tile[d * width + j] = x;
+    Tiled::new(reference, dim).for_each_dot_row(query, visit);
+}
+
+/// A reference set cut into tiles of [`TILE`] rows stored transposed, so that
+/// blocks of [`QUERY_BLOCK`] queries are scored tile by tile: the full
+/// similarity matrix never exists and the working set stays in cache. Built
+/// once per reference set, then used for any number of query slices.
+struct Tiled {
+    tiles: Vec<f32>,
+    rows: usize,
+    dim: usize,
+}
+
+impl Tiled {
+    /// `reference`: row-major, `dim > 0` values per row, a whole number of rows.
+    fn new(reference: &[f32], dim: usize) -> Self {
+        let rows = reference.len() / dim;
+        // Transposed tiles: tile `t` covers reference rows `start..start + width`
+        // and stores value `d` of row `start + j` at `start * dim + d * width + j`.
+        let mut tiles = vec![0.0f32; rows * dim];
+        for start in (0..rows).step_by(TILE) {
+            let width = TILE.min(rows - start);
+            let tile = &mut tiles[start * dim..(start + width) * dim];
+            for (j, row) in reference[start * dim..(start + width) * dim]
+                .chunks_exact(dim)
+                .enumerate()
+            {
+                for (d, &x) in row.iter().enumerate() {
+                    tile[d * width + j] = x;
+                }
             }
         }
+        Self { tiles, rows, dim }
     }
-    let query_row = |q: usize| &query[q * dim..(q + 1) * dim];
-    // One similarity row per query of a block, rounded up to whole groups of
-    // four; rows past the last query are scratch for a short last group.
-    let block_rows = QUERY_BLOCK.min(n_query.next_multiple_of(4));
-    let mut sims = vec![0.0f32; block_rows * n_ref];
-    for q0 in (0..n_query).step_by(QUERY_BLOCK) {
-        let q_end = (q0 + QUERY_BLOCK).min(n_query);
-        for start in (0..n_ref).step_by(TILE) {
-            let width = TILE.min(n_ref - start);
-            let tile = &tiles[start * dim..(start + width) * dim];
-            for g in (q0..q_end).step_by(4) {
-                // A short last group repeats its last query.
-                let q = std::array::from_fn(|i| query_row((g + i).min(q_end - 1)));
-                let group = &mut sims[(g - q0) * n_ref..(g - q0 + 4) * n_ref];
-                let (r0, rest) = group.split_at_mut(n_ref);
-                let (r1, rest) = rest.split_at_mut(n_ref);
-                let (r2, r3) = rest.split_at_mut(n_ref);
-                let span = start..start + width;
-                let out = [r0, r1, r2, r3].map(|row| &mut row[span.clone()]);
-                score_tile(q, tile, width, out);
-            }
+
+    /// [`for_each_dot_row`] against this reference set (`q` counts from the
+    /// first row of `query`).
+    fn for_each_dot_row(&self, query: &[f32], mut visit: impl FnMut(usize, &mut [f32])) {
+        let (dim, n_ref) = (self.dim, self.rows);
+        let n_query = query.len() / dim;
+        if n_ref == 0 {
+            (0..n_query).for_each(|q| visit(q, &mut []));
+            return;
         }
-        for (q, row) in (q0..q_end).zip(sims.chunks_exact_mut(n_ref)) {
-            visit(q, row);
+        let query_row = |q: usize| &query[q * dim..(q + 1) * dim];
+        // One similarity row per query of a block, rounded up to whole groups of
+        // four; rows past the last query are scratch for a short last group.
+        let block_rows = QUERY_BLOCK.min(n_query.next_multiple_of(4));
+        let mut sims = vec![0.0f32; block_rows * n_ref];
+        for q0 in (0..n_query).step_by(QUERY_BLOCK) {
+            let q_end = (q0 + QUERY_BLOCK).min(n_query);
+            for start in (0..n_ref).step_by(TILE) {
+                let width = TILE.min(n_ref - start);
+                let tile = &self.tiles[start * dim..(start + width) * dim];
+                for g in (q0..q_end).step_by(4) {
+                    // A short last group repeats its last query.
+                    let q = std::array::from_fn(|i| query_row((g + i).min(q_end - 1)));
+                    let group = &mut sims[(g - q0) * n_ref..(g - q0 + 4) * n_ref];
+                    let (r0, rest) = group.split_at_mut(n_ref);
+                    let (r1, rest) = rest.split_at_mut(n_ref);
+                    let (r2, r3) = rest.split_at_mut(n_ref);
+                    let span = start..start + width;
+                    let out = [r0, r1, r2, r3].map(|row| &mut row[span.clone()]);
+                    score_tile(q, tile, width, out);
+                }
+            }
+            for (q, row) in (q0..q_end).zip(sims.chunks_exact_mut(n_ref)) {
+                visit(q, row);
+            }
         }
     }
 }
@@ -303,21 +324,25 @@ pub(crate) fn top_k(sims: &[f32], k: usize, exclude: Option<usize>, out: &mut Ve
     }
 }
 
-/// Calls `visit(q, neighbours)` for every query row `q` with its top
+/// Calls `visit(q, neighbours)` for every query row `q` in `rows` with its top
 /// `k_of(q)` neighbours among `reference` by cosine similarity (best first;
 /// clamped to the number of available references; queries wanting 0 are not
 /// visited). With `exclude_self`, `query` and `reference` are the same set and
 /// row `q` is not its own neighbour.
 fn for_each_top_k(
     query: &Normalized,
-    reference: &Normalized,
+    rows: Range<usize>,
+    reference: &Tiled,
     exclude_self: bool,
     k_of: impl Fn(usize) -> usize,
     mut visit: impl FnMut(usize, &[Neighbor]),
 ) {
     let available = reference.rows - usize::from(exclude_self);
     let mut neighbours = Vec::new();
-    for_each_dot_row(&query.data, &reference.data, query.dim, |q, row| {
+    let first = rows.start;
+    let slice = &query.data[rows.start * query.dim..rows.end * query.dim];
+    reference.for_each_dot_row(slice, |i, row| {
+        let q = first + i;
         let k = k_of(q).min(available);
         if k > 0 {
             top_k(row, k, exclude_self.then_some(q), &mut neighbours);
@@ -347,6 +372,43 @@ fn vote(neighbours: &[Neighbor], labels: &[u32]) -> Option<u32> {
     best.map(|(label, _)| label)
 }
 
+/// `k`-NN votes against a reference set, accumulated one slice of queries at a
+/// time: how many queries each `k` of `ks` got right.
+struct KnnTally {
+    reference: Tiled,
+    labels: Vec<u32>,
+    ks: Vec<usize>,
+    correct: Vec<usize>,
+}
+
+impl KnnTally {
+    fn new(reference: &Normalized, labels: &[u32], ks: &[usize]) -> Self {
+        Self {
+            reference: Tiled::new(&reference.data, reference.dim),
+            labels: labels.to_vec(),
+            ks: ks.to_vec(),
+            correct: vec![0; ks.len()],
+        }
+    }
+
+    fn add(&mut self, query: &Normalized, query_labels: &[u32], rows: Range<usize>) {
+        let k_max = self.ks.iter().copied().max().unwrap_or(0);
+        let (ks, labels, correct) = (&self.ks, &self.labels, &mut self.correct);
+        for_each_top_k(query, rows, &self.reference, false, |_| k_max, |q, neighbours| {
+            for (hits, &k) in correct.iter_mut().zip(ks) {
+                let k = k.min(neighbours.len());
+                if vote(&neighbours[..k], labels) == Some(query_labels[q]) {
+                    *hits += 1;
+                }
+            }
+        });
+    }
+
+    fn accuracies(&self, queries: usize) -> Vec<f64> {
+        self.correct.iter().map(|&c| c as f64 / queries as f64).collect()
+    }
+}
+
 /// Accuracy of `k`-NN majority votes for each query in `ks`, in one pass.
 fn knn_accuracies(
     query: &Normalized,
@@ -355,65 +417,84 @@ fn knn_accuracies(
     reference_labels: &[u32],
     ks: &[usize],
 ) -> Vec<f64> {
-    let k_max = ks.iter().copied().max().unwrap_or(0);
-    let mut correct = vec![0usize; ks.len()];
-    for_each_top_k(
-        query,
-        reference,
-        false,
-        |_| k_max,
-        |q, neighbours| {
-            for (hits, &k) in correct.iter_mut().zip(ks) {
-                let k = k.min(neighbours.len());
-                if vote(&neighbours[..k], reference_labels) == Some(query_labels[q]) {
-                    *hits += 1;
-                }
+    let mut tally = KnnTally::new(reference, reference_labels, ks);
+    tally.add(query, query_labels, 0..query.rows);
+    tally.accuracies(query.rows)
+}
+
+/// Leave-one-out scores within one set, accumulated one slice of queries at a
+/// time. Queries whose label occurs nowhere else are skipped.
+struct LooTally {
+    reference: Tiled,
+    /// How often each label occurs.
+    counts: BTreeMap<u32, usize>,
+    with_map: bool,
+    queries: usize,
+    p1_sum: f64,
+    map_sum: f64,
+}
+
+impl LooTally {
+    fn new(set: &Normalized, labels: &[u32], with_map: bool) -> Self {
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for &l in labels {
+            *counts.entry(l).or_default() += 1;
+        }
+        Self {
+            reference: Tiled::new(&set.data, set.dim),
+            counts,
+            with_map,
+            queries: 0,
+            p1_sum: 0.0,
+            map_sum: 0.0,
+        }
+    }
+
+    fn add(&mut self, set: &Normalized, labels: &[u32], rows: Range<usize>) {
+        let Self { reference, counts, with_map, queries, p1_sum, map_sum } = self;
+        let with_map = *with_map;
+        // R for each query: the number of OTHER items with its label.
+        let r_of = |q: usize| counts[&labels[q]] - 1;
+        let k_of = |q: usize| {
+            let r = r_of(q);
+            if with_map { r } else { r.min(1) }
+        };
+        for_each_top_k(set, rows, reference, true, k_of, |q, neighbours| {
+            let label = labels[q];
+            *queries += 1;
+            if labels[neighbours[0].index as usize] == label {
+                *p1_sum += 1.0;
             }
-        },
-    );
-    correct
-        .into_iter()
-        .map(|c| c as f64 / query.rows as f64)
-        .collect()
+            if with_map {
+                let r = r_of(q);
+                let (mut hits, mut ap) = (0usize, 0.0f64);
+                for (i, n) in neighbours.iter().take(r).enumerate() {
+                    if labels[n.index as usize] == label {
+                        hits += 1;
+                        ap += hits as f64 / (i + 1) as f64;
+                    }
+                }
+                *map_sum += ap / r as f64;
+            }
+        });
+    }
+
+    /// `(precision@1, MAP@R)`; MAP@R is 0 unless `with_map`; both 0 with no query.
+    fn scores(&self) -> (f64, f64) {
+        if self.queries == 0 {
+            return (0.0, 0.0);
+        }
+        (self.p1_sum / self.queries as f64, self.map_sum / self.queries as f64)
+    }
 }
 
 /// Leave-one-out scores within one set: `(precision@1, MAP@R)`. MAP@R is only
 /// computed when `with_map` (otherwise 0 is returned for it). Queries whose
 /// label occurs nowhere else are skipped; with no query left both are 0.
 fn loo_scores(set: &Normalized, labels: &[u32], with_map: bool) -> (f64, f64) {
-    let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-    for &l in labels {
-        *counts.entry(l).or_default() += 1;
-    }
-    // R for each query: the number of OTHER items with its label.
-    let r_of = |q: usize| counts[&labels[q]] - 1;
-    let k_of = |q: usize| {
-        let r = r_of(q);
-        if with_map { r } else { r.min(1) }
-    };
-    let (mut queries, mut p1_sum, mut map_sum) = (0usize, 0.0f64, 0.0f64);
-    for_each_top_k(set, set, true, k_of, |q, neighbours| {
-        let label = labels[q];
-        queries += 1;
-        if labels[neighbours[0].index as usize] == label {
-            p1_sum += 1.0;
-        }
-        if with_map {
-            let r = r_of(q);
-            let (mut hits, mut ap) = (0usize, 0.0f64);
-            for (i, n) in neighbours.iter().take(r).enumerate() {
-                if labels[n.index as usize] == label {
-                    hits += 1;
-                    ap += hits as f64 / (i + 1) as f64;
-                }
-            }
-            map_sum += ap / r as f64;
-        }
-    });
-    if queries == 0 {
-        return (0.0, 0.0);
-    }
-    (p1_sum / queries as f64, map_sum / queries as f64)
+    let mut tally = LooTally::new(set, labels, with_map);
+    tally.add(set, labels, 0..set.rows);
+    tally.scores()
 }
 
 /// Fraction of queries whose `k`-nearest-neighbour majority vote among
@@ -488,22 +569,81 @@ pub fn evaluate(
     train: Option<(&[f32], &[u32])>,
     dim: usize,
 ) -> Result<Metrics, MetricsError> {
-    let test_set = Normalized::new("test", test, dim, test_labels.len())?;
-    let (knn1_acc, knn5_acc) = match train {
-        Some((train, train_labels)) => {
-            let train_set = Normalized::new("train", train, dim, train_labels.len())?;
-            let acc = knn_accuracies(&test_set, test_labels, &train_set, train_labels, &[1, 5]);
-            (Some(acc[0]), Some(acc[1]))
+    let mut evaluation = Evaluation::new(test, test_labels, train, dim)?;
+    while !evaluation.advance(usize::MAX) {}
+    Ok(evaluation.finish())
+}
+
+/// [`evaluate`] one slice of queries at a time, for a caller that must stay
+/// responsive (the page's worker looks at its commands between slices). The
+/// result is identical to [`evaluate`]'s.
+pub struct Evaluation {
+    test: Normalized,
+    labels: Vec<u32>,
+    knn: Option<KnnTally>,
+    loo: LooTally,
+    /// Next query row of the kNN pass, then of the leave-one-out pass.
+    knn_next: usize,
+    loo_next: usize,
+}
+
+impl Evaluation {
+    /// Validates and normalises both sets (see [`evaluate`] for the errors).
+    pub fn new(
+        test: &[f32],
+        test_labels: &[u32],
+        train: Option<(&[f32], &[u32])>,
+        dim: usize,
+    ) -> Result<Self, MetricsError> {
+        let test_set = Normalized::new("test", test, dim, test_labels.len())?;
+        let knn = match train {
+            Some((train, train_labels)) => {
+                let train_set = Normalized::new("train", train, dim, train_labels.len())?;
+                Some(KnnTally::new(&train_set, train_labels, &[1, 5]))
+            }
+            None => None,
+        };
+        let loo = LooTally::new(&test_set, test_labels, true);
+        Ok(Self { test: test_set, labels: test_labels.to_vec(), knn, loo, knn_next: 0, loo_next: 0 })
+    }
+
+    /// Answers up to `queries` more queries (rounded up to whole blocks of
+    /// [`QUERY_BLOCK`], so that the reference tiles are reused); `true` once
+    /// every query of both passes is answered.
+    pub fn advance(&mut self, queries: usize) -> bool {
+        let n = self.test.rows;
+        let take = |next: usize| {
+            let count = if queries >= n { n } else { queries.max(1).next_multiple_of(QUERY_BLOCK) };
+            next..next.saturating_add(count).min(n)
+        };
+        if let Some(knn) = &mut self.knn {
+            if self.knn_next < n {
+                let rows = take(self.knn_next);
+                self.knn_next = rows.end;
+                knn.add(&self.test, &self.labels, rows);
+                return false;
+            }
         }
-        None => (None, None),
-    };
-    let (precision_at_1, map_at_r) = loo_scores(&test_set, test_labels, true);
-    Ok(Metrics {
-        knn1_acc,
-        knn5_acc,
-        precision_at_1,
-        map_at_r,
-    })
+        if self.loo_next < n {
+            let rows = take(self.loo_next);
+            self.loo_next = rows.end;
+            self.loo.add(&self.test, &self.labels, rows);
+        }
+        self.loo_next >= n
+    }
+
+    /// The metrics (call after [`Evaluation::advance`] returned `true`).
+    pub fn finish(self) -> Metrics {
+        let (knn1_acc, knn5_acc) = match &self.knn {
+            Some(knn) => {
+                let acc = knn.accuracies(self.test.rows);
+                (Some(acc[0]), Some(acc[1]))
+            }
+            None => (None, None),
+        };
+        let (precision_at_1, map_at_r) = self.loo.scores();
+        Metrics { knn1_acc, knn5_acc, precision_at_1, map_at_r }
+    }
 }
 
 #[cfg(test)]
@@ -814,7 +954,8 @@ mod tests {
             let mut visited = 0;
             for_each_top_k(
                 &query,
-                &reference,
+                0..n_query,
+                &Tiled::new(&reference.data, dim),
                 false,
                 |_| n_ref,
                 |q, neighbours| {
@@ -832,6 +973,31 @@ mod tests {
                 },
             );
             assert_eq!(visited, n_query);
+        }
+    }
+
+    #[test]
+    fn sliced_evaluation_equals_the_whole() {
+        // 150 test and 300 train rows of 8 values, 5 labels: slices of 1, 32 and 40 queries
+        // (rounded up to blocks of 32, a short last block) give the same metrics, bit for bit.
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(5);
+        let (dim, n_test, n_train) = (8, 150, 300);
+        let mut data = |n: usize| -> Vec<f32> { (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (test, train) = (data(n_test), data(n_train));
+        let test_labels: Vec<u32> = (0..n_test as u32).map(|i| i % 5).collect();
+        let train_labels: Vec<u32> = (0..n_train as u32).map(|i| (i * 7) % 5).collect();
+        let whole = evaluate(&test, &test_labels, Some((&train, &train_labels)), dim).unwrap();
+        assert!(whole.knn1_acc.is_some() && whole.map_at_r > 0.0);
+        for queries in [1, 32, 40] {
+            let mut ev = Evaluation::new(&test, &test_labels, Some((&train, &train_labels)), dim).unwrap();
+            let mut slices = 1;
+            while !ev.advance(queries) {
+                slices += 1;
+            }
+            // kNN then leave-one-out, each in ceil(150 / block) slices.
+            let block = queries.next_multiple_of(QUERY_BLOCK);
+            assert_eq!(slices, 2 * n_test.div_ceil(block), "queries = {queries}");
+            assert_eq!(ev.finish(), whole, "queries = {queries}");
         }
     }
 

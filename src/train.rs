@@ -125,11 +125,11 @@ impl Default for TrainConfig {
 }
 
 /// A rejected setting: which field, and why.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("{field}: {message}")]
 pub struct ConfigError {
     /// The field's name as used on the command line and in URLs.
-    pub field: &'static str,
+    pub field: std::borrow::Cow<'static, str>,
     /// What is wrong, for a person.
     pub message: String,
 }
@@ -144,7 +144,7 @@ impl TrainConfig {
     pub fn problems(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let mut bad = |field: &'static str, message: String| {
-            errors.push(ConfigError { field, message })
+            errors.push(ConfigError { field: field.into(), message })
         };
         if !(1..=MAX_EPOCHS).contains(&self.epochs) {
             bad("epochs", format!("must be between 1 and {MAX_EPOCHS}"));
@@ -186,7 +186,7 @@ impl TrainConfig {
 }
 
 /// Why training could not start or had to stop.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum TrainError {
     /// Invalid settings.
     #[error("invalid setting {0}")]
@@ -213,7 +213,7 @@ pub enum TrainError {
 }
 
 /// What a training run reports, in order. See the module docs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// Training begins.
     Started {
@@ -385,7 +385,7 @@ impl Trainer {
             StepEngine::Auto => fits,
             StepEngine::Fused if !fits => {
                 return Err(TrainError::Config(ConfigError {
-                    field: "engine",
+                    field: "engine".into(),
                     message: format!("the fused GPU engine takes batches of up to {GPU_MAX_BATCH}"),
                 }));
             }
@@ -594,9 +594,14 @@ impl Trainer {
 
     /// Embeds a whole dataset with dropout off, reading back asynchronously.
     pub async fn embed(&self, set: &Dataset) -> Result<Vec<f32>, TrainError> {
+        self.embed_rows(set, 0..set.len()).await
+    }
+
+    /// Embeds rows `rows` of `set` with dropout off, reading back asynchronously.
+    pub async fn embed_rows(&self, set: &Dataset, rows: std::ops::Range<usize>) -> Result<Vec<f32>, TrainError> {
         let device = self.device.clone().inner();
-        let mut out = Vec::with_capacity(set.len() * EMBEDDING_DIM);
-        let all: Vec<usize> = (0..set.len()).collect();
+        let mut out = Vec::with_capacity(rows.len() * EMBEDDING_DIM);
+        let all: Vec<usize> = rows.collect();
         let piece = if matches!(self.engine, Engine::Shaders(_)) { EMBED_PIECE } else { EMBED_CHUNK };
         for chunk in all.chunks(piece) {
             let mut pixels = Vec::new();
@@ -617,16 +622,82 @@ impl Trainer {
     }
 }
 
+/// What the user asked a running training to do (the page's buttons; the CLI never pauses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// Keep stepping.
+    #[default]
+    Run,
+    /// Wait before the next step (or the next slice of an evaluation).
+    Pause,
+    /// End the run at the next step or slice boundary (it finishes with `Done { stopped: true }`).
+    Stop,
+}
+
 /// What the driver needs from whoever runs it (terminal or browser).
 #[allow(async_fn_in_trait)]
 pub trait Host {
     /// Called before every step. The browser yields to its event loop here and waits while the
     /// user has paused. Return `false` to stop the run (it then ends with `Done { stopped }`).
     async fn proceed(&mut self) -> bool;
+    /// Called between the bounded slices of long work (embedding a set, the metrics), so that
+    /// a host that must stay responsive can look at its commands; same answer as
+    /// [`Host::proceed`]. Long work never runs more than [`SLICE_ROWS`] rows between two calls.
+    async fn pulse(&mut self) -> bool {
+        true
+    }
+    /// Called after every epoch end with the trainer, e.g. to keep a host copy of the weights
+    /// that survives a lost device. Nothing by default.
+    async fn epoch_saved(&mut self, _trainer: &Trainer) {}
     /// Receives every event.
     fn event(&mut self, event: Event);
     /// Milliseconds on a monotonic clock.
     fn now_ms(&self) -> f64;
+}
+
+/// Rows embedded (or kNN queries answered) between two [`Host::pulse`] calls: about 20–80 ms
+/// of work on the slowest path (one wasm thread), a negligible cost natively.
+pub const SLICE_ROWS: usize = 128;
+
+/// Embeds `set` in slices, pulsing the host between them; `None` when the host said stop.
+async fn embed_sliced<H: Host>(
+    trainer: &Trainer,
+    set: &Dataset,
+    host: &mut H,
+) -> Result<Option<Vec<f32>>, TrainError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(set.len() * EMBEDDING_DIM)
+        .map_err(|_| TrainError::Data(format!("not enough memory to embed {} images", set.len())))?;
+    let mut start = 0;
+    while start < set.len() {
+        if !host.pulse().await {
+            return Ok(None);
+        }
+        let end = (start + SLICE_ROWS).min(set.len());
+        out.extend_from_slice(&trainer.embed_rows(set, start..end).await?);
+        start = end;
+    }
+    Ok(Some(out))
+}
+
+/// Computes the metrics in slices of queries, pulsing the host between them; `None` when the
+/// host said stop.
+async fn evaluate_sliced<H: Host>(
+    test: &[f32],
+    test_labels: &[u32],
+    train: Option<(&[f32], &[u32])>,
+    host: &mut H,
+) -> Result<Option<Metrics>, TrainError> {
+    let mut evaluation = metrics::Evaluation::new(test, test_labels, train, EMBEDDING_DIM)
+        .map_err(|e| TrainError::Metrics(e.to_string()))?;
+    loop {
+        if !host.pulse().await {
+            return Ok(None);
+        }
+        if evaluation.advance(SLICE_ROWS) {
+            return Ok(Some(evaluation.finish()));
+        }
+    }
 }
 
 fn to_u32(labels: &[u8]) -> Vec<u32> {
@@ -721,7 +792,11 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             }
             train_ms += host.now_ms() - t0;
             if config.embed_every > 0 && global_step % config.embed_every == 0 && step != steps_per_epoch {
-                let vectors = Arc::new(trainer.embed(trainer.test_set()).await?);
+                let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+                    summary.stopped = true;
+                    break;
+                };
+                let vectors = Arc::new(vectors);
                 host.event(Event::Embeddings {
                     epoch,
                     global_step,
@@ -740,7 +815,16 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
                 }
             }
         }
-        let vectors = Arc::new(trainer.embed(trainer.test_set()).await?);
+        // A stopped run ends at once: the embeddings and metrics of the last finished
+        // evaluation stay the run's (the host may embed the stopped weights afterwards).
+        if summary.stopped {
+            break 'epochs;
+        }
+        let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+            summary.stopped = true;
+            break 'epochs;
+        };
+        let vectors = Arc::new(vectors);
         last_test = Some(vectors.clone());
         host.event(Event::Embeddings {
             epoch,
@@ -748,12 +832,11 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             vectors: vectors.clone(),
             labels: test_labels.clone(),
         });
-        if summary.stopped {
-            break 'epochs;
-        }
         let mean_loss = if trained > 0 { (loss_sum / trained as f64) as f32 } else { f32::NAN };
-        let metrics = metrics::evaluate(&vectors, &to_u32(&test_labels), None, EMBEDDING_DIM)
-            .map_err(|e| TrainError::Metrics(e.to_string()))?;
+        let Some(metrics) = evaluate_sliced(&vectors, &to_u32(&test_labels), None, host).await? else {
+            summary.stopped = true;
+            break 'epochs;
+        };
         summary.epoch_losses.push(mean_loss);
         summary.epochs_completed = epoch;
         summary.metrics = metrics.clone();
@@ -763,19 +846,23 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             metrics,
             elapsed_s: (host.now_ms() - start) / 1000.0,
         });
+        host.epoch_saved(trainer).await;
     }
 
     if config.knn_against_train && !summary.stopped {
         if let Some(test_vectors) = &last_test {
-            let train_vectors = trainer.embed(trainer.train_set()).await?;
-            let train_labels = to_u32(&trainer.train_set().labels);
-            summary.metrics = metrics::evaluate(
-                test_vectors,
-                &to_u32(&test_labels),
-                Some((&train_vectors, &train_labels)),
-                EMBEDDING_DIM,
-            )
-            .map_err(|e| TrainError::Metrics(e.to_string()))?;
+            // Stopped during the final evaluation: the last epoch's metrics stand.
+            match embed_sliced(trainer, trainer.train_set(), host).await? {
+                None => summary.stopped = true,
+                Some(train_vectors) => {
+                    let train_labels = to_u32(&trainer.train_set().labels);
+                    let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
+                    match evaluate_sliced(test_vectors, &to_u32(&test_labels), train, host).await? {
+                        None => summary.stopped = true,
+                        Some(metrics) => summary.metrics = metrics,
+                    }
+                }
+            }
         }
     }
     summary.train_seconds = train_ms / 1000.0;

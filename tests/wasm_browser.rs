@@ -209,7 +209,7 @@ async fn training_steps_on_cpu_fallback() {
 
 #[wasm_bindgen_test]
 async fn page_detects_webgpu() {
-    let adapter = tripletlab::web::device::detect_webgpu().await;
+    let adapter = tripletlab::worker::device::detect_webgpu().await;
     assert!(adapter.is_ok(), "{adapter:?}");
     // Headless Chromium's only adapter here is SwiftShader: the page must see it as software
     // (and so train on the CPU unless asked otherwise).

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::state::{Level, Notice};
+use crate::page::state::{Level, Notice};
 
 /// Props of [`Banner`].
 #[derive(Properties, PartialEq)]

@@ -7,11 +7,11 @@ use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::loss::{Metric, Mining};
-use crate::web::host::Control;
+use crate::train::Control;
 use crate::web::io::input_files;
 
-use super::form::Form;
-use super::state::Phase;
+use crate::page::form::Form;
+use crate::page::state::Phase;
 
 /// Props of [`Controls`].
 #[derive(Properties, PartialEq)]
@@ -218,7 +218,7 @@ pub fn controls(props: &ControlsProps) -> Html {
     };
     let other_errors: Vec<(String, String)> = errors
         .iter()
-        .filter(|(k, _)| !super::form::FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| !crate::page::form::FIELDS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
 

@@ -2,21 +2,12 @@
 
 use yew::prelude::*;
 
-/// What to download.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum What {
-    /// `vecs.tsv`: one row of 256 values per test example.
-    Vecs,
-    /// `meta.tsv`: one label per test example.
-    Meta,
-    /// `weights.safetensors` of the finished run.
-    Weights,
-}
+use crate::protocol::Export as What;
 
 /// Props of [`Downloads`].
 #[derive(Properties, PartialEq)]
 pub struct DownloadsProps {
-    /// Embeddings exist and no step is running.
+    /// Embeddings exist.
     pub can_download: bool,
     /// The finished run's weights can be read.
     pub can_weights: bool,

@@ -6,7 +6,7 @@ use yew::prelude::*;
 
 use crate::metrics::Metrics;
 
-use super::state::EpochRow;
+use crate::page::state::EpochRow;
 
 /// Props of [`MetricsTable`].
 #[derive(Properties, PartialEq)]

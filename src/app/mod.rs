@@ -1,36 +1,33 @@
 //! The page: one root component ([`App`]) holding all state in one reducer ([`State`]), and
-//! small function components for each part of the screen. Props go down, callbacks come up;
-//! the browser work (device, fetch, files, downloads, the training task's host) is in
-//! [`crate::web`].
+//! small function components for each part of the screen. Props go down, callbacks come up.
+//! Every computation is the worker's: the page sends [`Command`]s through
+//! [`crate::web::bridge`] and folds the [`Reply`]s into its reducer. Nothing here links burn.
 
 pub mod banner;
 pub mod controls;
 pub mod downloads;
 pub mod draw;
-pub mod form;
 pub mod loss_chart;
 pub mod metrics;
 pub mod progress;
 pub mod projection;
-pub mod state;
+mod start;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::Arc;
 
-use burn::tensor::Device;
-use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::backend::BackendKind;
-use crate::data::{BundledDataset, FileRole, Split, load_named_files, load_split};
-use crate::export::{meta_tsv_string, vecs_tsv_string};
-use crate::model::{EMBEDDING_DIM, EmbedNetConfig};
-use crate::projection::{Tsne, TsneParams};
-use crate::train::{Event, Trainer, run};
-use crate::web::host::{Control, ControlFlag, WebHost};
-use crate::web::{device, io, query};
+use crate::data::BundledDataset;
+use crate::protocol::{Command, Export, Id, MAX_FILE_BYTES, Reply};
+use crate::train::{Control, Event};
+use crate::web::bridge::{Bridge, Incoming};
+use crate::web::{io, query};
 
+pub use start::start;
+
+use crate::page::state;
+pub use crate::page::state::{Action, Phase, Shared, State};
 use banner::Banner;
 use controls::Controls;
 use downloads::Downloads;
@@ -38,370 +35,192 @@ use loss_chart::LossChart;
 use metrics::MetricsTable;
 use progress::Progress;
 use projection::Projection;
-pub use state::{Action, Phase, Shared, State};
 
-/// What lives outside the reducer because it is not UI state: the burn device, the loaded data
-/// (shared with the training task), the last trainer (for the weights download) and the flags
-/// the buttons use to steer the running task.
-#[derive(Default)]
-pub struct Engine {
-    device: Option<Device>,
-    split: Option<Rc<Split>>,
-    /// Bundled datasets already loaded, so switching back is instant.
-    cache: Vec<(BundledDataset, Rc<Split>)>,
-    /// The user's own files, once opened.
-    custom: Option<(String, Rc<Split>)>,
-    trainer: Option<Trainer>,
-    weights: Option<(String, Vec<u8>)>,
-    control: ControlFlag,
-    tsne_run: u32,
+/// The page's reducer for yew: [`State::reduce`], which is plain Rust and tested natively.
+impl Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        Rc::new(Rc::unwrap_or_clone(self).reduce(action))
+    }
 }
 
-type EngineRef = Rc<RefCell<Engine>>;
 type Dispatch = UseReducerDispatcher<State>;
 
-/// Fetches and parses a bundled dataset (cached), then makes it the current one.
-fn load_bundled(engine: EngineRef, dispatch: Dispatch, which: BundledDataset) {
-    let cached = engine
-        .borrow()
-        .cache
-        .iter()
-        .find(|(d, _)| *d == which)
-        .map(|(_, s)| s.clone());
-    if let Some(split) = cached {
-        set_split(
-            &engine,
-            &dispatch,
-            split,
-            which.display_name().to_string(),
-            Some(which),
-        );
-        return;
+/// What the page keeps outside its reducer: the worker, the next request id, and the loss
+/// read-back marks of the benchmark's stats.
+#[derive(Default)]
+pub struct Link {
+    bridge: Option<Bridge>,
+    next_id: Cell<Id>,
+    /// `(global_step, elapsed_s)` at each loss read-back of the current run.
+    marks: RefCell<Vec<(usize, f64)>>,
+    batch_size: Cell<usize>,
+    /// The bundled dataset asked for last (a replacement worker loads it again).
+    bundled: Cell<Option<BundledDataset>>,
+}
+
+impl Link {
+    fn id(&self) -> Id {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        id
     }
-    dispatch.dispatch(Action::DatasetLoading(which.display_name().to_string()));
-    spawn_local(async move {
-        let t0 = io::now_ms();
-        let mut files: Vec<Vec<u8>> = Vec::with_capacity(4);
-        for role in FileRole::ALL {
-            match io::fetch_bytes(&which.file_path(role)).await {
-                Ok(bytes) => files.push(bytes),
-                Err(e) => {
-                    dispatch.dispatch(Action::DatasetFailed(format!(
-                        "could not load the bundled {}: {e}",
-                        which.display_name()
-                    )));
-                    return;
-                }
-            }
-            io::yield_now().await;
+
+    fn send(&self, command: &Command) {
+        self.send_files(command, &[]);
+    }
+
+    fn send_files(&self, command: &Command, files: &[web_sys::File]) {
+        if let Some(bridge) = &self.bridge {
+            bridge.send(command, files);
         }
-        match load_split(&files[0], &files[1], &files[2], &files[3]) {
-            Ok(split) => {
-                let split = Rc::new(split);
-                engine.borrow_mut().cache.push((which, split.clone()));
-                set_split(
-                    &engine,
-                    &dispatch,
-                    split,
-                    which.display_name().to_string(),
-                    Some(which),
-                );
-                web_sys::console::debug_1(
-                    &format!(
-                        "{} loaded in {:.0} ms",
-                        which.display_name(),
-                        io::now_ms() - t0
-                    )
-                    .into(),
-                );
-            }
-            Err(e) => dispatch.dispatch(Action::DatasetFailed(format!(
-                "the bundled {} is not readable: {e}",
-                which.display_name()
-            ))),
-        }
-    });
+    }
 }
 
-fn set_split(
-    engine: &EngineRef,
-    dispatch: &Dispatch,
-    split: Rc<Split>,
-    name: String,
-    bundled: Option<BundledDataset>,
-) {
-    engine.borrow_mut().split = Some(split.clone());
-    let class_names: Vec<String> = bundled
-        .unwrap_or(BundledDataset::Mnist)
-        .class_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    dispatch.dispatch(Action::DatasetLoaded {
-        name,
-        custom: bundled.is_none(),
-        n_train: split.train.len(),
-        n_test: split.test.len(),
-        class_names: Rc::new(class_names),
-        test: Shared(Arc::new(split.test.clone())),
-    });
-}
+type LinkRef = Rc<RefCell<Link>>;
 
-/// Reads the user's four IDX files; on any problem the current dataset stays.
-fn open_files(engine: EngineRef, dispatch: Dispatch, files: Vec<web_sys::File>) {
-    spawn_local(async move {
-        let mut named: Vec<(String, Vec<u8>)> = Vec::new();
-        for f in &files {
-            match io::file_bytes(f).await {
-                Ok(bytes) => named.push((f.name(), bytes)),
-                Err(e) => {
-                    dispatch.dispatch(Action::FileError(e));
-                    return;
-                }
+/// Starts a worker whose replies go to `dispatch`, then the device and the current dataset.
+/// A worker that dies is replaced the same way.
+fn connect(link: &LinkRef, dispatch: &Dispatch, state: &State) {
+    let on_incoming = {
+        let (link, dispatch) = (link.clone(), dispatch.clone());
+        let backend = state.backend;
+        move |incoming: Incoming| match incoming {
+            Incoming::Reply(reply) => on_reply(&link, &dispatch, reply),
+            Incoming::Crashed(message) => {
+                let dead = link.borrow_mut().bridge.take();
+                dispatch.dispatch(Action::WorkerLost(message));
+                // The user's own files are gone with the worker: back to the last bundled set.
+                let dataset = link.borrow().bundled.get().unwrap_or(BundledDataset::Mnist);
+                dispatch.dispatch(Action::Field("dataset".into(), dataset.as_str().into()));
+                let mut fresh = State::from_query(&[]);
+                fresh.backend = backend;
+                fresh.form.set("dataset", dataset.as_str().into());
+                let (link, dispatch) = (link.clone(), dispatch.clone());
+                // Later, not inside the dead bridge's own callback, which this drops.
+                gloo_timers::callback::Timeout::new(0, move || {
+                    if let Some(dead) = dead {
+                        dead.terminate();
+                    }
+                    connect(&link, &dispatch, &fresh);
+                })
+                .forget();
             }
         }
-        let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
-        let recognised = names
-            .iter()
-            .filter(|n| crate::data::role_from_file_name(n).is_some())
-            .count();
-        if recognised == 0 {
-            dispatch.dispatch(Action::FileError(format!(
-                "none of {} is named like an MNIST file (expected {})",
-                names.join(", "),
-                FileRole::ALL.map(|r| r.file_name()).join(", ")
-            )));
+    };
+    match Bridge::spawn(on_incoming) {
+        Ok(bridge) => link.borrow_mut().bridge = Some(bridge),
+        Err(e) => {
+            dispatch.dispatch(Action::Notice(state::Notice::error(e)));
             return;
         }
-        let refs: Vec<(&str, &[u8])> = named
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
-        match load_named_files(&refs) {
-            Ok(split) => {
-                let label = format!(
-                    "your files ({} train / {} test)",
-                    split.train.len(),
-                    split.test.len()
-                );
-                let split = Rc::new(split);
-                engine.borrow_mut().custom = Some((label.clone(), split.clone()));
-                set_split(&engine, &dispatch, split, label, None);
-            }
-            Err(e) => {
-                dispatch.dispatch(Action::FileError(format!("could not open your files: {e}")))
-            }
-        }
+    }
+    link.borrow().send(&Command::Start {
+        backend: state.backend,
     });
+    let dataset =
+        BundledDataset::from_str(state.form.get("dataset")).unwrap_or(BundledDataset::Mnist);
+    load_bundled(&link.borrow(), dispatch, dataset);
 }
 
-/// Reads an uploaded weights file and checks it loads before keeping it for the next run.
-fn upload_weights(engine: EngineRef, dispatch: Dispatch, file: web_sys::File) {
-    spawn_local(async move {
-        let name = file.name();
-        let bytes = match io::file_bytes(&file).await {
-            Ok(b) => b,
-            Err(e) => return dispatch.dispatch(Action::WeightsError(e)),
-        };
-        let device = engine.borrow().device.clone();
-        let Some(device) = device else {
-            return dispatch.dispatch(Action::WeightsError("the device is not ready yet".into()));
-        };
-        match EmbedNetConfig::new().load_safetensors(&bytes, &device) {
-            Ok(_) => {
-                engine.borrow_mut().weights = Some((name.clone(), bytes));
-                dispatch.dispatch(Action::WeightsLoaded(name));
-            }
-            Err(e) => dispatch.dispatch(Action::WeightsError(format!("{name}: {e}"))),
-        }
-    });
+fn load_bundled(link: &Link, dispatch: &Dispatch, dataset: BundledDataset) {
+    link.bundled.set(Some(dataset));
+    let id = link.id();
+    dispatch.dispatch(Action::LoadRequested(id));
+    link.send(&Command::LoadBundled { id, dataset });
 }
 
-/// Starts a training run in a `spawn_local` task.
-fn start_training(engine: EngineRef, dispatch: Dispatch, state: &State) {
-    let Some(mut config) = state.form.check(state.custom_loaded).config else {
+/// Replies that are not only state: downloads, and the benchmark's stats.
+fn on_reply(link: &LinkRef, dispatch: &Dispatch, reply: Reply) {
+    match &reply {
+        Reply::Download { name, mime, bytes } => {
+            if let Err(e) = io::download(name, bytes, mime) {
+                dispatch.dispatch(Action::Notice(state::Notice::error(format!(
+                    "download failed: {e}"
+                ))));
+            }
+            return;
+        }
+        Reply::Train { event, .. } => {
+            let link = link.borrow();
+            match event {
+                Event::Step {
+                    global_step,
+                    elapsed_s,
+                    ..
+                } => {
+                    let mut marks = link.marks.borrow_mut();
+                    match marks.last_mut() {
+                        Some(m) if m.1 == *elapsed_s => m.0 = *global_step,
+                        _ => marks.push((*global_step, *elapsed_s)),
+                    }
+                }
+                Event::Done(summary) => {
+                    io::publish_stats(summary, &link.marks.borrow(), link.batch_size.get())
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    dispatch.dispatch(Action::Worker(reply));
+}
+
+/// Checks the user's files on the page (names and sizes, from `File.size`, before anything is
+/// read), then hands them to the worker.
+fn open_files(link: &Link, dispatch: &Dispatch, files: Vec<web_sys::File>) {
+    if files.is_empty() {
         return;
-    };
-    let (device, split, weights, control) = {
-        let e = engine.borrow();
-        (
-            e.device.clone(),
-            e.split.clone(),
-            e.weights.clone(),
-            e.control.clone(),
-        )
-    };
-    let (Some(device), Some(split)) = (device, split) else {
+    }
+    if let Some(big) = files.iter().find(|f| f.size() > MAX_FILE_BYTES as f64) {
+        return dispatch.dispatch(Action::FileError(format!(
+            "{} is {:.0} MB; files of up to {} MB are accepted",
+            big.name(),
+            big.size() / (1u64 << 20) as f64,
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let id = link.id();
+    dispatch.dispatch(Action::LoadRequested(id));
+    let names = files.iter().map(|f| f.name()).collect();
+    let sizes = files.iter().map(|f| f.size() as u64).collect();
+    link.send_files(&Command::LoadFiles { id, names, sizes }, &files);
+}
+
+/// Sends Train with the form's settings (the worker refuses it while a run is active).
+fn start_training(link: &Link, dispatch: &Dispatch, state: &State) {
+    let Some(mut config) = state.form.check(state.custom_loaded).config else {
         return;
     };
     // Refresh the projection a few times per epoch (and at every epoch end).
     let n_train = config
         .train_limit
         .unwrap_or(usize::MAX)
-        .min(split.train.len());
+        .min(state.dataset_sizes.0);
     let steps = n_train.div_ceil(config.batch_size.max(1));
     config.embed_every = state
         .embed_every
         .unwrap_or_else(|| if steps >= 40 { steps.div_ceil(4) } else { 0 });
-    let trainer = match &weights {
-        Some((name, bytes)) => EmbedNetConfig::new()
-            .load_safetensors(bytes, &device)
-            .map_err(|e| format!("{name}: {e}"))
-            .and_then(|model| {
-                Trainer::with_model(config.clone(), &split, &device, model)
-                    .map_err(|e| e.to_string())
-            }),
-        None => Trainer::new(config.clone(), &split, &device).map_err(|e| e.to_string()),
-    };
-    let mut trainer = match trainer {
-        Ok(t) => t,
-        Err(e) => return dispatch.dispatch(Action::StartFailed(e)),
-    };
-    engine.borrow_mut().trainer = None;
-    control.set(Control::Run);
-    dispatch.dispatch(Action::TrainingRequested {
-        epochs: config.epochs,
-        from_weights: weights.map(|(n, _)| n),
-    });
-    spawn_local(async move {
-        let sink_dispatch = dispatch.clone();
-        let batch_size = config.batch_size;
-        // (global_step, elapsed_s) at each loss read-back, for the benchmark's steady rate.
-        let mut marks: Vec<(usize, f64)> = Vec::new();
-        let mut host = WebHost::new(control, move |event| {
-            match &event {
-                Event::Step {
-                    global_step,
-                    elapsed_s,
-                    ..
-                } => match marks.last_mut() {
-                    Some(m) if m.1 == *elapsed_s => m.0 = *global_step,
-                    _ => marks.push((*global_step, *elapsed_s)),
-                },
-                Event::Done(summary) => io::publish_stats(summary, &marks, batch_size),
-                _ => {}
-            }
-            sink_dispatch.dispatch(Action::from_event(event));
-        });
-        let _ = run(&mut trainer, &mut host).await;
-        engine.borrow_mut().trainer = Some(trainer);
-        dispatch.dispatch(Action::TrainerKept);
-    });
-}
-
-/// Runs t-SNE on the latest embeddings, a few iterations per animation frame.
-fn start_tsne(engine: EngineRef, dispatch: Dispatch, state: &State) {
-    let Some(emb) = state.embeddings.clone() else {
-        return;
-    };
-    let run_id = {
-        let mut e = engine.borrow_mut();
-        e.tsne_run += 1;
-        e.tsne_run
-    };
-    dispatch.dispatch(Action::TsneStarted);
-    spawn_local(async move {
-        io::next_frame().await;
-        let vectors = emb.vectors.0.clone();
-        let n = vectors.len() / EMBEDDING_DIM;
-        let params = TsneParams {
-            // t-SNE needs perplexity < n; keep the usual 30 when there are enough points.
-            perplexity: 30f32.min((n.saturating_sub(1) / 3).max(1) as f32),
-            ..TsneParams::default()
-        };
-        let mut tsne = match Tsne::new(&vectors, EMBEDDING_DIM, params) {
-            Ok(t) => t,
-            Err(e) => return dispatch.dispatch(Action::TsneFailed(e.to_string())),
-        };
-        let total = tsne.total_iters();
-        while !tsne.is_done() {
-            if engine.borrow().tsne_run != run_id {
-                return;
-            }
-            let t0 = io::now_ms();
-            // About 30 ms of work per frame keeps the page responsive.
-            while !tsne.is_done() && io::now_ms() - t0 < 30.0 {
-                tsne.step(1);
-            }
-            dispatch.dispatch(Action::TsneProgress {
-                iter: tsne.iteration(),
-                total,
-                points: Shared(Arc::new(tsne.embedding())),
-            });
-            io::next_frame().await;
-        }
-        dispatch.dispatch(Action::TsneDone);
-    });
-}
-
-/// Downloads `vecs.tsv` / `meta.tsv` of the latest embeddings, or the weights.
-fn download(engine: EngineRef, dispatch: Dispatch, state: &State, what: downloads::What) {
-    use downloads::What;
-    match what {
-        What::Vecs | What::Meta => {
-            let Some(emb) = &state.embeddings else { return };
-            let result = match what {
-                What::Vecs => vecs_tsv_string(&emb.vectors.0, EMBEDDING_DIM)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| {
-                        io::download("vecs.tsv", text.as_bytes(), "text/tab-separated-values")
-                    }),
-                _ => io::download(
-                    "meta.tsv",
-                    meta_tsv_string(&emb.labels.0).as_bytes(),
-                    "text/tab-separated-values",
-                ),
-            };
-            if let Err(e) = result {
-                dispatch.dispatch(Action::Notice(state::Notice::error(format!(
-                    "download failed: {e}"
-                ))));
-            }
-        }
-        What::Weights => {
-            spawn_local(async move {
-                // The trainer is taken out while reading so no borrow is held across the await.
-                let trainer = engine.borrow_mut().trainer.take();
-                let Some(trainer) = trainer else { return };
-                let bytes = trainer.model().to_safetensors().await;
-                engine.borrow_mut().trainer = Some(trainer);
-                let result = bytes.map_err(|e| e.to_string()).and_then(|b| {
-                    io::download("weights.safetensors", &b, "application/octet-stream")
-                });
-                if let Err(e) = result {
-                    dispatch.dispatch(Action::Notice(state::Notice::error(format!(
-                        "weights download failed: {e}"
-                    ))));
-                }
-            });
-        }
-    }
+    link.marks.borrow_mut().clear();
+    link.batch_size.set(config.batch_size);
+    let id = link.id();
+    dispatch.dispatch(Action::TrainRequested(id));
+    link.send(&Command::Train { id, config });
 }
 
 /// The root component.
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| State::from_query(&query::read_query()));
-    let engine: EngineRef = use_mut_ref(Engine::default);
+    let link: LinkRef = use_mut_ref(Link::default);
 
-    // Start-up: the device, then the dataset named in the URL.
+    // Start-up: the worker, its device, then the dataset named in the URL.
     {
         let dispatch = state.dispatcher();
-        let engine = engine.clone();
-        let backend = state.backend;
-        let initial = BundledDataset::from_str(state.form.get("dataset"));
-        use_effect_with((), move |_| {
-            spawn_local(async move {
-                let info = device::init_device(backend).await;
-                engine.borrow_mut().device = Some(info.device.clone());
-                dispatch.dispatch(Action::DeviceReady {
-                    webgpu: info.kind == BackendKind::Wgpu,
-                    adapter: info.adapter,
-                    fallback: info.fallback,
-                });
-                load_bundled(engine, dispatch, initial.unwrap_or(BundledDataset::Mnist));
-            });
-        });
+        let link = link.clone();
+        let state = (*state).clone();
+        use_effect_with((), move |_| connect(&link, &dispatch, &state));
     }
 
     // Keep the URL in step with the form so a run can be shared.
@@ -417,16 +236,16 @@ pub fn app() -> Html {
 
     let on_field = {
         let dispatch = state.dispatcher();
-        let engine = engine.clone();
+        let link = link.clone();
         Callback::from(move |(key, value): (String, String)| {
             if key == "dataset" {
+                let link = link.borrow();
                 if let Some(which) = BundledDataset::from_str(&value) {
-                    load_bundled(engine.clone(), dispatch.clone(), which);
+                    load_bundled(&link, &dispatch, which);
                 } else if value == "custom" {
-                    let custom = engine.borrow().custom.clone();
-                    if let Some((label, split)) = custom {
-                        set_split(&engine, &dispatch, split, label, None);
-                    }
+                    let id = link.id();
+                    dispatch.dispatch(Action::LoadRequested(id));
+                    link.send(&Command::UseCustom { id });
                 }
             }
             dispatch.dispatch(Action::Field(key, value));
@@ -434,42 +253,44 @@ pub fn app() -> Html {
     };
     let on_files = {
         let dispatch = state.dispatcher();
-        let engine = engine.clone();
+        let link = link.clone();
         Callback::from(move |files: Vec<web_sys::File>| {
-            open_files(engine.clone(), dispatch.clone(), files)
+            open_files(&link.borrow(), &dispatch, files)
         })
     };
     let on_weights_file = {
-        let dispatch = state.dispatcher();
-        let engine = engine.clone();
+        let link = link.clone();
         Callback::from(move |file: web_sys::File| {
-            upload_weights(engine.clone(), dispatch.clone(), file)
+            link.borrow()
+                .send_files(&Command::LoadWeights { name: file.name() }, &[file]);
         })
     };
     let on_train = {
-        let engine = engine.clone();
+        let link = link.clone();
         let state = state.clone();
-        Callback::from(move |_: ()| start_training(engine.clone(), state.dispatcher(), &state))
+        Callback::from(move |_: ()| start_training(&link.borrow(), &state.dispatcher(), &state))
     };
     let on_control = {
-        let engine = engine.clone();
+        let link = link.clone();
         let dispatch = state.dispatcher();
         Callback::from(move |c: Control| {
-            engine.borrow().control.set(c);
+            link.borrow().send(&Command::Control(c));
             dispatch.dispatch(Action::ControlRequested(c));
         })
     };
     let on_download = {
-        let engine = engine.clone();
-        let state = state.clone();
-        Callback::from(move |what: downloads::What| {
-            download(engine.clone(), state.dispatcher(), &state, what)
-        })
+        let link = link.clone();
+        Callback::from(move |what: Export| link.borrow().send(&Command::Export(what)))
     };
     let on_tsne = {
-        let engine = engine.clone();
-        let state = state.clone();
-        Callback::from(move |_: ()| start_tsne(engine.clone(), state.dispatcher(), &state))
+        let link = link.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |_: ()| {
+            let link = link.borrow();
+            let id = link.id();
+            dispatch.dispatch(Action::TsneRequested(id));
+            link.send(&Command::Tsne { id });
+        })
     };
     let on_dismiss = {
         let dispatch = state.dispatcher();
@@ -480,8 +301,8 @@ pub fn app() -> Html {
     let phase = state.phase;
     let busy = matches!(phase, Phase::Training | Phase::Paused);
     let can_train = checked.config.is_some() && state.dataset_ready && state.device_ready && !busy;
-    let can_download = state.embeddings.is_some() && !matches!(phase, Phase::Training);
-    let can_weights = state.trainer_kept && !busy;
+    let can_download = state.embeddings.is_some();
+    let can_weights = state.weights_available && !busy;
     let proj = state.projection.clone();
 
     html! {

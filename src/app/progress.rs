@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 
-use super::state::{Phase, ProgressInfo};
+use crate::page::state::{Phase, ProgressInfo};
 
 /// Props of [`Progress`].
 #[derive(Properties, PartialEq)]
@@ -59,6 +59,8 @@ pub fn progress(props: &ProgressProps) -> Html {
         Phase::Done if p.complete => "done",
         Phase::Done => "stopped",
         Phase::Training if p.stopping => "stopping…",
+        // Every step done, the run's last evaluation (kNN against the training set) goes on.
+        Phase::Training if total > 0 && done >= total => "final evaluation…",
         Phase::Training => "training",
         Phase::Error if total > 0 => "failed",
         _ => "not started",

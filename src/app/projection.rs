@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::model::EMBEDDING_DIM;
 
 use super::draw::{color, context, draw_gray};
-use super::state::{Embeddings, Shared};
+use crate::page::state::{Embeddings, Shared};
 
 /// Props of [`Projection`].
 #[derive(Properties, PartialEq)]

@@ -1,49 +1,14 @@
-//! Bytes in and out of the page: fetch, file input, downloads; the clock; yielding.
+//! The page's own browser work: picked files, downloads, the clock, the benchmark's stats.
+//! (Fetching and reading bytes is the worker's.)
 
 use js_sys::{Array, Uint8Array};
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Response, Url};
+use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Url};
 
-use super::device::js_error_text;
+use crate::worker::device::js_error_text;
 
 fn window() -> Result<web_sys::Window, String> {
     web_sys::window().ok_or_else(|| "no window".to_string())
-}
-
-/// GETs `url` (same origin) and returns the body. Bodies the server sent with
-/// `Content-Encoding: gzip` arrive decompressed; the IDX loader accepts either.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let response = JsFuture::from(window()?.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("{url}: {}", js_error_text(&e)))?;
-    let response: Response = response
-        .dyn_into()
-        .map_err(|_| format!("{url}: not a response"))?;
-    if !response.ok() {
-        return Err(format!(
-            "{url}: HTTP {} {}",
-            response.status(),
-            response.status_text()
-        ));
-    }
-    let buffer = JsFuture::from(
-        response
-            .array_buffer()
-            .map_err(|e| format!("{url}: {}", js_error_text(&e)))?,
-    )
-    .await
-    .map_err(|e| format!("{url}: {}", js_error_text(&e)))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
-}
-
-/// The contents of a file the user picked.
-pub async fn file_bytes(file: &File) -> Result<Vec<u8>, String> {
-    let buffer = JsFuture::from(file.array_buffer())
-        .await
-        .map_err(|e| format!("{}: {}", file.name(), js_error_text(&e)))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// The files of an `<input type=file>`.
@@ -85,28 +50,6 @@ pub fn now_ms() -> f64 {
         .and_then(|w| w.performance())
         .map(|p| p.now())
         .unwrap_or(0.0)
-}
-
-/// Lets the browser run its event loop (input, rendering) before continuing.
-pub async fn yield_now() {
-    gloo_timers::future::TimeoutFuture::new(0).await;
-}
-
-/// Resolves at the next animation frame (falls back to a zero timeout).
-pub async fn next_frame() {
-    let Ok(window) = window() else {
-        return yield_now().await;
-    };
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        let done = resolve.clone();
-        let cb = Closure::once_into_js(move || {
-            let _ = done.call0(&JsValue::NULL);
-        });
-        if window.request_animation_frame(cb.unchecked_ref()).is_err() {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
 }
 
 /// Publishes a finished run's timing as `window.__tripletlabStats` (read by the benchmark).

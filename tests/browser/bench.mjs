@@ -1,5 +1,10 @@
-// Browser benchmark (see scripts/bench-web.sh): for WebGPU and the CPU fallback, page load →
-// ready, then a short training run (batch 32) and the page's own steady-state ms/step.
+// Browser benchmark (see scripts/bench-web.sh). For WebGPU and the CPU fallback:
+//  - page load → ready;
+//  - a short training run (batch 32): the page's own steady-state ms/step, and the page's main
+//    thread while it trains: long tasks (> 50 ms, PerformanceObserver 'longtask') from "ready"
+//    to "done": count, worst, total blocking time (each task's time over 50 ms, summed);
+//  - the delay from pressing Stop to the page's state change, mid-step and during the final
+//    evaluation (measured in the page: the click's timestamp to the data-state mutation).
 //   node bench.mjs [train_limit=512]
 import { startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 
@@ -7,27 +12,103 @@ const trainLimit = Number(process.argv[2] ?? 512);
 const server = await startServer();
 const chrome = await startBrowser();
 const results = [];
+
+/** Collects long tasks from the first script on. */
+function observeLongTasks() {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask', buffered: true });
+}
+
+/** Clicks `name` and resolves to ms from the click to the next data-state change. */
+async function clickToState(page, name) {
+  return page.evaluate((name) => new Promise((resolve) => {
+    const root = document.querySelector('.app[data-state]');
+    const before = root.getAttribute('data-state');
+    const button = [...document.querySelectorAll('button')].find((b) => b.textContent.trim() === name);
+    let t0;
+    new MutationObserver((_, obs) => {
+      if (root.getAttribute('data-state') !== before) {
+        obs.disconnect();
+        resolve(performance.now() - t0);
+      }
+    }).observe(root, { attributes: true, attributeFilter: ['data-state'] });
+    t0 = performance.now();
+    button.click();
+  }), name);
+}
+
+async function ready(page, q) {
+  const t0 = Date.now();
+  await page.goto(server.url + q);
+  const state = await waitState(page, ['ready', 'error'], 300_000);
+  return { state, readyMs: Date.now() - t0 };
+}
+
 try {
   for (const backend of ['webgpu', 'cpu']) {
     const page = await chrome.browser.newPage();
+    await page.addInitScript(observeLongTasks);
     const errors = watchErrors(page);
     const q = `?train_limit=${trainLimit}&test_limit=100&epochs=1&batch=32&backend=${backend}`;
-    const t0 = Date.now();
-    await page.goto(server.url + q);
-    const state = await waitState(page, ['ready', 'error'], 300_000);
-    const readyMs = Date.now() - t0;
+    const { state, readyMs } = await ready(page, q);
     const adapter = await page.textContent('[data-testid=adapter]');
     if (state !== 'ready') {
       results.push({ backend, adapter, error: await page.textContent('.banners') });
       continue;
     }
+    const from = await page.evaluate(() => performance.now());
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await waitState(page, ['done', 'error'], 1_800_000);
+    const longTasks = await page.evaluate((from) => {
+      const tasks = window.__longTasks.filter((t) => t.start >= from);
+      return {
+        count: tasks.length,
+        worstMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
+        totalBlockingMs: Math.round(tasks.reduce((s, t) => s + Math.max(0, t.duration - 50), 0)),
+      };
+    }, from);
     const stats = await page.evaluate(() => window.__tripletlabStats ?? null);
     const text = await page.textContent('.progress .numbers');
-    results.push({ backend, adapter, readyMs, ...stats, progress: text, consoleErrors: errors });
+
+    // Stop mid-step: a longer run, stopped once it is well under way.
+    await page.goto(server.url + `?train_limit=${4 * trainLimit}&test_limit=100&epochs=1&batch=32&backend=${backend}`);
+    await waitState(page, ['ready'], 300_000);
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByText(/step ([3-9]|\d\d+)\//).waitFor({ timeout: 600_000 });
+    const stopMidStepMs = Math.round(await clickToState(page, 'Stop'));
+
+    // Stop during the final evaluation (kNN of the test set against the training set).
+    await page.goto(server.url + `?train_limit=${trainLimit}&epochs=1&batch=32&backend=${backend}`);
+    await waitState(page, ['ready'], 300_000);
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await page.getByText('final evaluation…').waitFor({ timeout: 1_800_000 });
+    const stopFinalEvalMs = Math.round(await clickToState(page, 'Stop'));
+
+    results.push({ backend, adapter, readyMs, ...stats, progress: text, mainThreadLongTasks: longTasks, stopMidStepMs, stopFinalEvalMs, consoleErrors: errors });
     await page.close();
   }
+
+  // A background tab: the CPU run again with the page hidden behind a second tab for the whole
+  // run (checked: document.visibilityState), beside the same run in a visible tab.
+  const hiddenRun = async (hide) => {
+    const page = await chrome.browser.newPage();
+    await page.goto(server.url + `?train_limit=${4 * trainLimit}&test_limit=100&epochs=1&batch=32&backend=cpu`);
+    await waitState(page, ['ready'], 300_000);
+    const cover = hide ? await chrome.browser.newPage() : null;
+    if (cover) await cover.bringToFront();
+    else await page.bringToFront();
+    const visibility = await page.evaluate(() => document.visibilityState);
+    await page.evaluate(() => document.querySelector('form.controls').requestSubmit());
+    await waitState(page, ['done', 'error'], 1_800_000);
+    const stats = await page.evaluate(() => window.__tripletlabStats ?? null);
+    const after = await page.evaluate(() => document.visibilityState);
+    await cover?.close();
+    await page.close();
+    return { visibility: `${visibility} → ${after}`, msPerStep: stats?.steadyMsPerStep };
+  };
+  results.push({ backgroundTab: { visible: await hiddenRun(false), hidden: await hiddenRun(true) } });
 } finally {
   await chrome.stop();
   await server.stop();

@@ -229,24 +229,128 @@ test('on a software-only adapter the page trains on the CPU (fused kernels), and
 test('Pause, Resume and Stop steer a run; a stopped run can be exported', { timeout: READY_MS + TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}?train_limit=640&test_limit=50&epochs=1&backend=webgpu`);
+  // embed_every=5: the test embeddings are refreshed every 5 steps, so a stopped run has some.
+  await page.goto(`${server.url}?train_limit=640&test_limit=50&epochs=1&backend=webgpu&embed_every=5`);
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
   const button = (name) => page.getByRole('button', { name, exact: true });
   await button('Train').click();
   assert.equal(await waitState(page, ['training', 'done', 'error'], 60_000), 'training');
   await button('Pause').click();
   assert.equal(await waitState(page, ['paused'], 10_000), 'paused');
+  // Paused in the training loop itself: no step is taken while paused.
+  const stepText = () => page.textContent('.progress .numbers').then((t) => t.match(/step (\d+)\//)[1]);
+  const pausedAt = await stepText();
+  await page.waitForTimeout(3000);
+  assert.equal(await stepText(), pausedAt, 'a step was taken while paused');
   assert.ok(await button('Resume').isEnabled());
   assert.ok(await button('Train').isDisabled());
   await button('Resume').click();
   assert.equal(await waitState(page, ['training'], 10_000), 'training');
+  // Wait for at least one embedding refresh before stopping.
+  await page.getByText(/test embeddings from epoch 1, step \d+/).waitFor({ timeout: TRAIN_MS });
   await button('Stop').click();
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
-  assert.match(await page.textContent('.banners'), /Stopped after/);
+  const banners = await page.textContent('.banners');
+  assert.match(banners, /Stopped after/);
+  // The page says which embeddings the downloads hold.
+  const held = banners.match(/The downloads hold the 50 test embeddings from epoch 1, step (\d+)/);
+  assert.ok(held, banners);
   const bar = page.locator('.progress').getByRole('progressbar');
   assert.ok(Number(await bar.getAttribute('aria-valuenow')) < 100);
   const vecs = await download(page, 'Download vecs.tsv');
   assert.equal(vecs.text.split('\n').filter((l) => l).length, 50);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('a second Train during a run is refused by the worker itself', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  // 250 steps: several seconds on the CPU path.
+  await page.goto(`${server.url}?backend=cpu&train_limit=8000&test_limit=50&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  assert.equal(await waitState(page, ['training', 'done', 'error'], 60_000), 'training');
+  // The button is disabled; submitting the form anyway reaches the worker, which refuses.
+  await page.evaluate(() => document.querySelector('form.controls').requestSubmit());
+  await page.getByText(/Train was refused: run \d+ is still in progress/).waitFor({ timeout: 30_000 });
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.doesNotMatch(await page.textContent('.banners'), /Stopped after/);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('picking Fashion-MNIST then MNIST at once trains on MNIST', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?backend=cpu&train_limit=64&test_limit=40&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  // Fashion-MNIST (60k images to fetch and parse) then MNIST (cached) in the same task: the
+  // slower load ends last and must not win.
+  await page.evaluate(() => {
+    const select = document.querySelector('#f-dataset');
+    for (const v of ['fashion', 'mnist']) {
+      select.value = v;
+      select.dispatchEvent(new Event('change', { bubbles: true }));
+    }
+  });
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  // Long enough for Fashion's load to have ended in the worker.
+  await page.waitForTimeout(8000);
+  assert.equal(await page.inputValue('#f-dataset'), 'mnist');
+  assert.match(await page.textContent('[data-testid=dataset]'), /data: MNIST/);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  const meta = await download(page, 'Download meta.tsv');
+  assert.deepEqual(meta.text.split('\n').filter((l) => l.length > 0).map(Number), testLabels(40));
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('Stop during the final evaluation ends the run; the downloads hold the learnt embeddings', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  // 32 steps of 256, then a final evaluation that embeds all 8,000 training images and ranks
+  // the 2,000 test images against them: seconds of work, sliced, Stop looked at between slices.
+  await page.goto(`${server.url}?backend=cpu&train_limit=8000&batch=256&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  await page.getByText('final evaluation…').waitFor({ timeout: TRAIN_MS });
+  const t0 = Date.now();
+  await page.getByRole('button', { name: 'Stop', exact: true }).click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  console.log(`# stopped ${Date.now() - t0} ms after Stop during the final evaluation`);
+  const banners = await page.textContent('.banners');
+  // Stopped, with every step and the epoch's evaluation kept.
+  assert.match(banners, /Stopped after 32 steps \(1 epochs complete\)/, banners);
+  assert.match(banners, /The downloads hold the 2000 test embeddings from epoch 1, step 32/, banners);
+  // The final kNN against the training set never finished: its cells stay empty.
+  const finalRow = page.locator('.metrics tr.final td');
+  assert.equal(await finalRow.nth(0).textContent(), 'final');
+  assert.equal(await finalRow.nth(2).textContent(), '–');
+  assert.equal(await finalRow.nth(3).textContent(), '–');
+  const vecs = await download(page, 'Download vecs.tsv');
+  assert.equal(vecs.text.split('\n').filter((l) => l).length, 2000);
+  assert.ok(await page.getByRole('button', { name: 'Download weights', exact: true }).isEnabled());
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('a new run cancels the t-SNE of the finished one', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?backend=cpu&train_limit=64&test_limit=1000&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const button = (name) => page.getByRole('button', { name, exact: true });
+  await button('Train').click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  await button('Run t-SNE').click();
+  await page.getByLabel('t-SNE progress').waitFor({ timeout: 60_000 });
+  await button('Train').click();
+  await page.getByText('t-SNE was cancelled by the new run.').waitFor({ timeout: 60_000 });
+  assert.equal(await page.getByLabel('t-SNE progress').count(), 0);
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.match(await page.textContent('.projection'), /PCA/);
   assert.deepEqual(errors, [], 'console errors');
   await page.close();
 });

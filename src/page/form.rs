@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::data::BundledDataset;
 use crate::loss::{Metric, Mining};
 use crate::train::TrainConfig;
 
@@ -69,13 +70,37 @@ fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
         .map_err(|_| format!("'{raw}' is not a whole number (leave empty for all)"))
 }
 
+/// A URL value as the CLI would read it: the choice fields in any case and spelling their
+/// parsers accept (`dataset=MNIST`, `metric=L2`) become their canonical names; anything that
+/// still does not parse is kept as written, to be flagged at its field.
+fn lenient(key: &str, value: &str) -> String {
+    let canonical = match key {
+        "dataset" if value.trim().eq_ignore_ascii_case("custom") => Some("custom"),
+        "dataset" => BundledDataset::from_str(value).map(BundledDataset::as_str),
+        "metric" => value
+            .trim()
+            .to_ascii_lowercase()
+            .parse::<Metric>()
+            .ok()
+            .map(Metric::as_str),
+        "mining" => value
+            .trim()
+            .to_ascii_lowercase()
+            .parse::<Mining>()
+            .ok()
+            .map(Mining::as_str),
+        _ => None,
+    };
+    canonical.map_or_else(|| value.to_string(), str::to_string)
+}
+
 impl Form {
     /// Defaults overridden by the URL's pairs; unknown keys are ignored.
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
         let mut form = Form::default();
         for (k, v) in pairs {
             if let Some(key) = FIELDS.iter().find(|f| **f == k.as_str()) {
-                form.values.insert(key, v.clone());
+                form.values.insert(key, lenient(key, v));
             }
         }
         form
@@ -165,7 +190,7 @@ impl Form {
             Err(m) => err("test_limit", m),
         }
         for problem in config.problems() {
-            err(problem.field, problem.message);
+            err(&problem.field, problem.message);
         }
         Checked {
             config: if errors.is_empty() {
@@ -175,5 +200,112 @@ impl Form {
             },
             errors,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_notebook_recipe() {
+        let checked = Form::default().check(false);
+        assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+        assert_eq!(checked.config, Some(TrainConfig::default()));
+        assert!(Form::default().to_pairs().is_empty());
+    }
+
+    #[test]
+    fn url_values_are_read_as_leniently_as_the_cli_reads_them() {
+        let form = Form::from_pairs(&pairs(&[
+            ("dataset", "MNIST"),
+            ("metric", " L2 "),
+            ("mining", "Semi-Hard"),
+            ("epochs", "3"),
+            ("unknown", "x"),
+        ]));
+        assert_eq!(form.get("dataset"), "mnist");
+        assert_eq!(form.get("metric"), "l2");
+        assert_eq!(form.get("mining"), "semi-hard");
+        let config = form.check(false).config.expect("valid");
+        assert_eq!(config.epochs, 3);
+        assert_eq!(config.metric, Metric::L2);
+        assert_eq!(
+            Form::from_pairs(&pairs(&[("dataset", "Fashion-MNIST")])).get("dataset"),
+            "fashion"
+        );
+        assert_eq!(
+            Form::from_pairs(&pairs(&[("dataset", "CUSTOM")])).get("dataset"),
+            "custom"
+        );
+        // Still invalid after leniency: kept as written and flagged at its field.
+        let bad = Form::from_pairs(&pairs(&[("dataset", "cifar"), ("metric", "manhattan")]));
+        assert_eq!(bad.get("dataset"), "cifar");
+        let checked = bad.check(false);
+        assert!(checked.config.is_none());
+        assert!(checked.errors["dataset"].contains("cifar"));
+        assert!(checked.errors["metric"].contains("manhattan"));
+    }
+
+    #[test]
+    fn every_invalid_field_is_flagged_at_its_field() {
+        let cases: [(&str, &str, &str); 14] = [
+            ("epochs", "x", "not a whole number"),
+            ("epochs", "0", "between 1"),
+            ("batch", "1", "between 2"),
+            ("batch", "100000", "between 2"),
+            ("batch", "-3", "not a whole number"),
+            ("lr", "fast", "not a number"),
+            ("lr", "0", "(0, 1]"),
+            ("lr", "NaN", "(0, 1]"),
+            ("margin", "-1", "between 0"),
+            ("metric", "l1", "unknown distance metric"),
+            ("mining", "easy", "unknown mining"),
+            ("seed", "-1", "whole number"),
+            ("train_limit", "1", "at least 2"),
+            ("test_limit", "ten", "whole number"),
+        ];
+        for (key, value, expected) in cases {
+            let form = Form::from_pairs(&pairs(&[(key, value)]));
+            let checked = form.check(false);
+            assert!(checked.config.is_none(), "{key}={value} accepted");
+            assert_eq!(
+                checked.errors.len(),
+                1,
+                "{key}={value}: {:?}",
+                checked.errors
+            );
+            let message = checked
+                .errors
+                .get(key)
+                .unwrap_or_else(|| panic!("{key}={value}: {:?}", checked.errors));
+            assert!(message.contains(expected), "{key}={value}: {message}");
+        }
+    }
+
+    #[test]
+    fn custom_data_needs_the_files_first_and_limits_accept_all() {
+        let mut form = Form::default();
+        form.set("dataset", "custom".into());
+        assert!(form.check(false).errors["dataset"].contains("open your four IDX files"));
+        assert!(form.check(true).config.is_some());
+        // "custom" never goes into a shared link; "all" and "" mean no limit.
+        assert!(form.to_pairs().is_empty());
+        form.set("train_limit", "all".into());
+        form.set("test_limit", "".into());
+        let config = form.check(true).config.unwrap();
+        assert_eq!((config.train_limit, config.test_limit), (None, None));
+        form.set("train_limit", "640".into());
+        assert_eq!(form.check(true).config.unwrap().train_limit, Some(640));
+        assert_eq!(form.to_pairs(), vec![("train_limit", "640".to_string())]);
+        // Unknown keys are not fields.
+        form.set("nonsense", "1".into());
+        assert_eq!(form.get("nonsense"), "");
     }
 }

@@ -1,11 +1,16 @@
-//! WebGPU detection and burn device start-up, with the CPU fallback.
+//! WebGPU detection and burn device start-up, with the CPU fallback and a start-up timeout.
+//! Works in the worker (its `WorkerNavigator`) and in a window (the wasm tests) alike.
 
 use burn::tensor::Device;
+use futures::FutureExt;
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::backend::{BackendKind, cpu_device};
+use crate::backend::{BackendChoice, BackendKind, cpu_device};
+
+/// How long WebGPU may take to start before the CPU is used instead.
+pub const WEBGPU_START_TIMEOUT_MS: u32 = 15_000;
 
 /// The device the page trains on, and how it was chosen.
 #[derive(Clone)]
@@ -28,29 +33,6 @@ fn get_str(target: &JsValue, key: &str) -> String {
     get(target, key).as_string().unwrap_or_default()
 }
 
-/// Which device the page should train on (URL `backend=`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// WebGPU on a hardware adapter; the CPU when there is none or only a software one.
-    #[default]
-    Auto,
-    /// The CPU (`backend=cpu`).
-    Cpu,
-    /// WebGPU whenever an adapter exists, software ones included (`backend=webgpu`).
-    WebGpu,
-}
-
-impl BackendChoice {
-    /// From the URL value (`cpu`, `webgpu`/`wgpu`/`gpu`; anything else is automatic).
-    pub fn from_query(value: Option<&str>) -> Self {
-        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            Some("cpu") => BackendChoice::Cpu,
-            Some("webgpu" | "wgpu" | "gpu") => BackendChoice::WebGpu,
-            _ => BackendChoice::Auto,
-        }
-    }
-}
-
 /// A WebGPU adapter the browser offered.
 #[derive(Clone, Debug)]
 pub struct Adapter {
@@ -62,8 +44,7 @@ pub struct Adapter {
 
 /// Asks the browser for a WebGPU adapter; `Err` says why there is none.
 pub async fn detect_webgpu() -> Result<Adapter, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let navigator: JsValue = window.navigator().into();
+    let navigator = get(&js_sys::global(), "navigator");
     let gpu = get(&navigator, "gpu");
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser does not offer WebGPU (navigator.gpu is missing)".into());
@@ -151,17 +132,28 @@ pub async fn init_device(choice: BackendChoice) -> DeviceInfo {
              which is faster than that here; add backend=webgpu to the URL to use the adapter anyway",
             adapter.text
         )),
-        Ok(adapter) => match Device::wgpu_options().init_async().await {
-            Ok(device) => DeviceInfo {
-                device,
-                kind: BackendKind::Wgpu,
-                adapter: adapter.text,
-                fallback: None,
-            },
-            Err(e) => cpu(format!(
-                "WebGPU could not be started ({e}). Training runs on the CPU instead, which is slower than a GPU"
-            )),
-        },
+        Ok(adapter) => {
+            let start = Device::wgpu_options().init_async().fuse();
+            let timeout = gloo_timers::future::TimeoutFuture::new(WEBGPU_START_TIMEOUT_MS).fuse();
+            futures::pin_mut!(start, timeout);
+            futures::select! {
+                started = start => match started {
+                    Ok(device) => DeviceInfo {
+                        device,
+                        kind: BackendKind::Wgpu,
+                        adapter: adapter.text,
+                        fallback: None,
+                    },
+                    Err(e) => cpu(format!(
+                        "WebGPU could not be started ({e}). Training runs on the CPU instead, which is slower than a GPU"
+                    )),
+                },
+                () = timeout => cpu(format!(
+                    "WebGPU did not start within {} s. Training runs on the CPU instead; reload the page to try WebGPU again",
+                    WEBGPU_START_TIMEOUT_MS / 1000
+                )),
+            }
+        }
     }
 }
 

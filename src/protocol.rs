@@ -1,0 +1,503 @@
+//! The one protocol between the page and its Web Worker: [`Command`]s in, [`Reply`]s out, each
+//! one enum with serde, on the wire as bincode bytes (posted as a transferred `ArrayBuffer`,
+//! never as JSON text). The training events are [`crate::train::Event`] itself, wrapped, not
+//! copied.
+//!
+//! Owns the message types and their encoding only. It knows no browser (the page's
+//! `web::bridge` and the worker's `worker` module post these bytes) and no screen.
+//!
+//! Every command that starts work carries an [`Id`], increasing on the page; the worker acts on
+//! the latest only (a dataset picked after another wins even when the first one's fetch ends
+//! later), refuses a second run while one is active, and tags its replies with the id they
+//! answer, so the page can drop what belongs to a superseded request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+use crate::data::{BundledDataset, Dataset};
+use crate::train::{Control, Event, TrainConfig};
+
+/// Largest file the page hands to the worker (checked from `File.size` on the page, before
+/// anything is read, and again in the worker): room for EMNIST-size sets (240,000 images are
+/// 188 MB uncompressed) within a tab's memory.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// Identifies a request that starts work (a dataset load, a run, a t-SNE).
+pub type Id = u64;
+
+/// What the page asks of the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start the burn device (the first command; answered by [`Reply::DeviceReady`]).
+    Start {
+        /// The URL's `backend=` choice.
+        backend: BackendChoice,
+    },
+    /// Fetch and parse a bundled dataset and make it current.
+    LoadBundled {
+        /// Request id; a later load wins.
+        id: Id,
+        /// Which one.
+        dataset: BundledDataset,
+    },
+    /// Read the user's files, attached to the message as `File` objects in the order of
+    /// `names` (the worker reads them; the page never copies their bytes).
+    LoadFiles {
+        /// Request id; a later load wins.
+        id: Id,
+        /// The files' names (they say which file is which).
+        names: Vec<String>,
+        /// The files' sizes in bytes (from `File.size`, checked on the page before sending).
+        sizes: Vec<u64>,
+    },
+    /// Make the user's files, loaded before, current again.
+    UseCustom {
+        /// Request id; a later load wins.
+        id: Id,
+    },
+    /// A weights file, attached as a `File`: checked, then the next run starts from it.
+    LoadWeights {
+        /// Its name.
+        name: String,
+    },
+    /// Train with these settings on the current dataset (refused while a run is active).
+    Train {
+        /// Run id.
+        id: Id,
+        /// Validated on the page and again in the worker.
+        config: TrainConfig,
+    },
+    /// Pause, resume or stop the active run (ignored when none is active).
+    Control(Control),
+    /// Run t-SNE on the latest test embeddings (a later one, or a new run, cancels it).
+    Tsne {
+        /// Request id.
+        id: Id,
+    },
+    /// Make the bytes of a download.
+    Export(Export),
+}
+
+/// The downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Export {
+    /// `vecs.tsv` of the latest test embeddings.
+    Vecs,
+    /// `meta.tsv` of the same.
+    Meta,
+    /// The weights as safetensors.
+    Weights,
+}
+
+/// A test set as the page shows it (images for the hover), bytes kept as bytes on the wire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestImages {
+    /// `len × rows × cols` pixels.
+    #[serde(with = "serde_bytes")]
+    pub images: Vec<u8>,
+    /// One label per image.
+    #[serde(with = "serde_bytes")]
+    pub labels: Vec<u8>,
+    /// Image height.
+    pub rows: usize,
+    /// Image width.
+    pub cols: usize,
+}
+
+impl From<&Dataset> for TestImages {
+    fn from(d: &Dataset) -> Self {
+        Self {
+            images: d.images.clone(),
+            labels: d.labels.clone(),
+            rows: d.rows,
+            cols: d.cols,
+        }
+    }
+}
+
+impl From<TestImages> for Dataset {
+    fn from(t: TestImages) -> Self {
+        Dataset {
+            images: t.images,
+            labels: t.labels,
+            rows: t.rows,
+            cols: t.cols,
+        }
+    }
+}
+
+/// What the worker tells the page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The worker is listening (the page holds its commands until this arrives).
+    Listening,
+    /// The device is up.
+    DeviceReady {
+        /// On WebGPU (else the CPU).
+        webgpu: bool,
+        /// Header text.
+        adapter: String,
+        /// Why the CPU is used instead of WebGPU, when it is.
+        fallback: Option<String>,
+    },
+    /// A bundled dataset is being fetched.
+    DatasetLoading {
+        /// The load's id.
+        id: Id,
+        /// Its name.
+        name: String,
+    },
+    /// A dataset is loaded and current.
+    DatasetLoaded {
+        /// The load's id.
+        id: Id,
+        /// Description.
+        name: String,
+        /// The user's own files (else a bundled set).
+        custom: bool,
+        /// Training examples.
+        n_train: usize,
+        /// Test examples.
+        n_test: usize,
+        /// Legend names for labels 0..=9.
+        class_names: Vec<String>,
+        /// The test set, for the hover.
+        test: TestImages,
+    },
+    /// A bundled dataset could not be loaded.
+    DatasetFailed {
+        /// The load's id.
+        id: Id,
+        /// Why.
+        message: String,
+    },
+    /// The user's files could not be used (the current dataset stays).
+    FilesRejected {
+        /// The load's id.
+        id: Id,
+        /// Why.
+        message: String,
+    },
+    /// A weights file was accepted for the next run.
+    WeightsLoaded {
+        /// Its name.
+        name: String,
+    },
+    /// A weights file was rejected.
+    WeightsRejected {
+        /// Why.
+        message: String,
+    },
+    /// A run started.
+    TrainStarted {
+        /// Its id.
+        id: Id,
+        /// Epochs.
+        epochs: usize,
+        /// The weights file it starts from.
+        from_weights: Option<String>,
+    },
+    /// A run could not start, or was refused (another one is active).
+    TrainRefused {
+        /// The refused run's id.
+        id: Id,
+        /// Why.
+        reason: String,
+    },
+    /// The active run is paused (its loop waits).
+    Paused,
+    /// The active run goes on.
+    Resumed,
+    /// An event of run `id`.
+    Train {
+        /// The run.
+        id: Id,
+        /// The event, as the CLI sees it too.
+        event: Event,
+    },
+    /// A 2-D layout of the latest embeddings (PCA after each embedding, computed in the worker).
+    Projection {
+        /// One point per test embedding.
+        points: Vec<[f32; 2]>,
+        /// What it is, e.g. "PCA, epoch 1, step 8".
+        kind: String,
+    },
+    /// Run `id` ended (after its `Done` or `Failed` event); `weights` says whether its
+    /// weights can be downloaded.
+    RunEnded {
+        /// The run.
+        id: Id,
+        /// A weights download is possible.
+        weights: bool,
+    },
+    /// t-SNE `id` has advanced.
+    TsneProgress {
+        /// The request.
+        id: Id,
+        /// Iterations done.
+        iter: usize,
+        /// Iterations in all.
+        total: usize,
+        /// The current layout.
+        points: Vec<[f32; 2]>,
+    },
+    /// t-SNE `id` finished.
+    TsneDone {
+        /// The request.
+        id: Id,
+    },
+    /// t-SNE `id` ended early: cancelled by a new run or request, or failed (`error`).
+    TsneEnded {
+        /// The request.
+        id: Id,
+        /// Why it failed, when it did.
+        error: Option<String>,
+    },
+    /// A download's bytes.
+    Download {
+        /// File name.
+        name: String,
+        /// MIME type.
+        mime: String,
+        /// Contents.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Something failed outside any run (shown in a banner).
+    Problem {
+        /// What, for a person.
+        message: String,
+    },
+}
+
+/// A message that could not be decoded (a bug or a version mismatch between page and worker).
+#[derive(Debug, thiserror::Error)]
+#[error("malformed message between the page and its worker: {0}")]
+pub struct WireError(String);
+
+/// The bytes of a message.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+    bincode::serialize(message).map_err(|e| WireError(e.to_string()))
+}
+
+/// A message from its bytes.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
+    bincode::deserialize(bytes).map_err(|e| WireError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::train::{Summary, TrainError};
+
+    fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
+        let bytes = encode(&m).unwrap();
+        assert_eq!(decode::<T>(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn every_command_round_trips() {
+        let commands = vec![
+            Command::Start {
+                backend: BackendChoice::WebGpu,
+            },
+            Command::LoadBundled {
+                id: 3,
+                dataset: BundledDataset::Fashion,
+            },
+            Command::LoadFiles {
+                id: 4,
+                names: vec!["a".into(), "b".into()],
+                sizes: vec![1, 2],
+            },
+            Command::UseCustom { id: 5 },
+            Command::LoadWeights {
+                name: "w.safetensors".into(),
+            },
+            Command::Train {
+                id: 6,
+                config: TrainConfig {
+                    epochs: 3,
+                    batch_size: 64,
+                    lr: 5e-4,
+                    ..TrainConfig::default()
+                },
+            },
+            Command::Control(Control::Pause),
+            Command::Control(Control::Run),
+            Command::Control(Control::Stop),
+            Command::Tsne { id: 7 },
+            Command::Export(Export::Vecs),
+            Command::Export(Export::Meta),
+            Command::Export(Export::Weights),
+        ];
+        for c in commands {
+            round_trip(c);
+        }
+    }
+
+    #[test]
+    fn every_reply_and_every_event_round_trips() {
+        let metrics = Metrics {
+            knn1_acc: Some(0.9),
+            knn5_acc: None,
+            precision_at_1: 0.8,
+            map_at_r: 0.5,
+        };
+        let events = vec![
+            Event::Started {
+                epochs: 2,
+                steps_per_epoch: 10,
+                train_examples: 320,
+                test_examples: 50,
+            },
+            Event::Step {
+                epoch: 1,
+                step: 2,
+                steps_per_epoch: 10,
+                global_step: 2,
+                loss: 0.75,
+                examples_per_s: 400.0,
+                elapsed_s: 1.5,
+            },
+            Event::Skipped {
+                epoch: 1,
+                step: 3,
+                reason: "no positive pair".into(),
+            },
+            Event::Embeddings {
+                epoch: 1,
+                global_step: 10,
+                vectors: Arc::new(vec![0.5; 512]),
+                labels: Arc::new(vec![1, 2]),
+            },
+            Event::EpochEnd {
+                epoch: 1,
+                mean_loss: 0.7,
+                metrics: metrics.clone(),
+                elapsed_s: 3.0,
+            },
+            Event::Done(Summary {
+                stopped: true,
+                epochs_completed: 1,
+                steps: 12,
+                skipped_batches: 1,
+                epoch_losses: vec![0.7],
+                metrics,
+                examples_per_s: 410.0,
+                train_seconds: 2.0,
+                total_seconds: 3.5,
+            }),
+            Event::Failed(TrainError::NonFinite {
+                epoch: 1,
+                step: 4,
+                value: f32::INFINITY,
+            }),
+            Event::Failed(TrainError::Device("lost".into())),
+            Event::Failed(TrainError::Config(crate::train::ConfigError {
+                field: "batch".into(),
+                message: "too big".into(),
+            })),
+        ];
+        let mut replies: Vec<Reply> = events
+            .into_iter()
+            .map(|event| Reply::Train { id: 9, event })
+            .collect();
+        let test = TestImages {
+            images: vec![0, 255, 7, 8],
+            labels: vec![3],
+            rows: 2,
+            cols: 2,
+        };
+        replies.extend([
+            Reply::Listening,
+            Reply::DeviceReady {
+                webgpu: false,
+                adapter: "CPU".into(),
+                fallback: Some("why".into()),
+            },
+            Reply::DatasetLoading {
+                id: 1,
+                name: "MNIST".into(),
+            },
+            Reply::DatasetLoaded {
+                id: 1,
+                name: "MNIST".into(),
+                custom: false,
+                n_train: 8,
+                n_test: 1,
+                class_names: vec!["0".into()],
+                test,
+            },
+            Reply::DatasetFailed {
+                id: 1,
+                message: "404".into(),
+            },
+            Reply::FilesRejected {
+                id: 2,
+                message: "bad".into(),
+            },
+            Reply::WeightsLoaded { name: "w".into() },
+            Reply::WeightsRejected {
+                message: "bad".into(),
+            },
+            Reply::TrainStarted {
+                id: 9,
+                epochs: 2,
+                from_weights: None,
+            },
+            Reply::TrainRefused {
+                id: 10,
+                reason: "busy".into(),
+            },
+            Reply::Paused,
+            Reply::Resumed,
+            Reply::Projection {
+                points: vec![[1.0, -2.0]],
+                kind: "PCA".into(),
+            },
+            Reply::RunEnded {
+                id: 9,
+                weights: true,
+            },
+            Reply::TsneProgress {
+                id: 4,
+                iter: 10,
+                total: 1000,
+                points: vec![[0.0, 1.0]],
+            },
+            Reply::TsneDone { id: 4 },
+            Reply::TsneEnded {
+                id: 4,
+                error: Some("no".into()),
+            },
+            Reply::Download {
+                name: "vecs.tsv".into(),
+                mime: "text/plain".into(),
+                bytes: b"1\t2\n".to_vec(),
+            },
+            Reply::Problem {
+                message: "oops".into(),
+            },
+        ]);
+        for r in replies {
+            round_trip(r);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode::<Command>(&[]).is_err());
+        assert!(decode::<Reply>(&[200, 1, 2]).is_err());
+        // A length prefix far past the bytes present.
+        let mut bytes = encode(&Reply::Problem {
+            message: "x".into(),
+        })
+        .unwrap();
+        bytes.truncate(6);
+        assert!(decode::<Reply>(&bytes).is_err());
+    }
+}
