@@ -22,7 +22,8 @@
 //! * [`Selection::Host`]: reads the distance matrix back once, sorts each anchor's negatives and
 //!   binary-searches each positive (O(B² log B) time, O(B²) memory). This is what makes large
 //!   batches cheap on the CPU (TFA materialises B x B x B tensors). It needs a synchronous
-//!   read, so it is native only.
+//!   read, so [`Selection::Auto`] never takes it on WebGPU in the browser (it does on the CPU
+//!   device there, where a read is immediate).
 //!
 //! Both paths produce the same `[B, B]` column indices (the lowest column among exact ties), and
 //! the chosen distances are then gathered from the differentiable distance matrix, so values and
@@ -131,7 +132,8 @@ impl std::str::FromStr for Mining {
 /// Where the semi-hard negative is selected (see the module docs). Same values either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Selection {
-    /// Device for small batches (and always on wasm), host for large ones.
+    /// Device for small batches and on WebGPU in the browser; host for large batches elsewhere
+    /// (natively, and on the browser's CPU device).
     #[default]
     Auto,
     /// Tensor arithmetic on the device: no read-back, usable inside a WebGPU step.
@@ -140,7 +142,7 @@ pub enum Selection {
     Host,
 }
 
-/// Above this batch size [`Selection::Auto`] picks the host path natively.
+/// Above this batch size [`Selection::Auto`] picks the host path where it can read back.
 pub const AUTO_HOST_THRESHOLD: usize = 64;
 /// Largest `chunk x B x B` scratch tensor (elements) the device selection builds at once, unless
 /// one anchor alone (`B x B`) is bigger: 4 MiB of f32, so the scratch stays O(B²) and small.
@@ -265,7 +267,7 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     let use_host = match selection {
         Selection::Host => true,
         Selection::Device => false,
-        Selection::Auto => !cfg!(target_arch = "wasm32") && b > AUTO_HOST_THRESHOLD,
+        Selection::Auto => b > AUTO_HOST_THRESHOLD && can_read_back(&device),
     };
     // Column of the semi-hard negative of each (a, p), and whether one exists.
     let (index, has_semi) = if use_host {
@@ -283,6 +285,13 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
 
     let per_pair = relu_tf((dist - negative).add_scalar(margin) * m.positive);
     per_pair.sum().div_scalar(m.num_positive as f32)
+}
+
+/// Whether the host selection's synchronous read is available on `device`: always natively; in
+/// the browser only on the CPU device (WebGPU cannot block on a read). There the device path's
+/// B³ comparisons would cost minutes per step at B = 4096 (4 min natively on two cores).
+fn can_read_back(device: &Device) -> bool {
+    !cfg!(target_arch = "wasm32") || device.clone().inner() == crate::backend::cpu_device()
 }
 
 /// Device path of the selection: for each (a, p), the column of the smallest `D[a, n] > D[a, p]`
