@@ -129,7 +129,7 @@ mod cli {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// No progress bar (log lines per epoch instead).
+        /// No progress bar (log lines per epoch on stdout instead).
         #[arg(long)]
         quiet: bool,
     }
@@ -271,7 +271,8 @@ mod cli {
                         metrics.precision_at_1, metrics.map_at_r
                     );
                     if self.quiet {
-                        eprintln!("{line}");
+                        // stdout: stderr is for the one line of an error.
+                        println!("{line}");
                     } else {
                         self.bar.println(line);
                     }

@@ -43,6 +43,9 @@ fn short_training_run_learns_and_writes_projector_files() {
         &["--epochs", "1", "--limit-train", "2048", "--limit-test", "500", "--seed", "3"],
     );
     assert!(o.status.success(), "train failed: {}", stderr(&o));
+    // --quiet logs each epoch on stdout; stderr stays free for an error's one line.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("epoch 1: loss"), "no epoch line");
+    assert_eq!(stderr(&o), "");
 
     let vecs = read(dir.path().join("vecs.tsv"));
     let meta = read(dir.path().join("meta.tsv"));
