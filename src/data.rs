@@ -315,6 +315,13 @@ pub enum DataError {
     )]
     TrailingData { role: FileRole, expected: u64 },
 
+    /// The memory for the file's data could not be reserved.
+    #[error(
+        "{role}: not enough memory for the {bytes} bytes of data the file describes; close other \
+         tabs or programs, or use a smaller dataset"
+    )]
+    OutOfMemory { role: FileRole, bytes: u64 },
+
     /// A file larger than [`MAX_FILE_BYTES`], refused before it is read.
     #[error(
         "{role}: the file is {size} bytes, more than the {} MiB limit on one dataset file \
@@ -378,6 +385,7 @@ impl DataError {
             | DataError::Truncated { role, .. }
             | DataError::TrailingData { role, .. }
             | DataError::TooLarge { role, .. }
+            | DataError::OutOfMemory { role, .. }
             | DataError::Empty { role }
             | DataError::LabelOutOfRange { role, .. }
             | DataError::Missing { role }
@@ -621,10 +629,32 @@ fn read_idx<const NDIMS: usize>(
     } else {
         payload_usize.min(bytes.len())
     };
-    let mut payload = Vec::with_capacity(capacity);
-    let result = reader.take(payload_len + 1).read_to_end(&mut payload);
-    if let Err(e) = result {
-        return Err(gzip_error(role, &e));
+    // Every allocation is fallible (a browser page runs out of memory long before a native
+    // process does), and grows by doubling up to the described size plus one byte at most.
+    let out_of_memory = |_| DataError::OutOfMemory {
+        role,
+        bytes: payload_len,
+    };
+    let mut payload: Vec<u8> = Vec::new();
+    payload.try_reserve_exact(capacity).map_err(out_of_memory)?;
+    let mut limited = reader.take(payload_len + 1);
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match limited.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(gzip_error(role, &e)),
+        };
+        if payload.capacity() - payload.len() < n {
+            let target = (payload.capacity() * 2)
+                .max(payload.len() + n)
+                .min(payload_usize + 1);
+            payload
+                .try_reserve_exact(target - payload.len())
+                .map_err(out_of_memory)?;
+        }
+        payload.extend_from_slice(&chunk[..n]);
     }
     let actual = payload.len() as u64;
     if actual < payload_len {
