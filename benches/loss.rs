@@ -8,12 +8,17 @@
 //!   gradient back (`into_data`), so all the work is done when it returns.
 //! * Group `semi_hard_selection`, ids `device/B` and `host/B`: both selection paths forced at
 //!   B = 32, 128, 256, around the point where `Auto` switches.
-//! * Memory: this binary re-runs itself with `TRIPLETLAB_LOSS_PEAK=B`; the child warms up (device,
+//! * Memory and time per selection path: this binary re-runs itself with
+//!   `TRIPLETLAB_LOSS_PEAK=PATH:B` (PATH = `host` or `device`); the child warms up (device,
 //!   thread pool, allocator) on a small batch, reads `VmHWM` (peak resident set) from
-//!   `/proc/self/status`, runs one loss + gradient at B, reads `VmHWM` again and prints both as
-//!   JSON. The parent collects them for B = 512 … 4096 (the ratio between consecutive sizes
-//!   shows the growth: ×4 per doubling is O(B²), ×8 would be TFA's O(B³)) and writes
-//!   `bench/out/loss-memory.json`.
+//!   `/proc/self/status`, runs one loss + gradient at B with that selection forced, reads
+//!   `VmHWM` again and prints both and the call's time as JSON. The parent collects them for
+//!   B = 512 … 4096 on both paths (the ratio between consecutive sizes shows the growth: ×4 per
+//!   doubling is O(B²), ×8 would be TFA's O(B³)), prints them beside TFA's times from
+//!   `bench/reference/tfa-loss-cpu.json`, and writes `bench/out/loss-memory.json` (`rows`: the
+//!   host path, which `Auto` takes natively at these sizes; `device_rows`: the device path).
+//!   `TRIPLETLAB_LOSS_PEAK_MAX=B` caps the sizes (the device path's time is O(B³): its
+//!   comparisons are chunked, not avoided).
 //!
 //! `cargo bench --bench loss` runs everything; `cargo test --benches` (criterion's test mode)
 //! runs each timing once and probes memory at one small size only.
@@ -34,6 +39,9 @@ const CLASSES: u32 = 10;
 const BATCHES: [usize; 6] = [32, 128, 256, 512, 1024, 2048];
 const MEMORY_BATCHES: [usize; 4] = [512, 1024, 2048, 4096];
 const PEAK_ENV: &str = "TRIPLETLAB_LOSS_PEAK";
+const PEAK_MAX_ENV: &str = "TRIPLETLAB_LOSS_PEAK_MAX";
+/// The two selection paths the memory probe compares, by the name used in `PEAK_ENV`.
+const PATHS: [(&str, Selection); 2] = [("host", Selection::Host), ("device", Selection::Device)];
 
 /// `b` unit-norm rows of width [`DIM`] and `b` labels in `0..10`, from a fixed seed.
 fn batch(b: usize) -> (Vec<f32>, Vec<u32>) {
@@ -53,6 +61,7 @@ fn loss_and_grad(device: &Device, x: &[f32], labels: &[u32]) -> f32 {
     loss_and_grad_with(device, x, labels, Selection::Auto)
 }
 
+/// [`loss_and_grad`] with `selection` forced.
 fn loss_and_grad_with(device: &Device, x: &[f32], labels: &[u32], selection: Selection) -> f32 {
     let b = labels.len();
     let emb = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [b, DIM]), device).require_grad();
@@ -116,20 +125,21 @@ fn vm_hwm_kib() -> Option<u64> {
         .ok()
 }
 
-/// Child process: warm up, then one loss + gradient at `b`; prints one JSON line.
-fn peak_child(b: usize) {
+/// Child process: warm up, then one loss + gradient at `b` with `selection`; prints one JSON line.
+fn peak_child(path: &str, selection: Selection, b: usize) {
     let device = cpu_device().autodiff();
     let (wx, wl) = batch(32);
-    loss_and_grad(&device, &wx, &wl);
+    loss_and_grad_with(&device, &wx, &wl, selection);
     let (x, labels) = batch(b);
     let before = vm_hwm_kib().unwrap_or(0);
     let t = Instant::now();
-    let loss = loss_and_grad(&device, &x, &labels);
+    let loss = loss_and_grad_with(&device, &x, &labels, selection);
     let secs = t.elapsed().as_secs_f64();
     let after = vm_hwm_kib().unwrap_or(0);
     println!(
         "{}",
         serde_json::json!({
+            "selection": path,
             "batch": b,
             "baseline_peak_rss_mib": before as f64 / 1024.0,
             "peak_rss_mib": after as f64 / 1024.0,
@@ -140,6 +150,42 @@ fn peak_child(b: usize) {
     );
 }
 
+/// TFA 0.23's milliseconds per loss + gradient by batch size (`bench/reference`).
+fn tfa_reference_ms() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reference/tfa-loss-cpu.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .map(|v| v["ms_per_call_by_batch"].clone())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs the child for one path and size; `None` (with a message) when it fails.
+fn probe(exe: &std::path::Path, path: &str, b: usize) -> Option<serde_json::Value> {
+    let out = Command::new(exe).env(PEAK_ENV, format!("{path}:{b}")).output();
+    match out {
+        Ok(o) if o.status.success() => match serde_json::from_slice(o.stdout.trim_ascii()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("peak memory, {path} B={b}: unreadable child output ({e})");
+                None
+            }
+        },
+        Ok(o) => {
+            eprintln!(
+                "peak memory, {path} B={b}: child failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("peak memory, {path} B={b}: cannot start child ({e})");
+            None
+        }
+    }
+}
+
 fn memory_report(sizes: &[usize], write: bool) {
     let exe = match std::env::current_exe() {
         Ok(p) => p,
@@ -148,59 +194,57 @@ fn memory_report(sizes: &[usize], write: bool) {
             return;
         }
     };
-    let mut rows = Vec::new();
-    println!("\nsemi-hard loss + gradient, peak memory (fresh process per batch size, VmHWM):");
-    println!("{:>6}  {:>14}  {:>16}  {:>12}  {:>8}", "B", "peak RSS MiB", "loss's own MiB", "×/doubling", "call s");
-    let mut previous: Option<f64> = None;
-    for &b in sizes {
-        let out = Command::new(&exe).env(PEAK_ENV, b.to_string()).output();
-        let row: serde_json::Value = match out {
-            Ok(o) if o.status.success() => {
-                match serde_json::from_slice(o.stdout.trim_ascii()) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        eprintln!("peak memory at B={b}: unreadable child output ({e})");
-                        continue;
-                    }
-                }
-            }
-            Ok(o) => {
-                eprintln!(
-                    "peak memory at B={b}: child failed ({}): {}",
-                    o.status,
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
-                );
-                continue;
-            }
-            Err(e) => {
-                eprintln!("peak memory at B={b}: cannot start child ({e})");
-                continue;
-            }
-        };
-        let delta = row["loss_peak_delta_mib"].as_f64().unwrap_or(f64::NAN);
-        let growth = previous
-            .filter(|p| *p > 0.0)
-            .map(|p| format!("{:.2}", delta / p))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:>6}  {:>14.1}  {:>16.1}  {:>12}  {:>8.3}",
-            b,
-            row["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-            delta,
-            growth,
-            row["single_call_s"].as_f64().unwrap_or(f64::NAN),
-        );
-        previous = Some(delta);
-        rows.push(row);
+    let max = std::env::var(PEAK_MAX_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let tfa = tfa_reference_ms();
+    let mut by_path: Vec<Vec<serde_json::Value>> = vec![Vec::new(); PATHS.len()];
+    println!("\nsemi-hard loss + gradient per selection path, CPU flex, 256-d (fresh process per row, VmHWM):");
+    println!(
+        "{:>6}  {:>7}  {:>9}  {:>13}  {:>15}  {:>11}  {:>11}",
+        "B", "path", "call ms", "peak RSS MiB", "loss's own MiB", "×/doubling", "TFA ref ms"
+    );
+    for (p, (path, _)) in PATHS.iter().enumerate() {
+        let mut previous: Option<f64> = None;
+        for &b in sizes.iter().filter(|&&b| b <= max) {
+            let Some(row) = probe(&exe, path, b) else { continue };
+            let delta = row["loss_peak_delta_mib"].as_f64().unwrap_or(f64::NAN);
+            let growth = previous
+                .filter(|p| *p > 0.0)
+                .map(|p| format!("{:.2}", delta / p))
+                .unwrap_or_else(|| "-".into());
+            let reference = tfa[b.to_string()]
+                .as_f64()
+                .map(|ms| format!("{ms:.1}"))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:>6}  {:>7}  {:>9.1}  {:>13.1}  {:>15.1}  {:>11}  {:>11}",
+                b,
+                path,
+                row["single_call_s"].as_f64().unwrap_or(f64::NAN) * 1000.0,
+                row["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+                delta,
+                growth,
+                reference,
+            );
+            previous = Some(delta);
+            by_path[p].push(row);
+        }
     }
-    println!("(×/doubling: ≈4 is O(B²); TFA's B×B×B tensors would give ≈8)");
+    println!(
+        "(×/doubling: ≈4 is O(B²); TFA's B×B×B tensors would give ≈8. TFA ref: TF 2.15.1 + \
+         Addons 0.23 on this 2-core machine, bench/reference/tfa-loss-cpu.json; it has no figure \
+         above 1024, where one call took 29 s)"
+    );
     if !write {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
+    let device_rows = by_path.pop().unwrap_or_default();
+    let host_rows = by_path.pop().unwrap_or_default();
     let json = serde_json::json!({
-        "what": "peak resident memory of one semi-hard loss + gradient (CPU flex, autodiff, 256-d, Selection::Auto), fresh process per B; loss_peak_delta_mib = VmHWM after minus VmHWM after a B=32 warm-up",
-        "rows": rows,
+        "what": "peak resident memory and time of one semi-hard loss + gradient (CPU flex, autodiff, 256-d), fresh process per B; rows: Selection::Host (what Auto takes natively above 64), device_rows: Selection::Device (what the browser takes); loss_peak_delta_mib = VmHWM after minus VmHWM after a B=32 warm-up",
+        "rows": host_rows,
+        "device_rows": device_rows,
+        "tfa_reference_ms": tfa,
     });
     if std::fs::create_dir_all(&dir).is_ok() {
         let path = dir.join("loss-memory.json");
@@ -213,8 +257,13 @@ fn memory_report(sizes: &[usize], write: bool) {
 
 fn main() {
     tripletlab::backend::tune_allocator();
-    if let Some(b) = std::env::var(PEAK_ENV).ok().and_then(|v| v.parse().ok()) {
-        peak_child(b);
+    if let Ok(spec) = std::env::var(PEAK_ENV) {
+        let (path, b) = spec.split_once(':').unwrap_or(("host", spec.as_str()));
+        let selection = PATHS.iter().find(|(name, _)| *name == path).map(|&(_, s)| s);
+        match (selection, b.parse()) {
+            (Some(selection), Ok(b)) => peak_child(path, selection, b),
+            _ => eprintln!("{PEAK_ENV}={spec}: expected host:B or device:B"),
+        }
         return;
     }
     let bench = bench_mode();

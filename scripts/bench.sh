@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Native benchmark (`make bench`): in one run on this machine
 #   1. cargo bench --bench loss --bench step (release): the training step on the CPU and on wgpu,
-#      a breakdown of the CPU step, the semi-hard loss + gradient at B = 32 … 2048 and its peak
-#      memory;
+#      a breakdown of the CPU step, the semi-hard loss + gradient at B = 32 … 2048, and per
+#      selection path (host sort, device arithmetic on the CPU) the time and peak memory of one
+#      loss + gradient at B = 512 … 4096 beside TFA's reference times (cap the sizes with
+#      TRIPLETLAB_LOSS_PEAK_MAX=B);
 #   2. the original Keras recipe (TensorFlow 2.15 + Addons 0.23, from PyPI into a venv under
 #      ~/.cache/tripletlab, created once; never by `make test`): model.fit epochs, a
 #      train_on_batch loop and TFA's loss at small batch sizes;

@@ -1,12 +1,17 @@
 //! Loss cases in the schema of TFA's golden vectors (`tests/golden/triplet_semihard.json`):
 //! parse them, evaluate loss and gradient with burn autodiff, and write the results as JSON.
-//! This is how `tripletlab loss --cases FILE` lets anyone check parity from outside.
+//! This is how `tripletlab loss --cases FILE` lets anyone check parity from outside. A case
+//! may hold at most [`MAX_CASE_ROWS`] rows (the loss and its gradient need O(B²) memory).
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+
+/// Most rows (labels) one case may have: the largest training batch. The loss and its gradient
+/// hold a few `B x B` matrices (B = 4096: a few hundred MiB); 20,000 rows would need tens of GB.
+pub const MAX_CASE_ROWS: usize = crate::train::MAX_BATCH;
 
 /// One case: labels, embeddings and the loss settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,7 +104,17 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
     let labels: Vec<i64> = c
         .get("labels")
         .and_then(Value::as_array)
-        .ok_or_else(|| err("missing \"labels\" array".into()))?
+        .ok_or_else(|| err("missing \"labels\" array".into()))
+        .and_then(|labels| {
+            if labels.len() > MAX_CASE_ROWS {
+                return Err(err(format!(
+                    "{} rows, more than the limit of {MAX_CASE_ROWS} rows per case (the loss \
+                     needs B² memory)",
+                    labels.len()
+                )));
+            }
+            Ok(labels)
+        })?
         .iter()
         .map(|l| l.as_i64().ok_or_else(|| err(format!("label {l} is not an integer"))))
         .collect::<Result<_, _>>()?;

@@ -5,8 +5,11 @@
 //!   [`load_split`] is the one loader shared by the browser's file picker, a `fetch` of the bundled
 //!   files and the native CLI ([`load_dir`]). Every malformed input is a typed [`DataError`] whose
 //!   message names the file ("train images", …); nothing here panics on bad bytes, and absurd headers
-//!   are rejected before anything is allocated (decompression is bounded by what the header
-//!   describes, at most [`MAX_PAYLOAD_BYTES`]).
+//!   are rejected before anything is allocated. Decompression stops one byte past what the header
+//!   describes (so a gzip bomb fails as soon as its output passes the header's size, with "the
+//!   file holds more than its header says"), and a header may describe at most
+//!   [`MAX_PAYLOAD_BYTES`]; [`load_dir`] refuses files above [`MAX_FILE_BYTES`] before reading
+//!   them.
 //! * **Pipeline** — [`epoch_order`] reproduces `tf.data`'s `shuffle(buffer)` (reshuffled every
 //!   epoch) with a portable, seeded RNG, and [`batches`] is `batch(n)` keeping the final partial
 //!   batch. [`has_positive_pair`] tells the trainer whether a batch can produce a finite semi-hard
@@ -27,9 +30,14 @@ pub const IMAGE_ROWS: usize = 28;
 pub const IMAGE_COLS: usize = 28;
 /// Number of classes; labels must be `0..NUM_CLASSES` (the app's legend has 10 entries).
 pub const NUM_CLASSES: usize = 10;
-/// Largest payload (pixels or labels, in bytes) a header may describe: 2 GiB. Bigger headers are
-/// rejected before any allocation or decompression (full MNIST train images are 47 MB).
-pub const MAX_PAYLOAD_BYTES: u64 = 1 << 31;
+/// Largest payload (pixels or labels, in bytes) a header may describe: 256 MiB. Bigger headers
+/// are rejected before any allocation or decompression. This admits full MNIST (60,000 train
+/// images: 47 MB) and EMNIST-size sets (240,000 × 784 = 188 MB) and keeps a decompression bomb
+/// to a bounded amount of work and memory (a wasm32 page cannot hold a 2 GiB buffer twice).
+pub const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
+/// Largest file [`load_dir`] reads: the largest payload plus room for an IDX header and gzip's
+/// overhead on incompressible data (a few bytes per 16 KiB block).
+pub const MAX_FILE_BYTES: u64 = MAX_PAYLOAD_BYTES + (MAX_PAYLOAD_BYTES >> 10);
 /// Largest accepted image side in an IDX header; anything above is treated as a corrupt header.
 pub const MAX_IMAGE_SIDE: u32 = 4096;
 
@@ -300,12 +308,27 @@ pub enum DataError {
         actual: u64,
     },
 
-    /// More bytes than the header describes.
+    /// More bytes than the header describes (decompression stops right there).
     #[error(
-        "{role}: file has data beyond the {expected} bytes its header describes \
-         (wrong file or corrupt header?)"
+        "{role}: the file holds more than its header says: data beyond the {expected} bytes its \
+         header describes (wrong file, corrupt header or a decompression bomb?)"
     )]
     TrailingData { role: FileRole, expected: u64 },
+
+    /// The memory for the file's data could not be reserved.
+    #[error(
+        "{role}: not enough memory for the {bytes} bytes of data the file describes; close other \
+         tabs or programs, or use a smaller dataset"
+    )]
+    OutOfMemory { role: FileRole, bytes: u64 },
+
+    /// A file larger than [`MAX_FILE_BYTES`], refused before it is read.
+    #[error(
+        "{role}: the file is {size} bytes, more than the {} MiB limit on one dataset file \
+         (MNIST-format files up to EMNIST size fit)",
+        .limit >> 20
+    )]
+    TooLarge { role: FileRole, size: u64, limit: u64 },
 
     /// No examples (an empty file or a header saying 0 examples).
     #[error("{role}: empty dataset: the file contains no examples")]
@@ -361,6 +384,8 @@ impl DataError {
             | DataError::BadHeader { role, .. }
             | DataError::Truncated { role, .. }
             | DataError::TrailingData { role, .. }
+            | DataError::TooLarge { role, .. }
+            | DataError::OutOfMemory { role, .. }
             | DataError::Empty { role }
             | DataError::LabelOutOfRange { role, .. }
             | DataError::Missing { role }
@@ -464,7 +489,9 @@ fn describe_garbage(bytes: &[u8], decompressed: bool) -> String {
     let text_head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_ascii_lowercase();
     let text_head = text_head.trim_start();
     let is_html = text_head.starts_with("<!doctype") || text_head.starts_with("<html");
-    let what = if bytes.starts_with(b"PK\x03\x04") {
+    let what = if decompressed && is_gzip(bytes) {
+        " — this is gzip-compressed twice; decompress it once (gunzip) and pick the result"
+    } else if bytes.starts_with(b"PK\x03\x04") {
         " — this is a ZIP archive; extract it and pick the files inside"
     } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
         " — this is a tar archive; extract it and pick the files inside"
@@ -580,7 +607,8 @@ fn read_idx<const NDIMS: usize>(
             role,
             detail: format!(
                 "the header describes {payload_len} bytes of data (dimensions {dims:?}), more than \
-                 the {MAX_PAYLOAD_BYTES}-byte limit"
+                 the {} MiB limit on one file's data ({MAX_PAYLOAD_BYTES} bytes)",
+                MAX_PAYLOAD_BYTES >> 20
             ),
         });
     }
@@ -588,7 +616,7 @@ fn read_idx<const NDIMS: usize>(
         return Err(DataError::Empty { role });
     }
     let expected_total = header_len + payload_len;
-    // `payload_len <= 2^31` fits `usize` on every supported target (wasm32 included).
+    // `payload_len <= MAX_PAYLOAD_BYTES` fits `usize` on every supported target (wasm32 included).
     let payload_usize = usize::try_from(payload_len).map_err(|_| DataError::BadHeader {
         role,
         detail: format!("{payload_len} bytes do not fit in memory on this platform"),
@@ -601,10 +629,32 @@ fn read_idx<const NDIMS: usize>(
     } else {
         payload_usize.min(bytes.len())
     };
-    let mut payload = Vec::with_capacity(capacity);
-    let result = reader.take(payload_len + 1).read_to_end(&mut payload);
-    if let Err(e) = result {
-        return Err(gzip_error(role, &e));
+    // Every allocation is fallible (a browser page runs out of memory long before a native
+    // process does), and grows by doubling up to the described size plus one byte at most.
+    let out_of_memory = |_| DataError::OutOfMemory {
+        role,
+        bytes: payload_len,
+    };
+    let mut payload: Vec<u8> = Vec::new();
+    payload.try_reserve_exact(capacity).map_err(out_of_memory)?;
+    let mut limited = reader.take(payload_len + 1);
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match limited.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(gzip_error(role, &e)),
+        };
+        if payload.capacity() - payload.len() < n {
+            let target = (payload.capacity() * 2)
+                .max(payload.len() + n)
+                .min(payload_usize + 1);
+            payload
+                .try_reserve_exact(target - payload.len())
+                .map_err(out_of_memory)?;
+        }
+        payload.extend_from_slice(&chunk[..n]);
     }
     let actual = payload.len() as u64;
     if actual < payload_len {
@@ -863,6 +913,14 @@ pub fn load_dir(dir: &std::path::Path) -> Result<Split, DataError> {
             .map(|name| dir.join(name))
             .find(|p| p.is_file())
             .ok_or(DataError::Missing { role })?;
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_FILE_BYTES {
+            return Err(DataError::TooLarge {
+                role,
+                size,
+                limit: MAX_FILE_BYTES,
+            });
+        }
         data[role as usize] = std::fs::read(&path).map_err(|e| DataError::Io {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -1244,6 +1302,73 @@ mod tests {
         let mut labels = LABELS_MAGIC.to_be_bytes().to_vec();
         labels.extend_from_slice(&(u32::MAX).to_be_bytes());
         assert!(matches!(err_labels(&labels), DataError::BadHeader { .. }));
+    }
+
+    #[test]
+    fn emnist_sized_headers_are_accepted_and_the_limit_is_named() {
+        // EMNIST digits: 240,000 train images, 188 MB; only the (missing) payload is reported.
+        let e = err_images(&idx_images(240_000, 28, 28, &[0; 10]));
+        assert!(matches!(e, DataError::Truncated { .. }), "{e}");
+        // One image more than the limit holds.
+        let over = (MAX_PAYLOAD_BYTES / 784 + 1) as u32;
+        let e = err_images(&idx_images(over, 28, 28, &[0; 10]));
+        assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
+        assert!(e.to_string().contains("256 MiB limit"), "{e}");
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_where_its_header_ends() {
+        // 10 images declared, 64 MiB of zeros after them, and the gzip trailer cut off: reading
+        // the whole stream would end in "corrupt gzip"; stopping one byte past the 10 images
+        // (as decompression must) reports the trailing data without inflating the rest.
+        let mut bomb = idx_images(10, 28, 28, &[0; 10 * 784]);
+        bomb.resize(bomb.len() + (64 << 20), 0);
+        let mut gz = gzip(&bomb);
+        assert!(gz.len() < 1 << 20, "the bomb compresses well: {}", gz.len());
+        gz.truncate(gz.len() - 8);
+        let t = std::time::Instant::now();
+        let e = err_images(&gz);
+        assert_eq!(
+            e,
+            DataError::TrailingData {
+                role: FileRole::TrainImages,
+                expected: 16 + 10 * 784
+            }
+        );
+        assert!(e.to_string().contains("holds more than its header says"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn gzip_twice_is_named() {
+        let e = err_images(&gzip(&gzip(&good_images(2))));
+        assert!(matches!(e, DataError::NotIdx { .. }), "{e}");
+        assert!(e.to_string().contains("compressed twice"), "{e}");
+    }
+
+    #[test]
+    fn load_dir_refuses_files_above_the_limit_before_reading_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for role in FileRole::ALL {
+            let bytes = if role.is_images() { good_images(2) } else { good_labels(2) };
+            std::fs::write(dir.path().join(role.plain_file_name()), bytes).unwrap();
+        }
+        // A sparse file: 1 byte over the limit without writing it.
+        let big = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(FileRole::TestImages.plain_file_name()))
+            .unwrap();
+        big.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let e = load_dir(dir.path()).unwrap_err();
+        assert_eq!(
+            e,
+            DataError::TooLarge {
+                role: FileRole::TestImages,
+                size: MAX_FILE_BYTES + 1,
+                limit: MAX_FILE_BYTES
+            }
+        );
+        assert!(e.to_string().contains("MiB limit"), "{e}");
     }
 
     #[test]

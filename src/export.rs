@@ -69,6 +69,23 @@ pub enum ExportError {
         /// The offending line (trimmed).
         text: String,
     },
+    /// The file is not UTF-8 text (see [`text_of`]).
+    #[error("line {line}: not UTF-8 text (a binary file?)")]
+    NotUtf8 {
+        /// 1-based line number of the first invalid byte.
+        line: usize,
+    },
+}
+
+/// The bytes of a TSV file as text, or [`ExportError::NotUtf8`] naming the line of the first
+/// byte that is not UTF-8.
+///
+/// # Errors
+/// [`ExportError::NotUtf8`].
+pub fn text_of(bytes: &[u8]) -> Result<&str, ExportError> {
+    std::str::from_utf8(bytes).map_err(|e| ExportError::NotUtf8 {
+        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+    })
 }
 
 /// Formats one value exactly like numpy's `'%.18e' % float(x)`.
@@ -402,6 +419,13 @@ mod tests {
         assert!(data[0].is_nan() && data[1] == f32::NEG_INFINITY);
         assert_eq!(parse_meta_tsv("7\r\n 2 \n10").unwrap(), [7, 2, 10]);
         assert_eq!(parse_meta_tsv("4294967295\n").unwrap(), [u32::MAX]);
+    }
+
+    #[test]
+    fn non_utf8_text_names_its_line() {
+        assert_eq!(text_of(b"1\t2\n").unwrap(), "1\t2\n");
+        let e = text_of(b"1\t2\n3\t\xff\n").unwrap_err();
+        assert!(matches!(e, ExportError::NotUtf8 { line: 2 }), "{e}");
     }
 
     #[test]

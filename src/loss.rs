@@ -12,20 +12,30 @@
 //! uploaded; everything that depends on the embeddings stays on the device. The negative
 //! selection has two interchangeable implementations that give the same values and gradients:
 //!
-//! * [`Selection::Device`]: pure tensor arithmetic (comparisons, masked min/max), no read-back,
-//!   no sort, so it runs on WebGPU inside the training step. It needs `B x B x chunk` scratch
-//!   memory, where the anchors are processed `chunk` at a time so the memory stays bounded.
+//! * [`Selection::Device`]: pure tensor arithmetic (comparisons, masked argmin), no read-back,
+//!   no sort, so it runs on WebGPU inside the training step. It works on the distances *detached*
+//!   from the autodiff graph, `chunk` anchors at a time (`chunk x B x B` scratch, at most
+//!   `max(DEVICE_CHUNK_ELEMS, B x B)` elements), and keeps only each (anchor, positive)'s chosen
+//!   column: every chunk's scratch is freed before the next one is built, so the step holds
+//!   O(B²) memory, not the B x B x B floats an autodiff graph of the comparison would keep. It
+//!   still makes B³ comparisons (as TFA does), so its time grows ×8 per doubling.
 //! * [`Selection::Host`]: reads the distance matrix back once, sorts each anchor's negatives and
-//!   binary-searches each positive (O(B² log B) time, O(B²) memory), then gathers the chosen
-//!   negatives on the device. This is what makes large batches cheap (TFA materialises
-//!   B x B x B tensors). It needs a synchronous read, so it is native only.
+//!   binary-searches each positive (O(B² log B) time, O(B²) memory). This is what makes large
+//!   batches cheap on the CPU (TFA materialises B x B x B tensors). It needs a synchronous
+//!   read, so [`Selection::Auto`] never takes it on WebGPU in the browser (it does on the CPU
+//!   device there, where a read is immediate).
+//!
+//! Both paths produce the same `[B, B]` column indices (the lowest column among exact ties), and
+//! the chosen distances are then gathered from the differentiable distance matrix, so values and
+//! gradients are the same either way.
 //!
 //! Gradient conventions follow TF's autodiff: `max(x, 0)` passes the gradient at `x == 0`;
 //! zero L2 distances have zero gradient; the chosen negative is a constant selection (the
 //! gradient flows into the selected distance only). Where TF splits a gradient equally among
 //! exactly tied minima/maxima (duplicate rows, exact distance ties), this implementation gives
-//! it to one of them: the lowest column index on the host path, and whatever burn's
-//! `min_dim`/`max_dim` backward picks on the device path. The loss value is identical either way.
+//! it to one of them: the lowest column index for the semi-hard negative (both paths), and
+//! whatever burn's `max_dim`/`min_dim` backward picks for the farthest-negative fallback and the
+//! batch-hard loss. The loss value is identical either way.
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -122,7 +132,8 @@ impl std::str::FromStr for Mining {
 /// Where the semi-hard negative is selected (see the module docs). Same values either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Selection {
-    /// Device for small batches (and always on wasm), host for large ones.
+    /// Device for small batches and on WebGPU in the browser; host for large batches elsewhere
+    /// (natively, and on the browser's CPU device).
     #[default]
     Auto,
     /// Tensor arithmetic on the device: no read-back, usable inside a WebGPU step.
@@ -131,10 +142,11 @@ pub enum Selection {
     Host,
 }
 
-/// Above this batch size [`Selection::Auto`] picks the host path natively.
+/// Above this batch size [`Selection::Auto`] picks the host path where it can read back.
 pub const AUTO_HOST_THRESHOLD: usize = 64;
-/// Largest `chunk x B x B` scratch tensor (elements) the device path builds at once.
-const DEVICE_CHUNK_ELEMS: usize = 1 << 24;
+/// Largest `chunk x B x B` scratch tensor (elements) the device selection builds at once, unless
+/// one anchor alone (`B x B`) is bigger: 4 MiB of f32, so the scratch stays O(B²) and small.
+pub const DEVICE_CHUNK_ELEMS: usize = 1 << 20;
 
 /// Label masks of a batch, computed on the host.
 struct Masks {
@@ -255,14 +267,18 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     let use_host = match selection {
         Selection::Host => true,
         Selection::Device => false,
-        Selection::Auto => !cfg!(target_arch = "wasm32") && b > AUTO_HOST_THRESHOLD,
+        Selection::Auto => b > AUTO_HOST_THRESHOLD && can_read_back(&device),
     };
-    // Distance of the semi-hard negative of each (a, p), and whether one exists.
-    let (semi, has_semi) = if use_host {
+    // Column of the semi-hard negative of each (a, p), and whether one exists.
+    let (index, has_semi) = if use_host {
         semi_hard_host(&dist, &m, &device)
     } else {
-        semi_hard_device(&dist, &m)
+        select_semi_hard_device(&dist, &m.negative)
     };
+    // Same rounding as TFA's masked minimum: (D[a,n] - rowmax[a]) + rowmax[a], gathered from the
+    // differentiable matrix, so the gradient flows into the chosen distance only.
+    let rowmax = dist.clone().max_dim(1);
+    let semi = (dist.clone() - rowmax.clone()).gather(1, index) + rowmax;
     // Fallback: the farthest negative (row minimum when the anchor has no negatives).
     let farthest = masked_maximum(dist.clone(), m.negative.clone()); // [B, 1]
     let negative = semi.mask_where(has_semi.bool_not(), farthest.expand([b, b]));
@@ -271,36 +287,63 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     per_pair.sum().div_scalar(m.num_positive as f32)
 }
 
-/// Device path: `[B, B]` semi-hard distances (garbage where none exists) and the existence mask.
-fn semi_hard_device(dist: &Tensor<2>, m: &Masks) -> (Tensor<2>, Tensor<2, Bool>) {
+/// Whether the host selection's synchronous read is available on `device`: always natively; in
+/// the browser only on the CPU device (WebGPU cannot block on a read). There the device path's
+/// B³ comparisons would cost minutes per step at B = 4096 (4 min natively on two cores).
+fn can_read_back(device: &Device) -> bool {
+    !cfg!(target_arch = "wasm32") || device.clone().inner() == crate::backend::cpu_device()
+}
+
+/// Device path of the selection: for each (a, p), the column of the smallest `D[a, n] > D[a, p]`
+/// among the negatives of `a` (the lowest column among exact ties, as on the host) and whether
+/// one exists, as `[B, B]` tensors on `dist`'s device. `negative` is the 0/1 negative mask.
+///
+/// Pure tensor arithmetic without a read-back, so it can run inside a WebGPU step. It works on
+/// the distances detached from the autodiff graph (nothing here is recorded for backward), a
+/// chunk of anchors at a time, so every chunk's `[chunk, B, B]` scratch is freed before the next
+/// one is built: memory stays O(B²).
+pub fn select_semi_hard_device(
+    dist: &Tensor<2>,
+    negative: &Tensor<2>,
+) -> (Tensor<2, Int>, Tensor<2, Bool>) {
     let [b, _] = dist.dims();
-    let rowmax = dist.clone().max_dim(1); // [B, 1]
-    let chunk = (DEVICE_CHUNK_ELEMS / (b * b).max(1)).clamp(1, b);
-    let mut semis = Vec::new();
+    let dist = dist.clone().without_autodiff();
+    let not_negative = negative.clone().without_autodiff().lower_equal_elem(0.0);
+    // D[a, n] where n is a negative of a, -inf elsewhere (never strictly farther than anything).
+    let negatives_only = dist.clone().mask_fill(not_negative, f32::NEG_INFINITY);
+    let chunk = (DEVICE_CHUNK_ELEMS / (b * b).max(1)).clamp(1, b.max(1));
+    let mut index = Vec::new();
     let mut exists = Vec::new();
     for a0 in (0..b).step_by(chunk) {
         let a1 = (a0 + chunk).min(b);
         let c = a1 - a0;
-        let rows = dist.clone().slice([a0..a1, 0..b]); // [c, B]: D[a, ·]
-        let d_an = rows.clone().unsqueeze_dim::<3>(1).expand([c, b, b]); // [a, p, n] = D[a, n]
-        let d_ap = rows.unsqueeze_dim::<3>(2).expand([c, b, b]); // [a, p, n] = D[a, p]
-        let neg = m
-            .negative
+        // [a, p, n] = D[a, n] (negatives only) and D[a, p].
+        let d_an = negatives_only
             .clone()
             .slice([a0..a1, 0..b])
             .unsqueeze_dim::<3>(1)
             .expand([c, b, b]);
-        let cond = d_an.clone().greater(d_ap).float().detach() * neg; // [a, p, n]
-        let max_c = rowmax.clone().slice([a0..a1, 0..1]).unsqueeze_dim::<3>(2); // [c, 1, 1]
-        let semi = ((d_an - max_c.clone()) * cond.clone()).min_dim(2) + max_c; // [c, B, 1]
-        semis.push(semi.reshape([c, b]));
-        exists.push(cond.sum_dim(2).reshape([c, b]).greater_elem(0.0));
+        let d_ap = dist
+            .clone()
+            .slice([a0..a1, 0..b])
+            .unsqueeze_dim::<3>(2)
+            .expand([c, b, b]);
+        let farther = d_an.clone().greater(d_ap);
+        // argmin returns the lowest coordinate among ties.
+        let candidates = d_an.mask_fill(farther.clone().bool_not(), f32::INFINITY);
+        index.push(candidates.argmin(2).reshape([c, b]));
+        exists.push(farther.any_dim(2).reshape([c, b]));
     }
-    (Tensor::cat(semis, 0), Tensor::cat(exists, 0))
+    (Tensor::cat(index, 0), Tensor::cat(exists, 0))
 }
 
-/// Host path: one read of `dist`, per-anchor sort of the negatives, binary search per positive.
-fn semi_hard_host(dist: &Tensor<2>, m: &Masks, device: &Device) -> (Tensor<2>, Tensor<2, Bool>) {
+/// Host path of the selection: one read of `dist`, per-anchor sort of the negatives, binary
+/// search per positive; the result is uploaded to `device`.
+fn semi_hard_host(
+    dist: &Tensor<2>,
+    m: &Masks,
+    device: &Device,
+) -> (Tensor<2, Int>, Tensor<2, Bool>) {
     let [b, _] = dist.dims();
     let host: Vec<f32> = dist
         .clone()
@@ -310,10 +353,7 @@ fn semi_hard_host(dist: &Tensor<2>, m: &Masks, device: &Device) -> (Tensor<2>, T
     let (index, exists) = select_semi_hard(&host, &m.negative_host, b);
     let index = Tensor::<2, Int>::from_data(TensorData::new(index, [b, b]), device);
     let exists = Tensor::<2, Bool>::from_data(TensorData::new(exists, [b, b]), device);
-    // Same rounding as TFA's masked minimum: (D[a,n] - rowmax[a]) + rowmax[a].
-    let rowmax = dist.clone().max_dim(1);
-    let semi = (dist.clone() - rowmax.clone()).gather(1, index) + rowmax;
-    (semi, exists)
+    (index, exists)
 }
 
 /// For each (a, p): the column of the smallest `D[a, n] > D[a, p]` among the negatives of `a`
@@ -427,6 +467,33 @@ mod tests {
         assert_eq!(index[1], 4);
         // For p = 3 (distance 3.0) no negative is farther.
         assert!(!exists[3]);
+    }
+
+    #[test]
+    fn device_selection_picks_the_same_columns_as_the_host_across_chunks() {
+        use rand::{Rng, SeedableRng};
+        let device = crate::backend::cpu_device();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+        // 300 anchors are 28 chunks of DEVICE_CHUNK_ELEMS / 300² = 11 (the last one partial).
+        for b in [1usize, 2, 7, 64, 300] {
+            assert!(b < 300 || DEVICE_CHUNK_ELEMS / (b * b) < b, "300 must need several chunks");
+            // Integer-valued distances: many exact ties, where the lowest column must win.
+            let dist: Vec<f32> = (0..b * b).map(|_| rng.random_range(0..6) as f32).collect();
+            let labels: Vec<u8> = (0..b).map(|_| rng.random_range(0..4)).collect();
+            let negative: Vec<bool> = (0..b * b).map(|k| labels[k / b] != labels[k % b]).collect();
+            let (want_index, want_exists) = select_semi_hard(&dist, &negative, b);
+            let mask: Vec<f32> = negative.iter().map(|&n| if n { 1.0 } else { 0.0 }).collect();
+            let d = Tensor::<2>::from_data(TensorData::new(dist, [b, b]), &device);
+            let n = Tensor::<2>::from_data(TensorData::new(mask, [b, b]), &device);
+            let (index, exists) = select_semi_hard_device(&d, &n);
+            let exists: Vec<i64> = exists.int().into_data().try_into_vec_as().expect("int");
+            let exists: Vec<bool> = exists.iter().map(|&e| e != 0).collect();
+            let index: Vec<i64> = index.into_data().try_into_vec_as().expect("int");
+            assert_eq!(exists, want_exists, "B = {b}");
+            for k in (0..b * b).filter(|&k| want_exists[k]) {
+                assert_eq!(index[k], want_index[k], "B = {b}, (a, p) = ({}, {})", k / b, k % b);
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! `tripletlab` — the native CLI (train / eval / loss). In the browser build this binary is the
 //! page instead (see `tripletlab::web`).
+//!
+//! Every failure ends in one line on stderr and a non-zero exit. A training run that fails after
+//! it started (the loss diverged, a device failed) still writes its outputs for the last state
+//! the engine kept (an engine never applies a step whose loss is not finite), with the error in
+//! `metrics.json`.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
@@ -24,11 +29,14 @@ mod cli {
     use tripletlab::backend::{BackendKind, native_device};
     use tripletlab::cases::{evaluate_case, parse_cases, results_json};
     use tripletlab::data::{BundledDataset, Split, load_dir};
-    use tripletlab::export::{parse_meta_tsv, parse_vecs_tsv, write_meta_tsv, write_vecs_tsv};
+    use tripletlab::export::{parse_meta_tsv, parse_vecs_tsv, text_of, write_meta_tsv, write_vecs_tsv};
     use tripletlab::loss::{Metric, Mining, Selection};
     use tripletlab::metrics::evaluate;
-    use tripletlab::model::EMBEDDING_DIM;
-    use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, run};
+    use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
+    use tripletlab::train::{Event, Host, StepEngine, Summary, TrainConfig, Trainer, run};
+
+    /// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
+    const MAX_INPUT_BYTES: u64 = 1 << 30;
 
     #[derive(Parser)]
     #[command(name = "tripletlab", version, about = "Semi-hard triplet-loss embeddings of MNIST, TFA-exact, with burn")]
@@ -114,10 +122,14 @@ mod cli {
         /// Skip the final kNN against the train embeddings.
         #[arg(long)]
         no_knn: bool,
+        /// Start from these weights (safetensors, as `train` writes them) instead of the seed's
+        /// initialisation.
+        #[arg(long)]
+        weights: Option<PathBuf>,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// No progress bar (log lines per epoch instead).
+        /// No progress bar (log lines per epoch on stdout instead).
         #[arg(long)]
         quiet: bool,
     }
@@ -170,8 +182,24 @@ mod cli {
         std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
     }
 
+    /// The bytes of an input file, refused above [`MAX_INPUT_BYTES`] before it is read.
+    fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
+        let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+        if size > MAX_INPUT_BYTES {
+            return Err(format!(
+                "{}: the file is {size} bytes, more than the {} MiB limit on an input file",
+                path.display(),
+                MAX_INPUT_BYTES >> 20
+            ));
+        }
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// An input file as UTF-8 text (the error names the line of the first invalid byte).
     fn read(path: &Path) -> Result<String, String> {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+        let bytes = read_bytes(path)?;
+        text_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(String::from_utf8(bytes).unwrap_or_default())
     }
 
     fn load_dataset(name: &str) -> Result<Split, String> {
@@ -243,7 +271,8 @@ mod cli {
                         metrics.precision_at_1, metrics.map_at_r
                     );
                     if self.quiet {
-                        eprintln!("{line}");
+                        // stdout: stderr is for the one line of an error.
+                        println!("{line}");
                     } else {
                         self.bar.println(line);
                     }
@@ -279,7 +308,16 @@ mod cli {
             .map_err(|e| format!("{}: {e}", args.out.display()))?;
         let split = load_dataset(&args.dataset)?;
         let device = native_device(args.backend)?;
-        let mut trainer = Trainer::new(config.clone(), &split, &device).map_err(|e| e.to_string())?;
+        let mut trainer = match &args.weights {
+            Some(path) => {
+                let model = EmbedNetConfig::new()
+                    .load_safetensors(&read_bytes(path)?, &device)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Trainer::with_model(config.clone(), &split, &device, model)
+            }
+            None => Trainer::new(config.clone(), &split, &device),
+        }
+        .map_err(|e| e.to_string())?;
 
         let bar = if args.quiet {
             ProgressBar::hidden()
@@ -295,9 +333,44 @@ mod cli {
             start: Instant::now(),
             quiet: args.quiet,
         };
-        let summary = pollster::block_on(run(&mut trainer, &mut host)).map_err(|e| e.to_string())?;
+        let outcome = pollster::block_on(run(&mut trainer, &mut host));
         host.bar.finish_and_clear();
+        match outcome {
+            Ok(summary) => {
+                write_outputs(&args, &config, &trainer, Ok(&summary))?;
+                let m = &summary.metrics;
+                println!(
+                    "done: kNN-1 {}  kNN-5 {}  P@1 {:.4}  MAP@R {:.4}  {:.0} ex/s  -> {}",
+                    m.knn1_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                    m.knn5_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                    m.precision_at_1,
+                    m.map_at_r,
+                    summary.examples_per_s,
+                    args.out.display()
+                );
+                Ok(())
+            }
+            // Nothing already learnt is lost: the engines never apply a non-finite step, so the
+            // trainer holds the last finite weights; write them and what they give.
+            Err(e) => match write_outputs(&args, &config, &trainer, Err(&e.to_string())) {
+                Ok(()) => Err(format!(
+                    "{e}; the last finite state was written to {}",
+                    args.out.display()
+                )),
+                Err(w) => Err(format!("{e} (writing the outputs failed too: {w})")),
+            },
+        }
+    }
 
+    /// Writes vecs.tsv, meta.tsv, weights.safetensors and metrics.json for the trainer's current
+    /// weights: after a finished run (`Ok(summary)`) or a failed one (`Err(message)`, which goes
+    /// into metrics.json with the test-set scores of those weights where they are finite).
+    fn write_outputs(
+        args: &TrainArgs,
+        config: &TrainConfig,
+        trainer: &Trainer,
+        outcome: Result<&Summary, &str>,
+    ) -> Result<(), String> {
         let test_vectors = pollster::block_on(trainer.embed(trainer.test_set())).map_err(|e| e.to_string())?;
         let test_labels = &trainer.test_set().labels;
         let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>| {
@@ -315,38 +388,43 @@ mod cli {
         let weights = pollster::block_on(trainer.model().to_safetensors()).map_err(|e| e.to_string())?;
         let weights_path = args.out.join("weights.safetensors");
         std::fs::write(&weights_path, weights).map_err(|e| format!("{}: {e}", weights_path.display()))?;
-        let m = &summary.metrics;
-        let report = json!({
+        let mut report = json!({
             "dataset": args.dataset,
             "backend": args.backend.as_str(),
             "engine": trainer.engine().as_str(),
             "config": config,
-            "knn1_acc": m.knn1_acc,
-            "knn5_acc": m.knn5_acc,
-            "precision_at_1": m.precision_at_1,
-            "map_at_r": m.map_at_r,
-            "examples_per_s": summary.examples_per_s,
-            "train_seconds": summary.train_seconds,
-            "total_seconds": summary.total_seconds,
-            "epoch_losses": summary.epoch_losses,
-            "skipped_batches": summary.skipped_batches,
-            "steps": summary.steps,
             "n_train": trainer.train_set().len(),
             "n_test": trainer.test_set().len(),
         });
+        match outcome {
+            Ok(summary) => {
+                let m = &summary.metrics;
+                report["knn1_acc"] = json!(m.knn1_acc);
+                report["knn5_acc"] = json!(m.knn5_acc);
+                report["precision_at_1"] = json!(m.precision_at_1);
+                report["map_at_r"] = json!(m.map_at_r);
+                report["examples_per_s"] = json!(summary.examples_per_s);
+                report["train_seconds"] = json!(summary.train_seconds);
+                report["total_seconds"] = json!(summary.total_seconds);
+                report["epoch_losses"] = json!(summary.epoch_losses);
+                report["skipped_batches"] = json!(summary.skipped_batches);
+                report["steps"] = json!(summary.steps);
+            }
+            Err(error) => {
+                report["error"] = json!(error);
+                let labels: Vec<u32> = test_labels.iter().map(|&l| u32::from(l)).collect();
+                match evaluate(&test_vectors, &labels, None, EMBEDDING_DIM) {
+                    Ok(m) => {
+                        report["precision_at_1"] = json!(m.precision_at_1);
+                        report["map_at_r"] = json!(m.map_at_r);
+                    }
+                    Err(e) => report["metrics_error"] = json!(e.to_string()),
+                }
+            }
+        }
         let metrics_path = args.out.join("metrics.json");
         std::fs::write(&metrics_path, serde_json::to_string_pretty(&report).expect("json"))
-            .map_err(|e| format!("{}: {e}", metrics_path.display()))?;
-        println!(
-            "done: kNN-1 {}  kNN-5 {}  P@1 {:.4}  MAP@R {:.4}  {:.0} ex/s  -> {}",
-            m.knn1_acc.map_or("-".into(), |v| format!("{v:.4}")),
-            m.knn5_acc.map_or("-".into(), |v| format!("{v:.4}")),
-            m.precision_at_1,
-            m.map_at_r,
-            summary.examples_per_s,
-            args.out.display()
-        );
-        Ok(())
+            .map_err(|e| format!("{}: {e}", metrics_path.display()))
     }
 
     fn eval(vecs: &Path, meta: &Path, train: Option<(PathBuf, PathBuf)>) -> Result<(), String> {

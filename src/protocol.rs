@@ -17,11 +17,6 @@ use crate::backend::BackendChoice;
 use crate::data::{BundledDataset, Dataset};
 use crate::train::{Control, Event, TrainConfig};
 
-/// Largest file the page hands to the worker (checked from `File.size` on the page, before
-/// anything is read, and again in the worker): room for EMNIST-size sets (240,000 images are
-/// 188 MB uncompressed) within a tab's memory.
-pub const MAX_FILE_BYTES: u64 = 256 << 20;
-
 /// Identifies a request that starts work (a dataset load, a run, a t-SNE).
 pub type Id = u64;
 

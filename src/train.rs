@@ -549,8 +549,13 @@ impl Trainer {
                 let images = Images::new(&pixels, &self.device);
                 let masks = DropoutMasks::draw(&mut self.dropout_rng, batch.len(), rate, &self.device);
                 let loss = loss_of(model.forward_train(&images, masks.as_ref()));
-                let grads = GradientsParams::from_grads(loss.backward(), &*model);
-                *model = optim.step(lr, model.clone(), grads);
+                // Adam only once the loss is known to be finite (one read of the loss, where the
+                // device allows a synchronous one), as the fused engines do: the weights and
+                // Adam's moments never take a NaN, and the driver stops the run on its read.
+                if loss_is_finite(&loss, &self.device)? {
+                    let grads = GradientsParams::from_grads(loss.backward(), &*model);
+                    *model = optim.step(lr, model.clone(), grads);
+                }
                 loss
             }
             Engine::Fused(net) => {
@@ -698,6 +703,19 @@ async fn evaluate_sliced<H: Host>(
             return Ok(Some(evaluation.finish()));
         }
     }
+}
+
+/// Whether a step's loss is finite, read synchronously before the autodiff engine applies Adam.
+/// A browser cannot block on WebGPU, so there (and only there: a batch above the WGSL engine's
+/// limit, or `engine=autodiff`, on WebGPU) the step is applied unread and the driver stops the
+/// run when it reads the loss.
+fn loss_is_finite(loss: &Tensor<1>, device: &Device) -> Result<bool, TrainError> {
+    if cfg!(target_arch = "wasm32") && device.clone().inner() != cpu_device() {
+        return Ok(true);
+    }
+    let data = loss.clone().try_into_data().map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let values = data.try_into_vec::<f32>().map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 fn to_u32(labels: &[u8]) -> Vec<u32> {

@@ -43,6 +43,9 @@ fn short_training_run_learns_and_writes_projector_files() {
         &["--epochs", "1", "--limit-train", "2048", "--limit-test", "500", "--seed", "3"],
     );
     assert!(o.status.success(), "train failed: {}", stderr(&o));
+    // --quiet logs each epoch on stdout; stderr stays free for an error's one line.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("epoch 1: loss"), "no epoch line");
+    assert_eq!(stderr(&o), "");
 
     let vecs = read(dir.path().join("vecs.tsv"));
     let meta = read(dir.path().join("meta.tsv"));
@@ -156,4 +159,112 @@ fn bad_input_gives_one_line_errors() {
     let cases = dir.path().join("c.json");
     std::fs::write(&cases, r#"[{"labels":[1,2],"embeddings":[[1.0]]}]"#).unwrap();
     assert_clean_error(&run(&["loss", "--cases", cases.to_str().unwrap()]), "rows");
+}
+
+/// The train-labels and both test files of the bundled MNIST, copied into `dir` (the train
+/// images are left to the test).
+fn dataset_without_train_images(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist");
+    for f in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(Path::new(src).join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn a_diverged_run_keeps_the_last_finite_state_and_says_so_in_one_line() {
+    use tripletlab::backend::cpu_device;
+    use tripletlab::model::EmbedNetConfig;
+    // Weights whose activations overflow: the first step's loss is NaN. No engine may apply
+    // that step, and the run must still write its outputs for the weights it kept.
+    let device = cpu_device();
+    let start = EmbedNetConfig::new().init(7, &device).to_parts().unwrap();
+    let huge = start.clone().map(|t| t.into_iter().map(|v| v * 1e30).collect::<Vec<f32>>());
+    let bytes = pollster::block_on(EmbedNetConfig::new().from_parts(huge.clone(), &device).to_safetensors())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("start.safetensors");
+    std::fs::write(&weights, bytes).unwrap();
+    for engine in ["auto", "autodiff"] {
+        let out = dir.path().join(engine);
+        let o = train(
+            &out,
+            &[
+                "--weights", weights.to_str().unwrap(), "--engine", engine, "--epochs", "1",
+                "--limit-train", "96", "--limit-test", "40", "--no-knn",
+            ],
+        );
+        assert_clean_error(&o, "the loss became NaN");
+        assert!(stderr(&o).contains("last finite state was written"), "{}", stderr(&o));
+        let kept = std::fs::read(out.join("weights.safetensors")).unwrap();
+        let kept = EmbedNetConfig::new()
+            .load_safetensors(&kept, &device)
+            .unwrap_or_else(|e| panic!("{engine}: the kept weights do not load: {e}"));
+        assert_eq!(kept.to_parts().unwrap(), huge, "{engine}: a non-finite step was applied");
+        assert_eq!(read(out.join("vecs.tsv")).lines().count(), 40);
+        assert_eq!(read(out.join("meta.tsv")).lines().count(), 40);
+        let metrics: serde_json::Value = serde_json::from_str(&read(out.join("metrics.json"))).unwrap();
+        assert!(metrics["error"].as_str().unwrap().contains("NaN"), "{metrics}");
+        assert_eq!(metrics["n_test"], 40);
+    }
+}
+
+#[test]
+fn absurd_sizes_are_refused_at_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let o = run(&["train", "--out", out, "--batch-size", "100000", "--limit-train", "300"]);
+    assert_clean_error(&o, "batch");
+    assert!(stderr(&o).contains("4096"), "the limit is named: {}", stderr(&o));
+    let o = run(&["train", "--out", out, "--lr", "1e6"]);
+    assert_clean_error(&o, "lr");
+    assert!(!Path::new(out).join("weights.safetensors").exists());
+}
+
+#[test]
+fn a_case_of_20000_rows_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let labels: Vec<String> = (0..n).map(|i| (i % 10).to_string()).collect();
+    let rows: Vec<String> = (0..n).map(|i| format!("[{}.5]", i % 7)).collect();
+    let json = format!(r#"[{{"name":"big","labels":[{}],"embeddings":[{}]}}]"#, labels.join(","), rows.join(","));
+    let cases = dir.path().join("big.json");
+    std::fs::write(&cases, json).unwrap();
+    let t = std::time::Instant::now();
+    let o = run(&["loss", "--cases", cases.to_str().unwrap()]);
+    assert_clean_error(&o, "20000 rows");
+    assert!(stderr(&o).contains("limit of 4096 rows"), "{}", stderr(&o));
+    assert!(t.elapsed().as_secs() < 10, "took {:?}", t.elapsed());
+}
+
+#[test]
+fn a_gzip_bomb_in_the_dataset_fails_fast() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset_without_train_images(&data);
+    // A full-MNIST header and images, then 16 GiB of zeros as 1024 concatenated gzip members of
+    // 16 MiB each (a 17 MB file). Inflating it all would take minutes and 16 GiB of memory.
+    let gzip = |bytes: &[u8]| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    };
+    let mut head = vec![0, 0, 8, 3];
+    for d in [60_000u32, 28, 28] {
+        head.extend_from_slice(&d.to_be_bytes());
+    }
+    head.resize(16 + 60_000 * 784, 0);
+    let mut bomb = gzip(&head);
+    let member = gzip(&vec![0u8; 16 << 20]);
+    for _ in 0..1024 {
+        bomb.extend_from_slice(&member);
+    }
+    std::fs::write(data.join("train-images-idx3-ubyte.gz"), &bomb).unwrap();
+    let out = dir.path().join("out");
+    let t = std::time::Instant::now();
+    let o = run(&["train", "--out", out.to_str().unwrap(), "--dataset", data.to_str().unwrap()]);
+    assert_clean_error(&o, "train images: the file holds more than its header says");
+    assert!(t.elapsed().as_secs() < 10, "took {:?}", t.elapsed());
 }

@@ -18,8 +18,8 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::data::BundledDataset;
-use crate::protocol::{Command, Export, Id, MAX_FILE_BYTES, Reply};
+use crate::data::{BundledDataset, MAX_FILE_BYTES};
+use crate::protocol::{Command, Export, Id, Reply};
 use crate::train::{Control, Event};
 use crate::web::bridge::{Bridge, Incoming};
 use crate::web::{io, query};

@@ -10,11 +10,11 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::File;
 
 use crate::backend::{BackendChoice, BackendKind};
-use crate::data::{BundledDataset, FileRole, Split, load_named_files, load_split};
+use crate::data::{BundledDataset, FileRole, MAX_FILE_BYTES, Split, load_named_files, load_split};
 use crate::export::{meta_tsv_string, vecs_tsv_string};
 use crate::model::{EMBEDDING_DIM, EmbedNetConfig};
 use crate::projection::{Tsne, TsneParams};
-use crate::protocol::{Command, Export, Id, MAX_FILE_BYTES, Reply, TestImages};
+use crate::protocol::{Command, Export, Id, Reply, TestImages};
 use crate::train::{Control, TrainConfig, TrainError, Trainer, run};
 
 use super::device::{DeviceInfo, init_device};

@@ -354,3 +354,40 @@ test('a new run cancels the t-SNE of the finished one', { timeout: READY_MS + 2 
   assert.deepEqual(errors, [], 'console errors');
   await page.close();
 });
+
+test('a worker that dies is replaced: a banner says so and the page trains again', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
+  const page = await openPage();
+  await page.goto(`${server.url}?backend=cpu&train_limit=64&test_limit=40&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const train = page.getByRole('button', { name: 'Train', exact: true });
+  await train.click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  const metricsBefore = await page.textContent('.metrics tbody');
+  // An uncaught error in the worker (what a wasm trap such as running out of memory is): the
+  // page only learns of it from the worker's `error` event.
+  const [worker] = page.workers();
+  assert.ok(worker, 'the page runs a worker');
+  await worker.evaluate(() => setTimeout(() => { throw new Error('simulated crash'); }, 0));
+  await page.getByText(/The worker that trains stopped \(.*simulated crash.*\)/).waitFor({ timeout: 30_000 });
+  // A fresh worker: device and dataset again, then ready; what was shown stays.
+  assert.equal(await waitState(page, ['ready'], READY_MS), 'ready');
+  assert.equal(await page.textContent('.metrics tbody'), metricsBefore);
+  await train.click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  await page.close();
+});
+
+test('a batch of 1024 trains on the CPU path to the end', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  // Two steps of 1024 (the semi-hard selection keeps O(B²) memory; it was B³ before).
+  await page.goto(`${server.url}?backend=cpu&batch=1024&train_limit=2048&test_limit=100&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.match(await page.textContent('.progress .numbers'), /step 2\/2/);
+  const vecs = await download(page, 'Download vecs.tsv');
+  assert.equal(vecs.text.split('\n').filter((l) => l).length, 100);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
