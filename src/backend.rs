@@ -1,6 +1,7 @@
 //! Choosing a burn device: the CPU (`flex`) everywhere, wgpu natively where a GPU or a Vulkan
 //! driver exists, WebGPU in the browser (see `web`).
 
+#[cfg(feature = "engine")]
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -59,13 +60,14 @@ impl BackendChoice {
 }
 
 /// The CPU device.
+#[cfg(feature = "engine")]
 pub fn cpu_device() -> Device {
     Device::flex()
 }
 
 /// Initialises the native wgpu device (once per process; later calls get the same device), or
 /// says why there is none.
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "engine"))]
 pub fn native_device(kind: BackendKind) -> Result<Device, String> {
     static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
     match kind {

@@ -11,12 +11,18 @@ fn main() {
     tripletlab::app::start();
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), feature = "engine"))]
 fn main() {
     cli::main();
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "engine")))]
+fn main() -> std::process::ExitCode {
+    eprintln!("this tripletlab was built without the `engine` feature: nothing to train with");
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(all(not(target_arch = "wasm32"), feature = "engine"))]
 mod cli {
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;

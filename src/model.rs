@@ -25,12 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-/// Input image side (the net is fixed at 28×28×1, as in the notebook).
-pub const IMAGE_SIDE: usize = 28;
-/// Pixels per image.
-pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-/// Output embedding width.
-pub const EMBEDDING_DIM: usize = 256;
+pub use crate::shape::{EMBEDDING_DIM, IMAGE_PIXELS, IMAGE_SIDE};
 /// Conv1's output channels.
 pub(crate) const CONV1: usize = 64;
 /// Conv2's output channels.

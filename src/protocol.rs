@@ -265,6 +265,42 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// The variant's name (the event's, for a training event), for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reply::Listening => "Listening",
+            Reply::DeviceReady { .. } => "DeviceReady",
+            Reply::DatasetLoading { .. } => "DatasetLoading",
+            Reply::DatasetLoaded { .. } => "DatasetLoaded",
+            Reply::DatasetFailed { .. } => "DatasetFailed",
+            Reply::FilesRejected { .. } => "FilesRejected",
+            Reply::WeightsLoaded { .. } => "WeightsLoaded",
+            Reply::WeightsRejected { .. } => "WeightsRejected",
+            Reply::TrainStarted { .. } => "TrainStarted",
+            Reply::TrainRefused { .. } => "TrainRefused",
+            Reply::Paused => "Paused",
+            Reply::Resumed => "Resumed",
+            Reply::Train { event, .. } => match event {
+                Event::Started { .. } => "Started",
+                Event::Step { .. } => "Step",
+                Event::Skipped { .. } => "Skipped",
+                Event::Embeddings { .. } => "Embeddings",
+                Event::EpochEnd { .. } => "EpochEnd",
+                Event::Done(_) => "Done",
+                Event::Failed(_) => "Failed",
+            },
+            Reply::Projection { .. } => "Projection",
+            Reply::RunEnded { .. } => "RunEnded",
+            Reply::TsneProgress { .. } => "TsneProgress",
+            Reply::TsneDone { .. } => "TsneDone",
+            Reply::TsneEnded { .. } => "TsneEnded",
+            Reply::Download { .. } => "Download",
+            Reply::Problem { .. } => "Problem",
+        }
+    }
+}
+
 /// A message that could not be decoded (a bug or a version mismatch between page and worker).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed message between the page and its worker: {0}")]

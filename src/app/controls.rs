@@ -6,8 +6,8 @@ use std::rc::Rc;
 use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::loss::{Metric, Mining};
 use crate::train::Control;
+use crate::train::{Metric, Mining};
 use crate::web::io::input_files;
 
 use crate::page::form::Form;

@@ -164,8 +164,21 @@ fn on_reply(link: &LinkRef, dispatch: &Dispatch, reply: Reply) {
         }
         _ => {}
     }
+    // A reply that holds the page's thread for long is worth knowing about (the page must
+    // never freeze): say which, in the console.
+    let kind = reply.kind();
+    let t0 = io::now_ms();
     dispatch.dispatch(Action::Worker(reply));
+    let ms = io::now_ms() - t0;
+    if ms > SLOW_REPLY_MS {
+        web_sys::console::debug_1(
+            &format!("tripletlab: {kind} took {ms:.0} ms on the page").into(),
+        );
+    }
 }
+
+/// A reply's handling (reducer and render) above this is logged.
+const SLOW_REPLY_MS: f64 = 30.0;
 
 /// Checks the user's files on the page (names and sizes, from `File.size`, before anything is
 /// read), then hands them to the worker.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::data::Dataset;
-use crate::model::EMBEDDING_DIM;
+use crate::shape::EMBEDDING_DIM;
 
 use super::draw::{color, context, draw_gray};
 use crate::page::state::{Embeddings, Shared};

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::data::BundledDataset;
-use crate::loss::{Metric, Mining};
 use crate::train::TrainConfig;
+use crate::train::{Metric, Mining};
 
 /// Field keys, in form order; also the URL query keys.
 pub const FIELDS: [&str; 10] = [

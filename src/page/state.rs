@@ -244,8 +244,11 @@ pub struct State {
     pub load_id: Id,
     /// The run the worker started, until it ends (its events are the ones shown).
     pub run_id: Option<Id>,
-    /// The run the page asked for last, until the worker starts or refuses it.
-    pub requested_run: Option<Id>,
+    /// Runs the page asked for that the worker has not started or refused yet (a second
+    /// request can be sent before the first is answered; the worker starts one at most).
+    pub requested_runs: Vec<Id>,
+    /// The phase before that request (restored if the worker refuses it).
+    pub phase_before_request: Option<Phase>,
     /// The latest t-SNE request.
     pub tsne_id: Id,
     /// The worker died and is being replaced.
@@ -299,7 +302,8 @@ impl State {
             weights_available: false,
             load_id: 0,
             run_id: None,
-            requested_run: None,
+            requested_runs: Vec::new(),
+            phase_before_request: None,
             tsne_id: 0,
             worker_lost: false,
         }
@@ -364,7 +368,15 @@ impl State {
         match action {
             Action::Worker(reply) => s.apply_reply(reply),
             Action::LoadRequested(id) => s.load_id = id,
-            Action::TrainRequested(id) => s.requested_run = Some(id),
+            Action::TrainRequested(id) => {
+                s.requested_runs.push(id);
+                // Shown as training at once (the button is disabled from the click on); back to
+                // where it was if the worker refuses.
+                if !matches!(s.phase, Phase::Training | Phase::Paused) {
+                    s.phase_before_request = Some(s.phase);
+                    s.phase = Phase::Training;
+                }
+            }
             Action::TsneRequested(id) => {
                 s.tsne_id = id;
                 s.tsne = Some((0, 1));
@@ -390,7 +402,7 @@ impl State {
                 s.custom_label = None;
                 s.dataset_ready = false;
                 s.run_id = None;
-                s.requested_run = None;
+                s.requested_runs.clear();
                 s.tsne = None;
                 s.weights_available = false;
                 s.progress.stopping = false;
@@ -503,10 +515,11 @@ impl State {
                 epochs,
                 from_weights,
             } => {
-                if self.requested_run != Some(id) {
+                if !self.requested_runs.contains(&id) {
                     return;
                 }
-                self.requested_run = None;
+                self.requested_runs.retain(|&r| r != id);
+                self.phase_before_request = None;
                 self.run_id = Some(id);
                 self.phase = Phase::Training;
                 self.progress = ProgressInfo {
@@ -530,8 +543,12 @@ impl State {
                 }
             }
             Reply::TrainRefused { id, reason } => {
-                if self.requested_run == Some(id) {
-                    self.requested_run = None;
+                self.requested_runs.retain(|&r| r != id);
+                // Nothing started and nothing else asked for: back to where the page was.
+                if self.run_id.is_none() && self.requested_runs.is_empty() {
+                    if let Some(phase) = self.phase_before_request.take() {
+                        self.phase = phase;
+                    }
                 }
                 self.notify(Notice::error(format!("Train was refused: {reason}.")));
             }
@@ -673,19 +690,19 @@ impl State {
                 }
                 self.skipped = summary.skipped_batches;
                 if summary.stopped {
-                    let kept = match &self.embeddings {
-                        Some(e) => format!(" The downloads hold the {}; the weights are those at the stop.", e.note()),
-                        None => " No test embeddings were taken before the stop; the weights are those at the stop.".into(),
-                    };
                     self.notify(Notice::info(format!(
-                        "Stopped after {} steps ({} epochs complete).{kept}",
+                        "Stopped after {} steps ({} epochs complete). The weights are those at the stop; \
+                         the downloads panel says which step the test embeddings are from.",
                         summary.steps, summary.epochs_completed
                     )));
                 } else {
                     self.progress.complete = true;
                     self.progress.global_step = self.progress.total_steps();
                 }
-                self.final_metrics = Some(Rc::new(summary.metrics));
+                // A run stopped before any epoch ended has no metrics to show.
+                if !summary.stopped || summary.epochs_completed > 0 {
+                    self.final_metrics = Some(Rc::new(summary.metrics));
+                }
             }
             Event::Failed(error) => {
                 self.phase = Phase::Error;
@@ -1042,13 +1059,14 @@ mod tests {
         assert!(has_notice(
             &s,
             Level::Info,
-            "No test embeddings were taken before the stop"
+            "Stopped after 10 steps (1 epochs complete)"
         ));
-        let s = training(2);
+        assert!(s.final_metrics.is_some());
+        // The worker embeds the stopped weights after Done, before RunEnded: still this run's.
         let s = reply(
             s,
             Reply::Train {
-                id: 2,
+                id: 1,
                 event: Event::Embeddings {
                     epoch: 1,
                     global_step: 4,
@@ -1057,22 +1075,70 @@ mod tests {
                 },
             },
         );
+        assert_eq!(
+            s.embeddings.as_ref().unwrap().note(),
+            "1 test embeddings from epoch 1, step 4"
+        );
+        // Stopped before any epoch ended: no final metrics row.
+        let mut early = summary(true);
+        early.epochs_completed = 0;
         let s = reply(
-            s,
+            training(2),
             Reply::Train {
                 id: 2,
-                event: Event::Done(summary(true)),
+                event: Event::Done(early),
             },
         );
-        assert!(has_notice(
-            &s,
-            Level::Info,
-            "The downloads hold the 1 test embeddings from epoch 1, step 4"
-        ));
+        assert!(s.final_metrics.is_none());
     }
 
     #[test]
     fn a_refused_or_failed_run_says_why() {
+        // Training from the click on; back to ready when the worker refuses.
+        let s = ready().reduce(Action::TrainRequested(3));
+        assert_eq!(s.phase, Phase::Training);
+        let s = reply(
+            s,
+            Reply::TrainRefused {
+                id: 3,
+                reason: "the device is still starting".into(),
+            },
+        );
+        assert_eq!(s.phase, Phase::Ready);
+        assert!(has_notice(
+            &s,
+            Level::Error,
+            "Train was refused: the device is still starting."
+        ));
+        // A second request sent before the first was answered: the first starts, the second
+        // is refused, and the first run's events are shown.
+        let s = ready()
+            .reduce(Action::TrainRequested(4))
+            .reduce(Action::TrainRequested(5));
+        let s = reply(
+            s,
+            Reply::TrainStarted {
+                id: 4,
+                epochs: 1,
+                from_weights: None,
+            },
+        );
+        let s = reply(
+            s,
+            Reply::TrainRefused {
+                id: 5,
+                reason: "run 4 is still in progress".into(),
+            },
+        );
+        let s = reply(
+            s,
+            Reply::Train {
+                id: 4,
+                event: step(1, 0.7),
+            },
+        );
+        assert_eq!((s.phase, s.run_id), (Phase::Training, Some(4)));
+        assert_eq!(*s.losses, vec![(1, 0.7)]);
         let s = training(1).reduce(Action::TrainRequested(2));
         let s = reply(
             s,

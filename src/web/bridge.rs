@@ -15,6 +15,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
+use crate::js::js_error_text;
 use crate::protocol::{Command, Reply, decode, encode};
 
 /// The worker's loader script, beside the page (trunk writes it; `index.html` asks for it).
@@ -41,7 +42,7 @@ impl Bridge {
     /// Starts the worker; every reply (and a crash) goes to `on_incoming`.
     pub fn spawn(on_incoming: impl Fn(Incoming) + 'static) -> Result<Bridge, String> {
         let worker = Worker::new(WORKER_SCRIPT)
-            .map_err(|e| format!("the worker could not start: {}", js_text(&e)))?;
+            .map_err(|e| format!("the worker could not start: {}", js_error_text(&e)))?;
         let on_incoming = Rc::new(on_incoming);
         let listening = Rc::new(Cell::new(false));
         let queue: Rc<RefCell<Vec<Array>>> = Rc::default();
@@ -116,14 +117,4 @@ fn post(worker: &Worker, message: &Array) {
     // The command's bytes move to the worker (transferred, not copied); Files are cloned handles.
     let bytes: Uint8Array = message.get(0).unchecked_into();
     let _ = worker.post_message_with_transfer(message, &Array::of1(&bytes.buffer()));
-}
-
-fn js_text(e: &wasm_bindgen::JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            js_sys::Reflect::get(e, &"message".into())
-                .ok()
-                .and_then(|m| m.as_string())
-        })
-        .unwrap_or_else(|| format!("{e:?}"))
 }

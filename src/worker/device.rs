@@ -25,9 +25,8 @@ pub struct DeviceInfo {
     pub fallback: Option<String>,
 }
 
-fn get(target: &JsValue, key: &str) -> JsValue {
-    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
+use crate::js::get;
+pub use crate::js::js_error_text;
 
 fn get_str(target: &JsValue, key: &str) -> String {
     get(target, key).as_string().unwrap_or_default()
@@ -155,21 +154,4 @@ pub async fn init_device(choice: BackendChoice) -> DeviceInfo {
             }
         }
     }
-}
-
-/// A readable message from a thrown JS value.
-pub fn js_error_text(e: &JsValue) -> String {
-    if let Some(s) = e.as_string() {
-        return s;
-    }
-    let message = get_str(e, "message");
-    if !message.is_empty() {
-        let name = get_str(e, "name");
-        return if name.is_empty() {
-            message
-        } else {
-            format!("{name}: {message}")
-        };
-    }
-    format!("{e:?}")
 }

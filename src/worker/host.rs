@@ -23,6 +23,9 @@ pub struct WorkerHost {
     id: Id,
     control: Rc<Cell<Control>>,
     paused: bool,
+    /// `(epoch, global step)` of the last step taken, and the global step of the last embedding.
+    last_step: (usize, usize),
+    embedded_at: Option<usize>,
 }
 
 impl WorkerHost {
@@ -32,7 +35,15 @@ impl WorkerHost {
             id,
             control,
             paused: false,
+            last_step: (0, 0),
+            embedded_at: None,
         }
+    }
+
+    /// `(epoch, global step)` of the last step, when the last test embeddings are older.
+    pub fn stale_embeddings(&self) -> Option<(usize, usize)> {
+        let (epoch, step) = self.last_step;
+        (step > 0 && self.embedded_at.is_none_or(|at| at < step)).then_some((epoch, step))
     }
 
     /// Yields, then waits while paused; `false` when the run must stop.
@@ -77,6 +88,13 @@ impl Host for WorkerHost {
     }
 
     fn event(&mut self, event: Event) {
+        match &event {
+            Event::Step {
+                epoch, global_step, ..
+            } => self.last_step = (*epoch, *global_step),
+            Event::Embeddings { global_step, .. } => self.embedded_at = Some(*global_step),
+            _ => {}
+        }
         let projection = match &event {
             Event::Embeddings {
                 epoch,

@@ -15,7 +15,7 @@ use crate::export::{meta_tsv_string, vecs_tsv_string};
 use crate::model::{EMBEDDING_DIM, EmbedNetConfig};
 use crate::projection::{Tsne, TsneParams};
 use crate::protocol::{Command, Export, Id, Reply, TestImages};
-use crate::train::{Control, TrainConfig, TrainError, Trainer, run};
+use crate::train::{Control, Event, Host, SLICE_ROWS, TrainConfig, TrainError, Trainer, run};
 
 use super::device::{DeviceInfo, init_device};
 use super::host::WorkerHost;
@@ -332,13 +332,19 @@ fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         let mut host = WorkerHost::new(session.clone(), id, control);
         let result = run(&mut trainer, &mut host).await;
         let lost_device = matches!(result, Err(TrainError::Device(_)));
+        let stopped = matches!(&result, Ok(summary) if summary.stopped);
+        session.borrow_mut().active = None;
+        if stopped {
+            if let Some((epoch, step)) = host.stale_embeddings() {
+                embed_stopped(&session, &trainer, &mut host, epoch, step).await;
+            }
+        }
         {
             let mut s = session.borrow_mut();
-            s.active = None;
             if lost_device {
                 // The next Train starts a new device; the checkpoint keeps the weights.
                 s.device = None;
-            } else {
+            } else if s.active.is_none() {
                 s.kept = Some(trainer);
             }
         }
@@ -347,6 +353,45 @@ fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         if lost_device {
             start_device(session);
         }
+    });
+}
+
+/// After a Stop (which ends a run at once, even mid-evaluation), the test embeddings of the
+/// weights at the stop, so the downloads hold what was learnt. In slices; given up when a new
+/// run starts meanwhile.
+async fn embed_stopped(
+    session: &SharedSession,
+    trainer: &Trainer,
+    host: &mut WorkerHost,
+    epoch: usize,
+    step: usize,
+) {
+    let set = trainer.test_set();
+    let mut vectors = Vec::new();
+    if vectors
+        .try_reserve_exact(set.len() * EMBEDDING_DIM)
+        .is_err()
+    {
+        return;
+    }
+    for start in (0..set.len()).step_by(SLICE_ROWS) {
+        io::yield_now().await;
+        if session.borrow().active.is_some() {
+            return;
+        }
+        match trainer
+            .embed_rows(set, start..(start + SLICE_ROWS).min(set.len()))
+            .await
+        {
+            Ok(rows) => vectors.extend_from_slice(&rows),
+            Err(_) => return,
+        }
+    }
+    host.event(Event::Embeddings {
+        epoch,
+        global_step: step,
+        vectors: Arc::new(vectors),
+        labels: Arc::new(set.labels.clone()),
     });
 }
 

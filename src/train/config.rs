@@ -1,0 +1,262 @@
+//! The settings of a training run: the validated [`TrainConfig`] (defaults are the notebook's),
+//! the loss's [`Metric`] and [`Mining`], the step [`StepEngine`] and [`ConfigError`]. Plain
+//! data: no device, no browser, no terminal (the page's form builds one too).
+
+use serde::{Deserialize, Serialize};
+
+/// Distance used between embeddings (TFA's `distance_metric`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    /// Euclidean distance (not squared): TFA's default `"L2"`.
+    #[default]
+    L2,
+    /// Squared Euclidean distance: `"squared-L2"`.
+    SquaredL2,
+    /// `max(1 - cos, 0)`: `"angular"`.
+    Angular,
+}
+
+impl Metric {
+    /// All metrics, in the order the UI lists them.
+    pub const ALL: [Metric; 3] = [Metric::L2, Metric::SquaredL2, Metric::Angular];
+
+    /// The short name used on the command line and in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::L2 => "l2",
+            Metric::SquaredL2 => "squared-l2",
+            Metric::Angular => "angular",
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    /// Accepts the CLI/URL names and TFA's spellings (`L2`, `squared-L2`, `angular`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "l2" => Ok(Metric::L2),
+            "squared-l2" | "squared_l2" | "sql2" => Ok(Metric::SquaredL2),
+            "angular" | "cosine" => Ok(Metric::Angular),
+            other => Err(format!(
+                "unknown distance metric '{other}' (expected l2, squared-l2 or angular)"
+            )),
+        }
+    }
+}
+
+/// How the negative of each triplet is mined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mining {
+    /// TFA `TripletSemiHardLoss` (the notebook's loss).
+    #[default]
+    SemiHard,
+    /// TFA `TripletHardLoss` (hardest positive, hardest negative per anchor).
+    Hard,
+}
+
+impl Mining {
+    /// All mining strategies, in the order the UI lists them.
+    pub const ALL: [Mining; 2] = [Mining::SemiHard, Mining::Hard];
+
+    /// The short name used on the command line and in URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mining::SemiHard => "semi-hard",
+            Mining::Hard => "hard",
+        }
+    }
+}
+
+impl std::fmt::Display for Mining {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mining {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "semi-hard" | "semihard" | "semi_hard" => Ok(Mining::SemiHard),
+            "hard" => Ok(Mining::Hard),
+            other => Err(format!(
+                "unknown mining strategy '{other}' (expected semi-hard or hard)"
+            )),
+        }
+    }
+}
+
+/// Everything that defines a training run. Defaults are the notebook's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Examples per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Triplet margin.
+    pub margin: f32,
+    /// Distance between embeddings.
+    pub metric: Metric,
+    /// Negative mining.
+    pub mining: Mining,
+    /// Soft-margin variant of the batch-hard loss.
+    pub soft: bool,
+    /// Seed of the weights, the data order and dropout.
+    pub seed: u64,
+    /// Shuffle-buffer size (tf.data `shuffle(1024)`); 0 means a full shuffle.
+    pub shuffle_buffer: usize,
+    /// Train on the first N training examples only.
+    pub train_limit: Option<usize>,
+    /// Embed, score and export the first N test examples only.
+    pub test_limit: Option<usize>,
+    /// Dropout rate.
+    pub dropout: f64,
+    /// Losses read back from the device in one go (1 = every step).
+    pub read_every: usize,
+    /// Refresh the test embeddings every N steps as well as at each epoch end (0 = epoch ends).
+    pub embed_every: usize,
+    /// At the end, embed the training set too and score cosine kNN-1/kNN-5 against it.
+    pub knn_against_train: bool,
+    /// How steps are computed (see [`StepEngine`]).
+    pub engine: StepEngine,
+}
+
+/// How a training step is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepEngine {
+    /// [`StepEngine::Fused`], except for batches above [`crate::gpu::MAX_BATCH`] on a GPU
+    /// (then [`StepEngine::Autodiff`]).
+    #[default]
+    Auto,
+    /// Hand-fused kernels: the host kernels of [`crate::fused`] on the CPU device, the WGSL
+    /// kernels of [`crate::gpu`] on a wgpu / WebGPU device.
+    Fused,
+    /// burn's autodiff of [`EmbedNet`] and burn's Adam, on any device (burn places Adam's ε
+    /// slightly differently from Keras: see [`AdamSettings::factors`]).
+    Autodiff,
+}
+
+impl StepEngine {
+    /// Name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepEngine::Auto => "auto",
+            StepEngine::Fused => "fused",
+            StepEngine::Autodiff => "autodiff",
+        }
+    }
+}
+
+impl std::str::FromStr for StepEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(StepEngine::Auto),
+            "fused" => Ok(StepEngine::Fused),
+            "autodiff" => Ok(StepEngine::Autodiff),
+            other => Err(format!(
+                "unknown engine '{other}' (expected auto, fused or autodiff)"
+            )),
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 5,
+            batch_size: 32,
+            lr: 1e-3,
+            margin: 1.0,
+            metric: Metric::L2,
+            mining: Mining::SemiHard,
+            soft: false,
+            seed: 0,
+            shuffle_buffer: 1024,
+            train_limit: None,
+            test_limit: None,
+            dropout: 0.3,
+            read_every: 8,
+            embed_every: 0,
+            knn_against_train: true,
+            engine: StepEngine::Auto,
+        }
+    }
+}
+
+/// A rejected setting: which field, and why.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    /// The field's name as used on the command line and in URLs.
+    pub field: std::borrow::Cow<'static, str>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+/// Largest accepted batch size (the semi-hard loss needs `B²` memory, the device path `B³/chunk`).
+pub const MAX_BATCH: usize = 4096;
+/// Largest accepted number of epochs.
+pub const MAX_EPOCHS: usize = 1000;
+
+impl TrainConfig {
+    /// Every problem with these settings (empty when they are usable).
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &'static str, message: String| {
+            errors.push(ConfigError {
+                field: field.into(),
+                message,
+            })
+        };
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bad("epochs", format!("must be between 1 and {MAX_EPOCHS}"));
+        }
+        if !(2..=MAX_BATCH).contains(&self.batch_size) {
+            bad(
+                "batch",
+                format!(
+                    "must be between 2 and {MAX_BATCH} (a triplet needs two examples of a class)"
+                ),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            bad("lr", "must be a number in (0, 1]".into());
+        }
+        if !(self.margin.is_finite() && (0.0..=100.0).contains(&self.margin)) {
+            bad("margin", "must be a number between 0 and 100".into());
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            bad("dropout", "must be in [0, 1)".into());
+        }
+        if self.train_limit == Some(0) || self.train_limit.is_some_and(|n| n < 2) {
+            bad("train_limit", "must be at least 2 examples".into());
+        }
+        if self.test_limit.is_some_and(|n| n < 2) {
+            bad("test_limit", "must be at least 2 examples".into());
+        }
+        if self.read_every == 0 {
+            bad("read_every", "must be at least 1".into());
+        }
+        errors
+    }
+
+    /// `Ok` when usable, else the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}

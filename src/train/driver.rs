@@ -1,0 +1,307 @@
+//! [`run`]: the one async driver that turns a [`Trainer`]'s steps into the [`Event`] stream,
+//! through a [`Host`] that supplies the clock, the pause/stop decisions and the yields (the CLI's
+//! never pauses; the page's worker yields to its event loop). Long work (embedding a set, the
+//! metrics) runs in bounded slices with a [`Host::pulse`] between them.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+
+use super::{Event, StepOutcome, Summary, TrainError, Trainer, read_f32};
+use crate::data::Dataset;
+use crate::metrics::{self, Metrics};
+use crate::model::EMBEDDING_DIM;
+
+/// What the driver needs from whoever runs it (terminal or browser).
+#[allow(async_fn_in_trait)]
+pub trait Host {
+    /// Called before every step. The browser yields to its event loop here and waits while the
+    /// user has paused. Return `false` to stop the run (it then ends with `Done { stopped }`).
+    async fn proceed(&mut self) -> bool;
+    /// Called between the bounded slices of long work (embedding a set, the metrics), so that
+    /// a host that must stay responsive can look at its commands; same answer as
+    /// [`Host::proceed`]. Long work never runs more than [`SLICE_ROWS`] rows between two calls.
+    async fn pulse(&mut self) -> bool {
+        true
+    }
+    /// Called after every epoch end with the trainer, e.g. to keep a host copy of the weights
+    /// that survives a lost device. Nothing by default.
+    async fn epoch_saved(&mut self, _trainer: &Trainer) {}
+    /// Receives every event.
+    fn event(&mut self, event: Event);
+    /// Milliseconds on a monotonic clock.
+    fn now_ms(&self) -> f64;
+}
+
+/// Rows embedded (or kNN queries answered) between two [`Host::pulse`] calls: about 20–80 ms
+/// of work on the slowest path (one wasm thread), a negligible cost natively.
+pub const SLICE_ROWS: usize = 128;
+
+/// Embeds `set` in slices, pulsing the host between them; `None` when the host said stop.
+async fn embed_sliced<H: Host>(
+    trainer: &Trainer,
+    set: &Dataset,
+    host: &mut H,
+) -> Result<Option<Vec<f32>>, TrainError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(set.len() * EMBEDDING_DIM)
+        .map_err(|_| {
+            TrainError::Data(format!("not enough memory to embed {} images", set.len()))
+        })?;
+    let mut start = 0;
+    while start < set.len() {
+        if !host.pulse().await {
+            return Ok(None);
+        }
+        let end = (start + SLICE_ROWS).min(set.len());
+        out.extend_from_slice(&trainer.embed_rows(set, start..end).await?);
+        start = end;
+    }
+    Ok(Some(out))
+}
+
+/// Computes the metrics in slices of queries, pulsing the host between them; `None` when the
+/// host said stop.
+async fn evaluate_sliced<H: Host>(
+    test: &[f32],
+    test_labels: &[u32],
+    train: Option<(&[f32], &[u32])>,
+    host: &mut H,
+) -> Result<Option<Metrics>, TrainError> {
+    let mut evaluation = metrics::Evaluation::new(test, test_labels, train, EMBEDDING_DIM)
+        .map_err(|e| TrainError::Metrics(e.to_string()))?;
+    loop {
+        if !host.pulse().await {
+            return Ok(None);
+        }
+        if evaluation.advance(SLICE_ROWS) {
+            return Ok(Some(evaluation.finish()));
+        }
+    }
+}
+
+fn to_u32(labels: &[u8]) -> Vec<u32> {
+    labels.iter().map(|&l| u32::from(l)).collect()
+}
+
+/// Runs `trainer` to the end of its epochs, reporting through `host`. Returns the summary that
+/// was also sent as [`Event::Done`], or the error that was also sent as [`Event::Failed`].
+pub async fn run<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
+    let result = drive(trainer, host).await;
+    match &result {
+        Ok(summary) => host.event(Event::Done(summary.clone())),
+        Err(e) => host.event(Event::Failed(e.clone())),
+    }
+    result
+}
+
+async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
+    let config = trainer.config().clone();
+    let steps_per_epoch = trainer.steps_per_epoch();
+    let test_labels = Arc::new(trainer.test_set().labels.clone());
+    host.event(Event::Started {
+        epochs: config.epochs,
+        steps_per_epoch,
+        train_examples: trainer.train_set().len(),
+        test_examples: trainer.test_set().len(),
+    });
+    let start = host.now_ms();
+    let mut train_ms = 0.0;
+    let mut examples = 0usize;
+    let mut summary = Summary {
+        stopped: false,
+        epochs_completed: 0,
+        steps: 0,
+        skipped_batches: 0,
+        epoch_losses: Vec::new(),
+        metrics: Metrics::default(),
+        examples_per_s: 0.0,
+        train_seconds: 0.0,
+        total_seconds: 0.0,
+    };
+    let mut last_test: Option<Arc<Vec<f32>>> = None;
+    let mut global_step = 0usize;
+
+    'epochs: for epoch in 1..=config.epochs {
+        let mut pending: Vec<(usize, usize, Tensor<1>)> = Vec::new(); // (step, global, loss)
+        let mut loss_sum = 0f64;
+        let mut trained = 0usize;
+        for step in 1..=steps_per_epoch {
+            if !host.proceed().await {
+                summary.stopped = true;
+            }
+            if summary.stopped {
+                break;
+            }
+            let t0 = host.now_ms();
+            global_step += 1;
+            match trainer.step()? {
+                StepOutcome::Trained { loss, examples: n } => {
+                    examples += n;
+                    pending.push((step, global_step, loss));
+                }
+                StepOutcome::Skipped { reason } => {
+                    summary.skipped_batches += 1;
+                    host.event(Event::Skipped {
+                        epoch,
+                        step,
+                        reason,
+                    });
+                }
+            }
+            let flush = pending.len() >= config.read_every || step == steps_per_epoch;
+            if flush && !pending.is_empty() {
+                let losses = read_losses(&mut pending).await?;
+                let now = host.now_ms();
+                let busy_s = (train_ms + now - t0) / 1000.0;
+                let examples_per_s = if busy_s > 0.0 {
+                    examples as f64 / busy_s
+                } else {
+                    0.0
+                };
+                let elapsed_s = (now - start) / 1000.0;
+                for (step, global_step, loss) in losses {
+                    if !loss.is_finite() {
+                        return Err(TrainError::NonFinite {
+                            epoch,
+                            step,
+                            value: loss,
+                        });
+                    }
+                    loss_sum += f64::from(loss);
+                    trained += 1;
+                    summary.steps += 1;
+                    host.event(Event::Step {
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        global_step,
+                        loss,
+                        examples_per_s,
+                        elapsed_s,
+                    });
+                }
+            }
+            train_ms += host.now_ms() - t0;
+            if config.embed_every > 0
+                && global_step % config.embed_every == 0
+                && step != steps_per_epoch
+            {
+                let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+                    summary.stopped = true;
+                    break;
+                };
+                let vectors = Arc::new(vectors);
+                host.event(Event::Embeddings {
+                    epoch,
+                    global_step,
+                    vectors,
+                    labels: test_labels.clone(),
+                });
+            }
+        }
+        // Losses of a stopped epoch that were not read yet: reported like the others, so the
+        // host knows the last step taken. A non-finite one ends nothing here (the run is
+        // stopping, and no engine applies a step whose loss is not finite); it is not counted.
+        if !pending.is_empty() {
+            let elapsed_s = (host.now_ms() - start) / 1000.0;
+            let examples_per_s = if train_ms > 0.0 {
+                examples as f64 / (train_ms / 1000.0)
+            } else {
+                0.0
+            };
+            for (step, global_step, loss) in read_losses(&mut pending).await? {
+                if loss.is_finite() {
+                    loss_sum += f64::from(loss);
+                    trained += 1;
+                    summary.steps += 1;
+                    host.event(Event::Step {
+                        epoch,
+                        step,
+                        steps_per_epoch,
+                        global_step,
+                        loss,
+                        examples_per_s,
+                        elapsed_s,
+                    });
+                }
+            }
+        }
+        // A stopped run ends at once: the embeddings and metrics of the last finished
+        // evaluation stay the run's (the host may embed the stopped weights afterwards).
+        if summary.stopped {
+            break 'epochs;
+        }
+        let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+            summary.stopped = true;
+            break 'epochs;
+        };
+        let vectors = Arc::new(vectors);
+        last_test = Some(vectors.clone());
+        host.event(Event::Embeddings {
+            epoch,
+            global_step,
+            vectors: vectors.clone(),
+            labels: test_labels.clone(),
+        });
+        let mean_loss = if trained > 0 {
+            (loss_sum / trained as f64) as f32
+        } else {
+            f32::NAN
+        };
+        let Some(metrics) = evaluate_sliced(&vectors, &to_u32(&test_labels), None, host).await?
+        else {
+            summary.stopped = true;
+            break 'epochs;
+        };
+        summary.epoch_losses.push(mean_loss);
+        summary.epochs_completed = epoch;
+        summary.metrics = metrics.clone();
+        host.event(Event::EpochEnd {
+            epoch,
+            mean_loss,
+            metrics,
+            elapsed_s: (host.now_ms() - start) / 1000.0,
+        });
+        host.epoch_saved(trainer).await;
+    }
+
+    if config.knn_against_train && !summary.stopped {
+        if let Some(test_vectors) = &last_test {
+            // Stopped during the final evaluation: the last epoch's metrics stand.
+            match embed_sliced(trainer, trainer.train_set(), host).await? {
+                None => summary.stopped = true,
+                Some(train_vectors) => {
+                    let train_labels = to_u32(&trainer.train_set().labels);
+                    let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
+                    match evaluate_sliced(test_vectors, &to_u32(&test_labels), train, host).await? {
+                        None => summary.stopped = true,
+                        Some(metrics) => summary.metrics = metrics,
+                    }
+                }
+            }
+        }
+    }
+    summary.train_seconds = train_ms / 1000.0;
+    summary.examples_per_s = if train_ms > 0.0 {
+        examples as f64 / (train_ms / 1000.0)
+    } else {
+        0.0
+    };
+    summary.total_seconds = (host.now_ms() - start) / 1000.0;
+    Ok(summary)
+}
+
+/// Reads the pending losses in one device round trip.
+async fn read_losses(
+    pending: &mut Vec<(usize, usize, Tensor<1>)>,
+) -> Result<Vec<(usize, usize, f32)>, TrainError> {
+    let drained: Vec<_> = pending.drain(..).collect();
+    let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
+    let values = read_f32(Tensor::cat(tensors, 0)).await?;
+    Ok(drained
+        .into_iter()
+        .zip(values)
+        .map(|((s, g, _), v)| (s, g, v))
+        .collect())
+}

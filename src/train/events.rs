@@ -1,0 +1,142 @@
+//! What a run reports and how it is steered: the [`Event`] stream (the CLI and the page consume
+//! the same one), its [`Summary`], [`TrainError`], and the [`Control`] a host applies. Plain data
+//! with serde, so the page's worker can send it as it is.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use crate::metrics::Metrics;
+
+/// Why training could not start or had to stop.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum TrainError {
+    /// Invalid settings.
+    #[error("invalid setting {0}")]
+    Config(#[from] ConfigError),
+    /// The loss became NaN or infinite (diverged): training stopped.
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}: training stopped (try a smaller learning rate)"
+    )]
+    NonFinite {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// The value read.
+        value: f32,
+    },
+    /// Reading from the device failed (e.g. the GPU device was lost).
+    #[error("the GPU device failed: {0}")]
+    Device(String),
+    /// Metrics could not be computed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// The dataset is not usable with these settings.
+    #[error("data: {0}")]
+    Data(String),
+}
+
+/// What a training run reports, in order. See the module docs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// Training begins.
+    Started {
+        /// Epochs to run.
+        epochs: usize,
+        /// Steps in each epoch.
+        steps_per_epoch: usize,
+        /// Training examples used.
+        train_examples: usize,
+        /// Test examples embedded.
+        test_examples: usize,
+    },
+    /// One optimiser step finished (its loss has been read).
+    Step {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// Steps per epoch.
+        steps_per_epoch: usize,
+        /// Steps since the start (1-based), skipped batches included.
+        global_step: usize,
+        /// The batch's loss.
+        loss: f32,
+        /// Training examples per second since the start.
+        examples_per_s: f64,
+        /// Seconds since the start.
+        elapsed_s: f64,
+    },
+    /// A batch was not used.
+    Skipped {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch (1-based).
+        step: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Fresh test-set embeddings (row-major, [`EMBEDDING_DIM`] wide) and their labels.
+    Embeddings {
+        /// Epoch they were taken in (1-based).
+        epoch: usize,
+        /// Global step they were taken after.
+        global_step: usize,
+        /// `labels.len() × 256` values.
+        vectors: Arc<Vec<f32>>,
+        /// Test labels, in test-set order.
+        labels: Arc<Vec<u8>>,
+    },
+    /// An epoch ended.
+    EpochEnd {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Mean loss over the epoch's trained steps (NaN if none was trained).
+        mean_loss: f32,
+        /// Test-set metrics after the epoch (kNN against train only at the very end).
+        metrics: Metrics,
+        /// Seconds since the start.
+        elapsed_s: f64,
+    },
+    /// The run finished (or was stopped by the host).
+    Done(Summary),
+    /// The run failed; events before this one are still valid.
+    Failed(TrainError),
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Whether the host stopped the run early.
+    pub stopped: bool,
+    /// Epochs completed.
+    pub epochs_completed: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Batches skipped (no positive pair).
+    pub skipped_batches: usize,
+    /// Mean loss of each completed epoch.
+    pub epoch_losses: Vec<f32>,
+    /// Final metrics.
+    pub metrics: Metrics,
+    /// Training examples per second (optimiser steps only).
+    pub examples_per_s: f64,
+    /// Seconds of training (steps only, no evaluation).
+    pub train_seconds: f64,
+    /// Seconds in all.
+    pub total_seconds: f64,
+}
+
+/// What the user asked a running training to do (the page's buttons; the CLI never pauses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// Keep stepping.
+    #[default]
+    Run,
+    /// Wait before the next step (or the next slice of an evaluation).
+    Pause,
+    /// End the run at the next step or slice boundary (it finishes with `Done { stopped: true }`).
+    Stop,
+}

@@ -1,0 +1,25 @@
+//! Training: a validated [`TrainConfig`], a [`Trainer`] that performs one optimiser step at a
+//! time, and [`run`], the one async driver that turns steps into a stream of [`Event`]s.
+//!
+//! The driver is shared by the native CLI (driven with `pollster::block_on`, rendering events
+//! with a progress bar) and the page's worker (driven by `wasm_bindgen_futures`). Nothing here
+//! knows which one it runs under: the [`Host`] supplies the clock, the pause/stop decisions and
+//! the yield to the browser's event loop. Device reads on the training path are asynchronous
+//! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
+//!
+//! `config` and `events` are plain data (the page uses them without the `engine` feature);
+//! `trainer` and `driver` need burn.
+
+mod config;
+#[cfg(feature = "engine")]
+mod driver;
+mod events;
+#[cfg(feature = "engine")]
+mod trainer;
+
+pub use config::*;
+#[cfg(feature = "engine")]
+pub use driver::*;
+pub use events::*;
+#[cfg(feature = "engine")]
+pub use trainer::*;
