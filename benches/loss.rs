@@ -87,7 +87,11 @@ fn timing(c: &mut Criterion) {
         let (warm, measure) = if b >= 512 { (1, 3) } else { (1, 2) };
         group.warm_up_time(Duration::from_secs(warm));
         group.measurement_time(Duration::from_secs(measure));
-        group.sampling_mode(if b >= 512 { SamplingMode::Flat } else { SamplingMode::Auto });
+        group.sampling_mode(if b >= 512 {
+            SamplingMode::Flat
+        } else {
+            SamplingMode::Auto
+        });
         group.throughput(Throughput::Elements(b as u64));
         group.bench_with_input(BenchmarkId::from_parameter(b), &b, |bencher, _| {
             bencher.iter(|| loss_and_grad(&device, &x, &labels))
@@ -152,7 +156,8 @@ fn peak_child(path: &str, selection: Selection, b: usize) {
 
 /// TFA 0.23's milliseconds per loss + gradient by batch size (`bench/reference`).
 fn tfa_reference_ms() -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reference/tfa-loss-cpu.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/reference/tfa-loss-cpu.json");
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
@@ -162,7 +167,9 @@ fn tfa_reference_ms() -> serde_json::Value {
 
 /// Runs the child for one path and size; `None` (with a message) when it fails.
 fn probe(exe: &std::path::Path, path: &str, b: usize) -> Option<serde_json::Value> {
-    let out = Command::new(exe).env(PEAK_ENV, format!("{path}:{b}")).output();
+    let out = Command::new(exe)
+        .env(PEAK_ENV, format!("{path}:{b}"))
+        .output();
     match out {
         Ok(o) if o.status.success() => match serde_json::from_slice(o.stdout.trim_ascii()) {
             Ok(v) => Some(v),
@@ -175,7 +182,10 @@ fn probe(exe: &std::path::Path, path: &str, b: usize) -> Option<serde_json::Valu
             eprintln!(
                 "peak memory, {path} B={b}: child failed ({}): {}",
                 o.status,
-                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             );
             None
         }
@@ -194,10 +204,15 @@ fn memory_report(sizes: &[usize], write: bool) {
             return;
         }
     };
-    let max = std::env::var(PEAK_MAX_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+    let max = std::env::var(PEAK_MAX_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
     let tfa = tfa_reference_ms();
     let mut by_path: Vec<Vec<serde_json::Value>> = vec![Vec::new(); PATHS.len()];
-    println!("\nsemi-hard loss + gradient per selection path, CPU flex, 256-d (fresh process per row, VmHWM):");
+    println!(
+        "\nsemi-hard loss + gradient per selection path, CPU flex, 256-d (fresh process per row, VmHWM):"
+    );
     println!(
         "{:>6}  {:>7}  {:>9}  {:>13}  {:>15}  {:>11}  {:>11}",
         "B", "path", "call ms", "peak RSS MiB", "loss's own MiB", "×/doubling", "TFA ref ms"
@@ -205,7 +220,9 @@ fn memory_report(sizes: &[usize], write: bool) {
     for (p, (path, _)) in PATHS.iter().enumerate() {
         let mut previous: Option<f64> = None;
         for &b in sizes.iter().filter(|&&b| b <= max) {
-            let Some(row) = probe(&exe, path, b) else { continue };
+            let Some(row) = probe(&exe, path, b) else {
+                continue;
+            };
             let delta = row["loss_peak_delta_mib"].as_f64().unwrap_or(f64::NAN);
             let growth = previous
                 .filter(|p| *p > 0.0)
@@ -248,7 +265,10 @@ fn memory_report(sizes: &[usize], write: bool) {
     });
     if std::fs::create_dir_all(&dir).is_ok() {
         let path = dir.join("loss-memory.json");
-        match std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap_or_default()) {
+        match std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        ) {
             Ok(()) => println!("wrote {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),
         }
@@ -259,7 +279,10 @@ fn main() {
     tripletlab::backend::tune_allocator();
     if let Ok(spec) = std::env::var(PEAK_ENV) {
         let (path, b) = spec.split_once(':').unwrap_or(("host", spec.as_str()));
-        let selection = PATHS.iter().find(|(name, _)| *name == path).map(|&(_, s)| s);
+        let selection = PATHS
+            .iter()
+            .find(|(name, _)| *name == path)
+            .map(|&(_, s)| s);
         match (selection, b.parse()) {
             (Some(selection), Ok(b)) => peak_child(path, selection, b),
             _ => eprintln!("{PEAK_ENV}={spec}: expected host:B or device:B"),

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput};
-use tripletlab::backend::{BackendKind, cpu_device, native_device};
-use tripletlab::data::{Split, load_dir};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
+use tripletlab::backend::{BackendKind, cpu_device, native_device};
+use tripletlab::data::{Split, load_dir};
 use tripletlab::fused::{AdamSettings, FusedNet};
 use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
 use tripletlab::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
@@ -77,7 +77,8 @@ fn train_step(c: &mut Criterion, split: &Split, warm_steps: usize) {
     group.bench_function("cpu", |b| b.iter(|| step(&mut trainer)));
     drop(trainer);
 
-    let mut trainer = Trainer::new(config_with(StepEngine::Autodiff), split, &cpu).expect("trainer on the CPU");
+    let mut trainer =
+        Trainer::new(config_with(StepEngine::Autodiff), split, &cpu).expect("trainer on the CPU");
     for _ in 0..warm_steps {
         step(&mut trainer);
     }
@@ -109,7 +110,11 @@ fn median_ms(mut v: Vec<f64>) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Where the fused CPU step's time goes: its phases timed inside the same step, interleaved
@@ -125,13 +130,25 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
             (px, split.train.labels_of(&idx))
         })
         .collect();
-    let parts = EmbedNetConfig::new().init(0, &device).to_parts().expect("weights");
+    let parts = EmbedNetConfig::new()
+        .init(0, &device)
+        .to_parts()
+        .expect("weights");
     let mut net = FusedNet::new(parts, AdamSettings::default());
     let mut dropout_rng = Pcg64Mcg::seed_from_u64(0);
     let mut trainer = Trainer::new(config(), split, &cpu_device()).expect("trainer on the CPU");
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
 
-    let names = ["inference_forward", "masks", "forward", "loss", "backward", "adam", "manual_step", "trainer_step"];
+    let names = [
+        "inference_forward",
+        "masks",
+        "forward",
+        "loss",
+        "backward",
+        "adam",
+        "manual_step",
+        "trainer_step",
+    ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let warm = if rounds > 1 { 5 } else { 0 };
     for round in 0..warm + rounds {
@@ -150,11 +167,18 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         let embeddings = net.forward_train(px, masks.as_ref()).to_vec();
         t[2] = ms(t1);
         let t1 = Instant::now();
-        let x = Tensor::<2>::from_data(TensorData::new(embeddings, [BATCH, EMBEDDING_DIM]), &device).require_grad();
+        let x =
+            Tensor::<2>::from_data(TensorData::new(embeddings, [BATCH, EMBEDDING_DIM]), &device)
+                .require_grad();
         let loss = semi_hard_triplet_loss_with(x.clone(), labels, 1.0, Metric::L2, Selection::Auto);
         black_box(loss.clone().into_scalar::<f32>());
         let grads = loss.backward();
-        let d: Vec<f32> = x.grad(&grads).expect("gradient").into_data().try_into_vec().expect("f32");
+        let d: Vec<f32> = x
+            .grad(&grads)
+            .expect("gradient")
+            .into_data()
+            .try_into_vec()
+            .expect("f32");
         t[3] = ms(t1);
         let t1 = Instant::now();
         net.backward(px, &d);
@@ -178,14 +202,23 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
     let get = |name: &str| medians[names.iter().position(|n| *n == name).expect("phase")];
     println!("\nFused CPU step breakdown (batch 32; median ms over {rounds} interleaved rounds):");
     let rows = [
-        ("inference forward of the batch (no dropout)", get("inference_forward")),
+        (
+            "inference forward of the batch (no dropout)",
+            get("inference_forward"),
+        ),
         ("training step, phase 1: dropout masks", get("masks")),
         ("training step, phase 2: forward", get("forward")),
-        ("training step, phase 3: semi-hard loss + its gradient (burn)", get("loss")),
+        (
+            "training step, phase 3: semi-hard loss + its gradient (burn)",
+            get("loss"),
+        ),
         ("training step, phase 4: backward", get("backward")),
         ("training step, phase 5: Adam update", get("adam")),
         ("training step, all phases", get("manual_step")),
-        ("Trainer::step + loss read (as in train_step/cpu)", get("trainer_step")),
+        (
+            "Trainer::step + loss read (as in train_step/cpu)",
+            get("trainer_step"),
+        ),
     ];
     for (label, v) in rows {
         println!("  {label:<64} {v:>8.2}");
@@ -215,8 +248,12 @@ fn main() {
     if bench {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
         let path = dir.join("step-breakdown.json");
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap_or_default()));
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&json).unwrap_or_default(),
+            )
+        });
         match written {
             Ok(()) => println!("wrote {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),

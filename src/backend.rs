@@ -78,7 +78,9 @@ pub fn native_device(kind: BackendKind) -> Result<Device, String> {
                 match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
                     Ok(Ok(device)) => Ok(device),
                     Ok(Err(e)) => Err(format!("no usable wgpu adapter: {e}")),
-                    Err(_) => Err("no usable wgpu adapter (the driver failed during start-up)".into()),
+                    Err(_) => {
+                        Err("no usable wgpu adapter (the driver failed during start-up)".into())
+                    }
                 }
             })
             .clone(),

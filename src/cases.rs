@@ -77,7 +77,8 @@ pub fn parse_cases(json: &str) -> Result<Vec<LossCase>, CaseError> {
             _ => {
                 return Err(CaseError::Schema {
                     case: "-".into(),
-                    message: "expected an array of cases or an object with a \"cases\" array".into(),
+                    message: "expected an array of cases or an object with a \"cases\" array"
+                        .into(),
                 });
             }
         },
@@ -88,7 +89,10 @@ pub fn parse_cases(json: &str) -> Result<Vec<LossCase>, CaseError> {
             });
         }
     };
-    list.iter().enumerate().map(|(i, c)| parse_case(i, c)).collect()
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| parse_case(i, c))
+        .collect()
 }
 
 fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
@@ -116,7 +120,10 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
             Ok(labels)
         })?
         .iter()
-        .map(|l| l.as_i64().ok_or_else(|| err(format!("label {l} is not an integer"))))
+        .map(|l| {
+            l.as_i64()
+                .ok_or_else(|| err(format!("label {l} is not an integer")))
+        })
         .collect::<Result<_, _>>()?;
     let rows = c
         .get("embeddings")
@@ -239,7 +246,8 @@ fn case_tensors(case: &LossCase, device: &Device, selection: Selection) -> (Tens
         &device,
     )
     .require_grad();
-    let loss = semi_hard_triplet_loss_with(x.clone(), &case.labels, case.margin, case.metric, selection);
+    let loss =
+        semi_hard_triplet_loss_with(x.clone(), &case.labels, case.margin, case.metric, selection);
     let grads = loss.backward();
     let grad = x.grad(&grads).expect("embeddings require grad");
     (loss.detach(), grad.detach())

@@ -328,7 +328,11 @@ pub enum DataError {
          (MNIST-format files up to EMNIST size fit)",
         .limit >> 20
     )]
-    TooLarge { role: FileRole, size: u64, limit: u64 },
+    TooLarge {
+        role: FileRole,
+        size: u64,
+        limit: u64,
+    },
 
     /// No examples (an empty file or a header saying 0 examples).
     #[error("{role}: empty dataset: the file contains no examples")]
@@ -1335,8 +1339,15 @@ mod tests {
                 expected: 16 + 10 * 784
             }
         );
-        assert!(e.to_string().contains("holds more than its header says"), "{e}");
-        assert!(t.elapsed() < std::time::Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(
+            e.to_string().contains("holds more than its header says"),
+            "{e}"
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]
@@ -1350,7 +1361,11 @@ mod tests {
     fn load_dir_refuses_files_above_the_limit_before_reading_them() {
         let dir = tempfile::tempdir().unwrap();
         for role in FileRole::ALL {
-            let bytes = if role.is_images() { good_images(2) } else { good_labels(2) };
+            let bytes = if role.is_images() {
+                good_images(2)
+            } else {
+                good_labels(2)
+            };
             std::fs::write(dir.path().join(role.plain_file_name()), bytes).unwrap();
         }
         // A sparse file: 1 byte over the limit without writing it.

@@ -84,7 +84,10 @@ pub enum ExportError {
 /// [`ExportError::NotUtf8`].
 pub fn text_of(bytes: &[u8]) -> Result<&str, ExportError> {
     std::str::from_utf8(bytes).map_err(|e| ExportError::NotUtf8 {
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
     })
 }
 

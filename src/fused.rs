@@ -26,7 +26,10 @@
 //! partial gradients are summed in chunk order. Adam is Keras' update (see
 //! [`AdamSettings::factors`]), element-wise.
 
-use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, PARAM_SIZES, window_patches};
+use crate::model::{
+    CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, PARAM_SIZES,
+    window_patches,
+};
 
 /// Images per chunk of work.
 pub const CHUNK: usize = 8;
@@ -64,7 +67,11 @@ impl AdamSettings {
 
 impl Default for AdamSettings {
     fn default() -> Self {
-        Self { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+        Self {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+        }
     }
 }
 
@@ -166,12 +173,22 @@ struct View<'a> {
 
 /// Row-major `width`-column matrix starting at `offset`.
 fn rows(data: &[f32], offset: usize, width: usize) -> View<'_> {
-    View { data, offset, rs: width, cs: 1 }
+    View {
+        data,
+        offset,
+        rs: width,
+        cs: 1,
+    }
 }
 
 /// The transpose of [`rows`]: column-major, `width` rows between columns.
 fn cols(data: &[f32], offset: usize, width: usize) -> View<'_> {
-    View { data, offset, rs: 1, cs: width }
+    View {
+        data,
+        offset,
+        rs: 1,
+        cs: width,
+    }
 }
 
 impl View<'_> {
@@ -205,8 +222,14 @@ fn matmul(
         }
         return;
     }
-    assert!(dst_offset + (m - 1) * dst_width + n <= dst.len(), "matmul: destination too small");
-    assert!(lhs.fits(m, k) && rhs.fits(k, n), "matmul: operand too small");
+    assert!(
+        dst_offset + (m - 1) * dst_width + n <= dst.len(),
+        "matmul: destination too small"
+    );
+    assert!(
+        lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul: operand too small"
+    );
     // SAFETY: the asserts above keep every element gemm reads or writes inside its slice; `dst`
     // is a unique borrow, so it cannot overlap the shared borrows behind `lhs` and `rhs`.
     unsafe {
@@ -293,7 +316,13 @@ impl FusedNet {
     /// Gradients of the weights from the gradient of the loss w.r.t. the embeddings of the
     /// last [`FusedNet::forward_train`] (same `pixels`).
     pub fn backward(&mut self, pixels: &[f32], d_embeddings: &[f32]) {
-        backward(&self.params, &mut self.batch, &mut self.grads, pixels, d_embeddings);
+        backward(
+            &self.params,
+            &mut self.batch,
+            &mut self.grads,
+            pixels,
+            d_embeddings,
+        );
     }
 
     /// One Adam update with the gradients of the last [`FusedNet::backward`]: Keras' update
@@ -330,8 +359,17 @@ impl FusedNet {
     }
 }
 
-fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Option<&[Vec<f32>; 2]>) {
-    assert_eq!(pixels.len() % IMAGE_PIXELS, 0, "forward: pixels of whole 28×28 images");
+fn forward(
+    params: &[Vec<f32>; 6],
+    batch: &mut Batch,
+    pixels: &[f32],
+    masks: Option<&[Vec<f32>; 2]>,
+) {
+    assert_eq!(
+        pixels.len() % IMAGE_PIXELS,
+        0,
+        "forward: pixels of whole 28×28 images"
+    );
     let n = pixels.len() / IMAGE_PIXELS;
     let [w1, b1, w2, b2, w3, b3] = params;
     batch.n = n;
@@ -361,7 +399,8 @@ fn forward(params: &[Vec<f32>; 6], batch: &mut Batch, pixels: &[f32], masks: Opt
     each(tasks, |(c, ((work, px), a2))| {
         let m = px.len() / IMAGE_PIXELS;
         let start = c * CHUNK;
-        let mask1 = mask1.map(|v| &v[start * GRID1_CELLS * CONV1..(start + m) * GRID1_CELLS * CONV1]);
+        let mask1 =
+            mask1.map(|v| &v[start * GRID1_CELLS * CONV1..(start + m) * GRID1_CELLS * CONV1]);
         let mask2 = mask2.map(|v| &v[start * FLAT..(start + m) * FLAT]);
         stage1_forward(work, px, w1, b1, mask1);
         // Conv2: one product per tap over the shifted grid.
@@ -460,7 +499,13 @@ fn stage1_forward(work: &mut ChunkWork, px: &[f32], w1: &[f32], b1: &[f32], mask
 }
 
 /// 2×2 max-pooling of conv2's output (first maximum), bias, relu and dropout, into `a2`.
-fn stage2_forward(work: &mut ChunkWork, m: usize, b2: &[f32], mask: Option<&[f32]>, a2: &mut [f32]) {
+fn stage2_forward(
+    work: &mut ChunkWork,
+    m: usize,
+    b2: &[f32],
+    mask: Option<&[f32]>,
+    a2: &mut [f32],
+) {
     sized(&mut work.arg2, m * FLAT);
     sized(&mut work.gate2, m * FLAT);
     for b in 0..m {
@@ -492,10 +537,24 @@ fn stage2_forward(work: &mut ChunkWork, m: usize, b2: &[f32], mask: Option<&[f32
     }
 }
 
-fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6], pixels: &[f32], d_embeddings: &[f32]) {
+fn backward(
+    params: &[Vec<f32>; 6],
+    batch: &mut Batch,
+    grads: &mut [Vec<f32>; 6],
+    pixels: &[f32],
+    d_embeddings: &[f32],
+) {
     let n = batch.n;
-    assert_eq!(pixels.len(), n * IMAGE_PIXELS, "backward: pixels of another batch");
-    assert_eq!(d_embeddings.len(), n * EMBEDDING_DIM, "backward: gradient of another batch");
+    assert_eq!(
+        pixels.len(),
+        n * IMAGE_PIXELS,
+        "backward: pixels of another batch"
+    );
+    assert_eq!(
+        d_embeddings.len(),
+        n * EMBEDDING_DIM,
+        "backward: gradient of another batch"
+    );
     if n == 0 {
         grads.iter_mut().for_each(|g| g.fill(0.0));
         return;
@@ -507,7 +566,11 @@ fn backward(params: &[Vec<f32>; 6], batch: &mut Batch, grads: &mut [Vec<f32>; 6]
     for (r, &(norm, active)) in batch.norms.iter().enumerate() {
         let span = r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM;
         let (x, d) = (&batch.dense[span.clone()], &d_embeddings[span.clone()]);
-        let dot: f32 = if active { x.iter().zip(d).map(|(a, b)| a * b).sum() } else { 0.0 };
+        let dot: f32 = if active {
+            x.iter().zip(d).map(|(a, b)| a * b).sum()
+        } else {
+            0.0
+        };
         let k = dot / (norm * norm * norm);
         for ((o, &dv), &xv) in batch.d_dense[span].iter_mut().zip(d).zip(x) {
             *o = dv / norm - xv * k;
@@ -653,7 +716,11 @@ mod tests {
             .map(|k| {
                 let (y, x) = (k % IMAGE_PIXELS / IMAGE_SIDE, k % IMAGE_SIDE);
                 let inside = (6..22).contains(&y) && (6..22).contains(&x);
-                if inside && rng.random_bool(0.4) { rng.random_range(0.0..1.0) } else { 0.0 }
+                if inside && rng.random_bool(0.4) {
+                    rng.random_range(0.0..1.0)
+                } else {
+                    0.0
+                }
             })
             .collect()
     }
@@ -661,10 +728,15 @@ mod tests {
     /// A net with non-zero biases (so that bias, relu and pooling order matter).
     fn parts(seed: u64) -> [Vec<f32>; 6] {
         let device = cpu_device();
-        let mut parts = EmbedNetConfig::new().init(seed, &device).to_parts().expect("weights");
+        let mut parts = EmbedNetConfig::new()
+            .init(seed, &device)
+            .to_parts()
+            .expect("weights");
         let mut rng = Pcg64Mcg::seed_from_u64(seed + 100);
         for k in [1, 3, 5] {
-            parts[k].iter_mut().for_each(|v| *v = rng.random_range(-0.2..0.2));
+            parts[k]
+                .iter_mut()
+                .for_each(|v| *v = rng.random_range(-0.2..0.2));
         }
         parts
     }
@@ -673,7 +745,11 @@ mod tests {
         // Same order as WEIGHT_TENSORS: read each parameter's gradient through the record.
         let mut out = Vec::new();
         let mut visit = |id, dims: usize| {
-            let v = if dims == 2 { values(g.get::<2>(id).expect("grad")) } else { values(g.get::<1>(id).expect("grad")) };
+            let v = if dims == 2 {
+                values(g.get::<2>(id).expect("grad"))
+            } else {
+                values(g.get::<1>(id).expect("grad"))
+            };
             out.push(v);
         };
         for (k, id) in net.param_ids().into_iter().enumerate() {
@@ -689,19 +765,39 @@ mod tests {
         let net = EmbedNetConfig::new().from_parts(fused.params().clone(), &device);
         let pixels = images(n, seed);
         let mut rng = Pcg64Mcg::seed_from_u64(seed + 1);
-        let objective: Vec<f32> = (0..n * EMBEDDING_DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let objective: Vec<f32> = (0..n * EMBEDDING_DIM)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
         for rate in [0.0, 0.3] {
             let masks = DropoutMasks::draw_host(&mut Pcg64Mcg::seed_from_u64(seed + 2), n, rate);
-            let device_masks = DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(seed + 2), n, rate, &device);
-            let reference = net.forward_train(&Images::new(&pixels, &device), device_masks.as_ref());
+            let device_masks =
+                DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(seed + 2), n, rate, &device);
+            let reference =
+                net.forward_train(&Images::new(&pixels, &device), device_masks.as_ref());
             let ours = fused.forward_train(&pixels, masks.as_ref()).to_vec();
             assert_close("embeddings", &ours, &values(reference.clone()), 1e-5);
-            let weights = Tensor::<2>::from_data(TensorData::new(objective.clone(), [n, EMBEDDING_DIM]), &device);
+            let weights = Tensor::<2>::from_data(
+                TensorData::new(objective.clone(), [n, EMBEDDING_DIM]),
+                &device,
+            );
             let g = GradientsParams::from_grads((reference * weights).sum().backward(), &net);
             fused.backward(&pixels, &objective);
-            let names = ["conv1 kernel", "conv1 bias", "conv2 kernel", "conv2 bias", "dense kernel", "dense bias"];
-            for ((name, ours), theirs) in names.iter().zip(fused.grads()).zip(burn_grads(&net, &g)) {
-                assert_close(&format!("{name} (n = {n}, dropout {rate})"), ours, &theirs, 1e-4);
+            let names = [
+                "conv1 kernel",
+                "conv1 bias",
+                "conv2 kernel",
+                "conv2 bias",
+                "dense kernel",
+                "dense bias",
+            ];
+            for ((name, ours), theirs) in names.iter().zip(fused.grads()).zip(burn_grads(&net, &g))
+            {
+                assert_close(
+                    &format!("{name} (n = {n}, dropout {rate})"),
+                    ours,
+                    &theirs,
+                    1e-4,
+                );
             }
         }
         // Inference: no dropout, nothing kept.
@@ -720,8 +816,15 @@ mod tests {
         for (n, seed) in [(11, 4), (1, 5), (11, 6)] {
             check_against_autodiff(&mut fused, n, seed);
         }
-        let keras_init = EmbedNetConfig::new().init(2, &cpu_device()).to_parts().expect("weights");
-        check_against_autodiff(&mut FusedNet::new(keras_init, AdamSettings::default()), 9, 7);
+        let keras_init = EmbedNetConfig::new()
+            .init(2, &cpu_device())
+            .to_parts()
+            .expect("weights");
+        check_against_autodiff(
+            &mut FusedNet::new(keras_init, AdamSettings::default()),
+            9,
+            7,
+        );
     }
 
     /// Ties in a pooling window go to its first position (burn's `max_pair` chain, TF's
@@ -740,7 +843,10 @@ mod tests {
                 assert_eq!(q, 0, "conv2 pooling at ({i}, {j})");
             }
         }
-        assert!(work.arg2.iter().any(|&q| q != 0), "windows that touch the padding do not tie");
+        assert!(
+            work.arg2.iter().any(|&q| q != 0),
+            "windows that touch the padding do not tie"
+        );
     }
 
     /// Adam against Keras' `update_step` (TF 2.15, keras/src/optimizers/adam.py), written out in
@@ -750,7 +856,10 @@ mod tests {
     fn adam_matches_keras() {
         let p = parts(3);
         let mut fused = FusedNet::new(p.clone(), AdamSettings::default());
-        let mut want: Vec<Vec<f64>> = p.iter().map(|t| t.iter().map(|&v| f64::from(v)).collect()).collect();
+        let mut want: Vec<Vec<f64>> = p
+            .iter()
+            .map(|t| t.iter().map(|&v| f64::from(v)).collect())
+            .collect();
         let mut m: Vec<Vec<f64>> = p.iter().map(|t| vec![0.0; t.len()]).collect();
         let mut v = m.clone();
         let (lr, b1, b2, eps) = (1e-3f64, 0.9f64, 0.999f64, 1e-7f64);
@@ -797,6 +906,9 @@ mod tests {
         let mut pieces = fused.embed(&pixels[..5 * IMAGE_PIXELS]);
         pieces.extend(fused.embed(&pixels[5 * IMAGE_PIXELS..]));
         assert_close("split", &pieces, &all, 1e-6);
-        assert!(all.chunks_exact(EMBEDDING_DIM).all(|r| (r.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5));
+        assert!(
+            all.chunks_exact(EMBEDDING_DIM)
+                .all(|r| (r.iter().map(|v| v * v).sum::<f32>() - 1.0).abs() < 1e-5)
+        );
     }
 }

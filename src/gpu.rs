@@ -27,9 +27,9 @@ use burn::backend::wgpu::{
 };
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
+use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
-use cubecl::CubeCount;
 
 use crate::fused::AdamSettings;
 use crate::model::{
@@ -160,7 +160,10 @@ fn header() -> String {
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(header()).add_template(self.prelude).add_template(self.body).add_template(ENTRY)
+        SourceTemplate::new(header())
+            .add_template(self.prelude)
+            .add_template(self.body)
+            .add_template(ENTRY)
     }
 
     fn id(&self) -> KernelId {
@@ -179,7 +182,11 @@ fn launch(kernel: Wgsl, threads: usize, buffers: &[&CubeTensor], info: &[u32]) {
     let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
     let info = client.create_from_slice(&bytes);
     let groups = threads.div_ceil(WORKGROUP as usize).max(1);
-    let (x, y) = if groups <= MAX_GROUPS { (groups, 1) } else { (MAX_GROUPS, groups.div_ceil(MAX_GROUPS)) };
+    let (x, y) = if groups <= MAX_GROUPS {
+        (groups, 1)
+    } else {
+        (MAX_GROUPS, groups.div_ceil(MAX_GROUPS))
+    };
     let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
     bindings.push(info.binding());
     client.launch(
@@ -206,13 +213,22 @@ fn tensor<const D: usize>(buffer: CubeTensor) -> Tensor<D> {
 fn empty(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let len: usize = shape.iter().product();
     let handle = like.client.empty(len.max(1) * 4);
-    CubeTensor::new_contiguous(like.client.clone(), like.device.clone(), Shape::from(shape), handle, dtype)
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::from(shape),
+        handle,
+        dtype,
+    )
 }
 
 /// Uploads host values as a flat buffer.
 fn upload(values: Vec<f32>, device: &Device) -> Result<CubeTensor, String> {
     let len = values.len();
-    buffer(Tensor::<1>::from_data(TensorData::new(values, [len]), device))
+    buffer(Tensor::<1>::from_data(
+        TensorData::new(values, [len]),
+        device,
+    ))
 }
 
 /// The net's weights, Adam's moments and the last batch's activations, on the device.
@@ -256,7 +272,10 @@ impl GpuNet {
     /// device or if the size is wrong.
     pub fn new(params: Tensor<1>, adam: AdamSettings) -> Result<Self, String> {
         if params.dims()[0] != PARAMS {
-            return Err(format!("expected {PARAMS} weights, got {}", params.dims()[0]));
+            return Err(format!(
+                "expected {PARAMS} weights, got {}",
+                params.dims()[0]
+            ));
         }
         let params = params.inner();
         let device = params.device();
@@ -283,14 +302,23 @@ impl GpuNet {
         self.grads.clone().map(tensor)
     }
 
-    fn forward(&self, pixels: &CubeTensor, n: usize, train: bool, masks: Option<&[Vec<f32>; 2]>) -> Result<Forward, String> {
+    fn forward(
+        &self,
+        pixels: &CubeTensor,
+        n: usize,
+        train: bool,
+        masks: Option<&[Vec<f32>; 2]>,
+    ) -> Result<Forward, String> {
         let p = &self.params;
         let (mask1, mask2) = match masks {
             Some([m1, m2]) => {
                 if m1.len() != n * GRID1_CELLS * CONV1 || m2.len() != n * FLAT {
                     return Err("dropout masks of another batch size".into());
                 }
-                (upload(m1.clone(), &self.device)?, upload(m2.clone(), &self.device)?)
+                (
+                    upload(m1.clone(), &self.device)?,
+                    upload(m2.clone(), &self.device)?,
+                )
             }
             None => (empty(p, vec![4], DType::F32), empty(p, vec![4], DType::F32)),
         };
@@ -301,23 +329,50 @@ impl GpuNet {
         let arg1 = empty(p, vec![kept_len(units1)], DType::U32);
         let gate1 = empty(p, vec![kept_len(units1)], DType::F32);
         let flags = [n as u32, u32::from(train), u32::from(masks.is_some())];
-        launch(STAGE1, n * GRID1_CELLS * CONV1, &[pixels, p, &mask1, &a1, &arg1, &gate1], &flags);
+        launch(
+            STAGE1,
+            n * GRID1_CELLS * CONV1,
+            &[pixels, p, &mask1, &a1, &arg1, &gate1],
+            &flags,
+        );
         let a2 = empty(p, vec![n * FLAT], DType::F32);
         let arg2 = empty(p, vec![kept_len(n * FLAT)], DType::U32);
         let gate2 = empty(p, vec![kept_len(n * FLAT)], DType::F32);
-        launch(STAGE2, n * FLAT / 4, &[&a1, p, &mask2, &a2, &arg2, &gate2], &flags);
+        launch(
+            STAGE2,
+            n * FLAT / 4,
+            &[&a1, p, &mask2, &a2, &arg2, &gate2],
+            &flags,
+        );
         let z = empty(p, vec![n, EMBEDDING_DIM], DType::F32);
         launch(DENSE, n * EMBEDDING_DIM / 4, &[&a2, p, &z], &[n as u32]);
         let embeddings = empty(p, vec![n, EMBEDDING_DIM], DType::F32);
-        launch(NORMALIZE, n * EMBEDDING_DIM, &[&z, &embeddings], &[n as u32]);
-        Ok(Forward { a1, a2, z, embeddings, kept: train.then_some([arg1, gate1, arg2, gate2]) })
+        launch(
+            NORMALIZE,
+            n * EMBEDDING_DIM,
+            &[&z, &embeddings],
+            &[n as u32],
+        );
+        Ok(Forward {
+            a1,
+            a2,
+            z,
+            embeddings,
+            kept: train.then_some([arg1, gate1, arg2, gate2]),
+        })
     }
 
     fn pixels(&self, pixels: &[f32]) -> Result<(CubeTensor, usize), String> {
         if pixels.is_empty() || pixels.len() % IMAGE_PIXELS != 0 {
-            return Err(format!("{} pixels are not a whole number of 28×28 images", pixels.len()));
+            return Err(format!(
+                "{} pixels are not a whole number of 28×28 images",
+                pixels.len()
+            ));
         }
-        Ok((upload(pixels.to_vec(), &self.device)?, pixels.len() / IMAGE_PIXELS))
+        Ok((
+            upload(pixels.to_vec(), &self.device)?,
+            pixels.len() / IMAGE_PIXELS,
+        ))
     }
 
     /// Unit-norm embeddings `[n, 256]` of `pixels` (`n·784` values, pixels/255, at most
@@ -325,7 +380,9 @@ impl GpuNet {
     pub fn embed(&self, pixels: &[f32]) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
         if n > MAX_BATCH {
-            return Err(format!("{n} images at once are above the WGSL engine's {MAX_BATCH}"));
+            return Err(format!(
+                "{n} images at once are above the WGSL engine's {MAX_BATCH}"
+            ));
         }
         Ok(tensor(self.forward(&pixels, n, false, None)?.embeddings))
     }
@@ -333,24 +390,46 @@ impl GpuNet {
     /// Training forward pass with the dropout `masks` of
     /// [`crate::model::DropoutMasks::draw_host`] (or none): unit-norm embeddings `[n, 256]` on
     /// the device. Keeps what [`GpuNet::backward`] needs.
-    pub fn forward_train(&mut self, pixels: &[f32], masks: Option<&[Vec<f32>; 2]>) -> Result<Tensor<2>, String> {
+    pub fn forward_train(
+        &mut self,
+        pixels: &[f32],
+        masks: Option<&[Vec<f32>; 2]>,
+    ) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
         if n > MAX_BATCH {
-            return Err(format!("a batch of {n} images is above the WGSL engine's {MAX_BATCH}"));
+            return Err(format!(
+                "a batch of {n} images is above the WGSL engine's {MAX_BATCH}"
+            ));
         }
         let f = self.forward(&pixels, n, true, masks)?;
         let [arg1, gate1, arg2, gate2] = f.kept.expect("kept in training");
-        self.saved = Some(Saved { n, pixels, a1: f.a1, arg1, gate1, a2: f.a2, arg2, gate2, z: f.z });
+        self.saved = Some(Saved {
+            n,
+            pixels,
+            a1: f.a1,
+            arg1,
+            gate1,
+            a2: f.a2,
+            arg2,
+            gate2,
+            z: f.z,
+        });
         Ok(tensor(f.embeddings))
     }
 
     /// Gradients of the weights (flat, see [`GpuNet::grads`]) from the gradient of the loss
     /// w.r.t. the embeddings of the last [`GpuNet::forward_train`].
     pub fn backward(&mut self, d_embeddings: Tensor<2>) -> Result<(), String> {
-        let s = self.saved.as_ref().ok_or("backward without a forward pass")?;
+        let s = self
+            .saved
+            .as_ref()
+            .ok_or("backward without a forward pass")?;
         let n = s.n;
         if d_embeddings.dims() != [n, EMBEDDING_DIM] {
-            return Err(format!("gradient of shape {:?} for a batch of {n}", d_embeddings.dims()));
+            return Err(format!(
+                "gradient of shape {:?} for a batch of {n}",
+                d_embeddings.dims()
+            ));
         }
         let d = buffer(d_embeddings.inner())?;
         let p = &self.params;
@@ -360,11 +439,31 @@ impl GpuNet {
         let g2 = empty(p, vec![n * FLAT], DType::F32);
         launch(DENSE_BACK_INPUT, n * FLAT, &[&dz, p, &s.gate2, &g2], &info);
         let grads = empty(p, vec![PARAMS], DType::F32);
-        launch(DENSE_BACK_WEIGHT, (FLAT + 1) * EMBEDDING_DIM / 4, &[&s.a2, &dz, &grads], &info);
-        launch(CONV2_BACK_WEIGHT, CONV1 * CONV2 + CONV2, &[&s.a1, &g2, &s.arg2, &grads], &info);
+        launch(
+            DENSE_BACK_WEIGHT,
+            (FLAT + 1) * EMBEDDING_DIM / 4,
+            &[&s.a2, &dz, &grads],
+            &info,
+        );
+        launch(
+            CONV2_BACK_WEIGHT,
+            CONV1 * CONV2 + CONV2,
+            &[&s.a1, &g2, &s.arg2, &grads],
+            &info,
+        );
         let g1 = empty(p, vec![n * (GRID1 - 1) * (GRID1 - 1) * CONV1], DType::F32);
-        launch(CONV2_BACK_INPUT, n * (GRID1 - 1) * (GRID1 - 1) * CONV1 / 4, &[&g2, &s.arg2, p, &s.gate1, &g1], &info);
-        launch(CONV1_BACK, 5 * CONV1, &[&s.pixels, &g1, &s.arg1, &grads], &info);
+        launch(
+            CONV2_BACK_INPUT,
+            n * (GRID1 - 1) * (GRID1 - 1) * CONV1 / 4,
+            &[&g2, &s.arg2, p, &s.gate1, &g1],
+            &info,
+        );
+        launch(
+            CONV1_BACK,
+            5 * CONV1,
+            &[&s.pixels, &g1, &s.arg1, &grads],
+            &info,
+        );
         self.grads = Some(grads);
         Ok(())
     }
@@ -378,11 +477,32 @@ impl GpuNet {
         self.time += 1;
         let AdamSettings { beta_1, beta_2, .. } = self.adam;
         let (combined, eps) = self.adam.factors(self.time);
-        let info = [PARAMS as u32, (lr as f32).to_bits(), beta_1.to_bits(), beta_2.to_bits(), combined.to_bits(), eps.to_bits()];
+        let info = [
+            PARAMS as u32,
+            (lr as f32).to_bits(),
+            beta_1.to_bits(),
+            beta_2.to_bits(),
+            combined.to_bits(),
+            eps.to_bits(),
+        ];
         let p = &self.params;
         let outs = [(); 3].map(|_| empty(p, vec![PARAMS], DType::F32));
         let [params, m, v] = &outs;
-        launch(ADAM, PARAMS, &[p, grads, &self.moment_1, &self.moment_2, params, m, v, &loss], &info);
+        launch(
+            ADAM,
+            PARAMS,
+            &[
+                p,
+                grads,
+                &self.moment_1,
+                &self.moment_2,
+                params,
+                m,
+                v,
+                &loss,
+            ],
+            &info,
+        );
         let [params, m, v] = outs;
         (self.params, self.moment_1, self.moment_2) = (params, m, v);
         Ok(())
@@ -399,10 +519,17 @@ mod tests {
         for k in ALL {
             let text = format!("{}{}", k.prelude, k.body);
             assert!(!text.contains("{{") && !text.contains("}}"), "{}", k.name);
-            assert!(k.body.contains("fn run(id: u32)"), "{} is called through ENTRY", k.name);
+            assert!(
+                k.body.contains("fn run(id: u32)"),
+                "{} is called through ENTRY",
+                k.name
+            );
         }
         assert!(!header().contains("{{"));
-        assert!(ENTRY.contains(&format!("@workgroup_size({WORKGROUP})")), "ENTRY must match WORKGROUP");
+        assert!(
+            ENTRY.contains(&format!("@workgroup_size({WORKGROUP})")),
+            "ENTRY must match WORKGROUP"
+        );
     }
 
     #[test]

@@ -277,11 +277,7 @@ pub fn select_semi_hard(dist: &[f32], negative: &[bool], b: usize) -> (Vec<i64>,
     for a in 0..b {
         let row = &dist[a * b..(a + 1) * b];
         sorted.clear();
-        sorted.extend(
-            (0..b)
-                .filter(|&n| negative[a * b + n])
-                .map(|n| (row[n], n)),
-        );
+        sorted.extend((0..b).filter(|&n| negative[a * b + n]).map(|n| (row[n], n)));
         sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         for p in 0..b {
             let threshold = row[p];
@@ -388,13 +384,19 @@ mod tests {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
         // 300 anchors are 28 chunks of DEVICE_CHUNK_ELEMS / 300² = 11 (the last one partial).
         for b in [1usize, 2, 7, 64, 300] {
-            assert!(b < 300 || DEVICE_CHUNK_ELEMS / (b * b) < b, "300 must need several chunks");
+            assert!(
+                b < 300 || DEVICE_CHUNK_ELEMS / (b * b) < b,
+                "300 must need several chunks"
+            );
             // Integer-valued distances: many exact ties, where the lowest column must win.
             let dist: Vec<f32> = (0..b * b).map(|_| rng.random_range(0..6) as f32).collect();
             let labels: Vec<u8> = (0..b).map(|_| rng.random_range(0..4)).collect();
             let negative: Vec<bool> = (0..b * b).map(|k| labels[k / b] != labels[k % b]).collect();
             let (want_index, want_exists) = select_semi_hard(&dist, &negative, b);
-            let mask: Vec<f32> = negative.iter().map(|&n| if n { 1.0 } else { 0.0 }).collect();
+            let mask: Vec<f32> = negative
+                .iter()
+                .map(|&n| if n { 1.0 } else { 0.0 })
+                .collect();
             let d = Tensor::<2>::from_data(TensorData::new(dist, [b, b]), &device);
             let n = Tensor::<2>::from_data(TensorData::new(mask, [b, b]), &device);
             let (index, exists) = select_semi_hard_device(&d, &n);
@@ -403,7 +405,13 @@ mod tests {
             let index: Vec<i64> = index.into_data().try_into_vec_as().expect("int");
             assert_eq!(exists, want_exists, "B = {b}");
             for k in (0..b * b).filter(|&k| want_exists[k]) {
-                assert_eq!(index[k], want_index[k], "B = {b}, (a, p) = ({}, {})", k / b, k % b);
+                assert_eq!(
+                    index[k],
+                    want_index[k],
+                    "B = {b}, (a, p) = ({}, {})",
+                    k / b,
+                    k % b
+                );
             }
         }
     }

@@ -35,7 +35,9 @@ mod cli {
     use tripletlab::backend::{BackendKind, native_device};
     use tripletlab::cases::{evaluate_case, parse_cases, results_json};
     use tripletlab::data::{BundledDataset, Split, load_dir};
-    use tripletlab::export::{parse_meta_tsv, parse_vecs_tsv, text_of, write_meta_tsv, write_vecs_tsv};
+    use tripletlab::export::{
+        parse_meta_tsv, parse_vecs_tsv, text_of, write_meta_tsv, write_vecs_tsv,
+    };
     use tripletlab::loss::{Metric, Mining, Selection};
     use tripletlab::metrics::evaluate;
     use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
@@ -45,7 +47,11 @@ mod cli {
     const MAX_INPUT_BYTES: u64 = 1 << 30;
 
     #[derive(Parser)]
-    #[command(name = "tripletlab", version, about = "Semi-hard triplet-loss embeddings of MNIST, TFA-exact, with burn")]
+    #[command(
+        name = "tripletlab",
+        version,
+        about = "Semi-hard triplet-loss embeddings of MNIST, TFA-exact, with burn"
+    )]
     struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -190,7 +196,9 @@ mod cli {
 
     /// The bytes of an input file, refused above [`MAX_INPUT_BYTES`] before it is read.
     fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
-        let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
         if size > MAX_INPUT_BYTES {
             return Err(format!(
                 "{}: the file is {size} bytes, more than the {} MiB limit on an input file",
@@ -263,8 +271,13 @@ mod cli {
                         "epoch {epoch} step {step}/{steps_per_epoch} loss {loss:.4} {examples_per_s:.0} ex/s"
                     ));
                 }
-                Event::Skipped { epoch, step, reason } => {
-                    self.bar.println(format!("epoch {epoch} step {step}: skipped ({reason})"));
+                Event::Skipped {
+                    epoch,
+                    step,
+                    reason,
+                } => {
+                    self.bar
+                        .println(format!("epoch {epoch} step {step}: skipped ({reason})"));
                 }
                 Event::EpochEnd {
                     epoch,
@@ -309,9 +322,10 @@ mod cli {
             engine: args.engine,
             ..TrainConfig::default()
         };
-        config.validate().map_err(|e| format!("invalid setting {e}"))?;
-        std::fs::create_dir_all(&args.out)
-            .map_err(|e| format!("{}: {e}", args.out.display()))?;
+        config
+            .validate()
+            .map_err(|e| format!("invalid setting {e}"))?;
+        std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
         let split = load_dataset(&args.dataset)?;
         let device = native_device(args.backend)?;
         let mut trainer = match &args.weights {
@@ -331,8 +345,10 @@ mod cli {
             ProgressBar::new(0)
         };
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+            )
+            .expect("valid template"),
         );
         let mut host = Terminal {
             bar,
@@ -377,23 +393,31 @@ mod cli {
         trainer: &Trainer,
         outcome: Result<&Summary, &str>,
     ) -> Result<(), String> {
-        let test_vectors = pollster::block_on(trainer.embed(trainer.test_set())).map_err(|e| e.to_string())?;
+        let test_vectors =
+            pollster::block_on(trainer.embed(trainer.test_set())).map_err(|e| e.to_string())?;
         let test_labels = &trainer.test_set().labels;
-        let write = |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>| {
-            let path = args.out.join(name);
-            let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            f(&mut w)?;
-            use std::io::Write;
-            w.flush().map_err(|e| format!("{}: {e}", path.display()))
-        };
+        let write =
+            |name: &str,
+             f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>| {
+                let path = args.out.join(name);
+                let file =
+                    std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let mut w = std::io::BufWriter::new(file);
+                f(&mut w)?;
+                use std::io::Write;
+                w.flush().map_err(|e| format!("{}: {e}", path.display()))
+            };
         write("vecs.tsv", &|w| {
             write_vecs_tsv(w, &test_vectors, EMBEDDING_DIM).map_err(|e| e.to_string())
         })?;
-        write("meta.tsv", &|w| write_meta_tsv(w, test_labels).map_err(|e| e.to_string()))?;
-        let weights = pollster::block_on(trainer.model().to_safetensors()).map_err(|e| e.to_string())?;
+        write("meta.tsv", &|w| {
+            write_meta_tsv(w, test_labels).map_err(|e| e.to_string())
+        })?;
+        let weights =
+            pollster::block_on(trainer.model().to_safetensors()).map_err(|e| e.to_string())?;
         let weights_path = args.out.join("weights.safetensors");
-        std::fs::write(&weights_path, weights).map_err(|e| format!("{}: {e}", weights_path.display()))?;
+        std::fs::write(&weights_path, weights)
+            .map_err(|e| format!("{}: {e}", weights_path.display()))?;
         let mut report = json!({
             "dataset": args.dataset,
             "backend": args.backend.as_str(),
@@ -429,13 +453,17 @@ mod cli {
             }
         }
         let metrics_path = args.out.join("metrics.json");
-        std::fs::write(&metrics_path, serde_json::to_string_pretty(&report).expect("json"))
-            .map_err(|e| format!("{}: {e}", metrics_path.display()))
+        std::fs::write(
+            &metrics_path,
+            serde_json::to_string_pretty(&report).expect("json"),
+        )
+        .map_err(|e| format!("{}: {e}", metrics_path.display()))
     }
 
     fn eval(vecs: &Path, meta: &Path, train: Option<(PathBuf, PathBuf)>) -> Result<(), String> {
         let load = |v: &Path, m: &Path| -> Result<(Vec<f32>, usize, Vec<u32>), String> {
-            let (x, dim) = parse_vecs_tsv(&read(v)?).map_err(|e| format!("{}: {e}", v.display()))?;
+            let (x, dim) =
+                parse_vecs_tsv(&read(v)?).map_err(|e| format!("{}: {e}", v.display()))?;
             let labels = parse_meta_tsv(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?;
             if labels.len() * dim != x.len() {
                 return Err(format!(
@@ -453,14 +481,21 @@ mod cli {
             Some((v, m)) => {
                 let (tx, tdim, tl) = load(&v, &m)?;
                 if tdim != dim {
-                    return Err(format!("train vectors have {tdim} columns, test vectors {dim}"));
+                    return Err(format!(
+                        "train vectors have {tdim} columns, test vectors {dim}"
+                    ));
                 }
                 Some((tx, tl))
             }
             None => None,
         };
-        let metrics = evaluate(&x, &labels, train.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())), dim)
-            .map_err(|e| e.to_string())?;
+        let metrics = evaluate(
+            &x,
+            &labels,
+            train.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+            dim,
+        )
+        .map_err(|e| e.to_string())?;
         println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));
         Ok(())
     }

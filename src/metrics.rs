@@ -394,18 +394,28 @@ impl KnnTally {
     fn add(&mut self, query: &Normalized, query_labels: &[u32], rows: Range<usize>) {
         let k_max = self.ks.iter().copied().max().unwrap_or(0);
         let (ks, labels, correct) = (&self.ks, &self.labels, &mut self.correct);
-        for_each_top_k(query, rows, &self.reference, false, |_| k_max, |q, neighbours| {
-            for (hits, &k) in correct.iter_mut().zip(ks) {
-                let k = k.min(neighbours.len());
-                if vote(&neighbours[..k], labels) == Some(query_labels[q]) {
-                    *hits += 1;
+        for_each_top_k(
+            query,
+            rows,
+            &self.reference,
+            false,
+            |_| k_max,
+            |q, neighbours| {
+                for (hits, &k) in correct.iter_mut().zip(ks) {
+                    let k = k.min(neighbours.len());
+                    if vote(&neighbours[..k], labels) == Some(query_labels[q]) {
+                        *hits += 1;
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     fn accuracies(&self, queries: usize) -> Vec<f64> {
-        self.correct.iter().map(|&c| c as f64 / queries as f64).collect()
+        self.correct
+            .iter()
+            .map(|&c| c as f64 / queries as f64)
+            .collect()
     }
 }
 
@@ -451,7 +461,14 @@ impl LooTally {
     }
 
     fn add(&mut self, set: &Normalized, labels: &[u32], rows: Range<usize>) {
-        let Self { reference, counts, with_map, queries, p1_sum, map_sum } = self;
+        let Self {
+            reference,
+            counts,
+            with_map,
+            queries,
+            p1_sum,
+            map_sum,
+        } = self;
         let with_map = *with_map;
         // R for each query: the number of OTHER items with its label.
         let r_of = |q: usize| counts[&labels[q]] - 1;
@@ -484,7 +501,10 @@ impl LooTally {
         if self.queries == 0 {
             return (0.0, 0.0);
         }
-        (self.p1_sum / self.queries as f64, self.map_sum / self.queries as f64)
+        (
+            self.p1_sum / self.queries as f64,
+            self.map_sum / self.queries as f64,
+        )
     }
 }
 
@@ -604,7 +624,14 @@ impl Evaluation {
             None => None,
         };
         let loo = LooTally::new(&test_set, test_labels, true);
-        Ok(Self { test: test_set, labels: test_labels.to_vec(), knn, loo, knn_next: 0, loo_next: 0 })
+        Ok(Self {
+            test: test_set,
+            labels: test_labels.to_vec(),
+            knn,
+            loo,
+            knn_next: 0,
+            loo_next: 0,
+        })
     }
 
     /// Answers up to `queries` more queries (rounded up to whole blocks of
@@ -613,7 +640,11 @@ impl Evaluation {
     pub fn advance(&mut self, queries: usize) -> bool {
         let n = self.test.rows;
         let take = |next: usize| {
-            let count = if queries >= n { n } else { queries.max(1).next_multiple_of(QUERY_BLOCK) };
+            let count = if queries >= n {
+                n
+            } else {
+                queries.max(1).next_multiple_of(QUERY_BLOCK)
+            };
             next..next.saturating_add(count).min(n)
         };
         if let Some(knn) = &mut self.knn {
@@ -642,7 +673,12 @@ impl Evaluation {
             None => (None, None),
         };
         let (precision_at_1, map_at_r) = self.loo.scores();
-        Metrics { knn1_acc, knn5_acc, precision_at_1, map_at_r }
+        Metrics {
+            knn1_acc,
+            knn5_acc,
+            precision_at_1,
+            map_at_r,
+        }
     }
 }
 
@@ -982,14 +1018,16 @@ mod tests {
         // (rounded up to blocks of 32, a short last block) give the same metrics, bit for bit.
         let mut rng = rand_pcg::Pcg64::seed_from_u64(5);
         let (dim, n_test, n_train) = (8, 150, 300);
-        let mut data = |n: usize| -> Vec<f32> { (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let mut data =
+            |n: usize| -> Vec<f32> { (0..n * dim).map(|_| rng.random_range(-1.0..1.0)).collect() };
         let (test, train) = (data(n_test), data(n_train));
         let test_labels: Vec<u32> = (0..n_test as u32).map(|i| i % 5).collect();
         let train_labels: Vec<u32> = (0..n_train as u32).map(|i| (i * 7) % 5).collect();
         let whole = evaluate(&test, &test_labels, Some((&train, &train_labels)), dim).unwrap();
         assert!(whole.knn1_acc.is_some() && whole.map_at_r > 0.0);
         for queries in [1, 32, 40] {
-            let mut ev = Evaluation::new(&test, &test_labels, Some((&train, &train_labels)), dim).unwrap();
+            let mut ev =
+                Evaluation::new(&test, &test_labels, Some((&train, &train_labels)), dim).unwrap();
             let mut slices = 1;
             while !ev.advance(queries) {
                 slices += 1;

@@ -80,7 +80,14 @@ pub enum WeightsError {
 
 /// Element counts of the weight tensors, in [`WEIGHT_TENSORS`] order (the flat layout of
 /// [`EmbedNet::to_flat`] and of the fused engines).
-pub(crate) const PARAM_SIZES: [usize; 6] = [4 * CONV1, CONV1, 4 * CONV1 * CONV2, CONV2, FLAT * EMBEDDING_DIM, EMBEDDING_DIM];
+pub(crate) const PARAM_SIZES: [usize; 6] = [
+    4 * CONV1,
+    CONV1,
+    4 * CONV1 * CONV2,
+    CONV2,
+    FLAT * EMBEDDING_DIM,
+    EMBEDDING_DIM,
+];
 
 /// Names and Keras shapes of the weight tensors, in file order.
 pub const WEIGHT_TENSORS: [(&str, &[usize]); 6] = [
@@ -164,8 +171,13 @@ impl EmbedNetConfig {
     /// Loads weights from a safetensors file with the tensors of [`WEIGHT_TENSORS`] (Keras
     /// layouts; extra tensors are ignored). This reads both the files [`EmbedNet::to_safetensors`]
     /// writes and the Keras reference weights.
-    pub fn load_safetensors(&self, bytes: &[u8], device: &Device) -> Result<EmbedNet, WeightsError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
+    pub fn load_safetensors(
+        &self,
+        bytes: &[u8],
+        device: &Device,
+    ) -> Result<EmbedNet, WeightsError> {
+        let st =
+            SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format(e.to_string()))?;
         let mut parts: Vec<Vec<f32>> = Vec::with_capacity(6);
         for (name, shape) in WEIGHT_TENSORS {
             let view = st
@@ -231,7 +243,8 @@ impl Images {
                 }
             }
         }
-        let patches = patches.map(|p| Tensor::<2>::from_data(TensorData::new(p, [rows, 4]), device));
+        let patches =
+            patches.map(|p| Tensor::<2>::from_data(TensorData::new(p, [rows, 4]), device));
         Self { patches, len: n }
     }
 
@@ -251,11 +264,20 @@ impl Images {
 /// pixels beyond the bottom/right edge are Keras' "same" zero padding.
 pub(crate) fn window_patches(image: &[f32], i: usize, j: usize) -> [[f32; 4]; 4] {
     let pixel = |y: usize, x: usize| {
-        if y < IMAGE_SIDE && x < IMAGE_SIDE { image[y * IMAGE_SIDE + x] } else { 0.0 }
+        if y < IMAGE_SIDE && x < IMAGE_SIDE {
+            image[y * IMAGE_SIDE + x]
+        } else {
+            0.0
+        }
     };
     std::array::from_fn(|q| {
         let (y, x) = (2 * i + q / 2, 2 * j + q % 2);
-        [pixel(y, x), pixel(y, x + 1), pixel(y + 1, x), pixel(y + 1, x + 1)]
+        [
+            pixel(y, x),
+            pixel(y, x + 1),
+            pixel(y + 1, x),
+            pixel(y + 1, x + 1),
+        ]
     })
 }
 
@@ -263,7 +285,13 @@ pub(crate) fn window_patches(image: &[f32], i: usize, j: usize) -> [[f32; 4]; 4]
 /// inference needs it; in training the dropout mask zeroes the padding.
 fn padding_mask(device: &Device) -> Tensor<4> {
     let pad: Vec<f32> = (0..GRID1_CELLS)
-        .map(|k| if k / GRID1 < GRID1 - 1 && k % GRID1 < GRID1 - 1 { 1.0 } else { 0.0 })
+        .map(|k| {
+            if k / GRID1 < GRID1 - 1 && k % GRID1 < GRID1 - 1 {
+                1.0
+            } else {
+                0.0
+            }
+        })
         .collect();
     Tensor::from_data(TensorData::new(pad, [1, GRID1, GRID1, 1]), device)
 }
@@ -277,7 +305,8 @@ fn conv1_pool(images: &Images, kernel: Tensor<2>, bias: Tensor<1>) -> Tensor<4> 
     let [p0, p1, p2, p3] = images.patches.clone();
     let y = |p: Tensor<2>| p.matmul(kernel.clone());
     let m = y(p0).max_pair(y(p1)).max_pair(y(p2).max_pair(y(p3)));
-    burn::tensor::activation::relu(m + bias.unsqueeze_dim(0)).reshape([images.len, GRID1, GRID1, CONV1])
+    burn::tensor::activation::relu(m + bias.unsqueeze_dim(0))
+        .reshape([images.len, GRID1, GRID1, CONV1])
 }
 
 /// Conv2 (Keras Conv2D(32, 2, "same") + relu) and 2×2 max-pooling: `[B, 15, 15, 64]` (zero in
@@ -290,7 +319,10 @@ fn conv2_pool(x: Tensor<4>, kernel: Tensor<2>, bias: Tensor<1>) -> Tensor<4> {
     let y = (0..4)
         .map(|t| {
             let (kh, kw) = (t / 2, t % 2);
-            let view = x.clone().slice([0..b, kh..kh + h, kw..kw + w, 0..c]).reshape([b * h * w, c]);
+            let view = x
+                .clone()
+                .slice([0..b, kh..kh + h, kw..kw + w, 0..c])
+                .reshape([b * h * w, c]);
             view.matmul(kernel.clone().slice([t * c..(t + 1) * c, 0..CONV2]))
         })
         .reduce(|a, y| a + y)
@@ -336,7 +368,10 @@ impl DropoutMasks {
     pub fn draw(rng: &mut Pcg64Mcg, batch: usize, rate: f64, device: &Device) -> Option<Self> {
         let [first, second] = Self::draw_host(rng, batch, rate)?;
         Some(Self {
-            after_pool1: Tensor::from_data(TensorData::new(first, [batch, GRID1, GRID1, CONV1]), device),
+            after_pool1: Tensor::from_data(
+                TensorData::new(first, [batch, GRID1, GRID1, CONV1]),
+                device,
+            ),
             after_pool2: Tensor::from_data(TensorData::new(second, [batch, 7, 7, CONV2]), device),
         })
     }
@@ -357,7 +392,11 @@ impl DropoutMasks {
             for chunk in out.chunks_mut(4) {
                 let r: u64 = rng.random();
                 for (k, v) in chunk.iter_mut().enumerate() {
-                    *v = if (r >> (16 * k)) & 0xffff < threshold { scale } else { 0.0 };
+                    *v = if (r >> (16 * k)) & 0xffff < threshold {
+                        scale
+                    } else {
+                        0.0
+                    };
                 }
             }
         };
@@ -379,7 +418,11 @@ impl DropoutMasks {
 impl EmbedNet {
     /// Dense output before normalisation, `[B, 256]`, with dropout applied through `masks`
     /// (training) or not at all (`None`, inference).
-    pub fn forward_unnormalized_with(&self, images: &Images, masks: Option<&DropoutMasks>) -> Tensor<2> {
+    pub fn forward_unnormalized_with(
+        &self,
+        images: &Images,
+        masks: Option<&DropoutMasks>,
+    ) -> Tensor<2> {
         let x = conv1_pool(images, self.conv1_kernel.val(), self.conv1_bias.val());
         // Dropout; the mask (or, without dropout, the padding mask) zeroes conv2's padding.
         let x = match masks {
@@ -393,7 +436,8 @@ impl EmbedNet {
         if let Some(m) = masks {
             x = x * m.after_pool2.clone();
         }
-        x.reshape([images.len, FLAT]).matmul(self.dense_kernel.val())
+        x.reshape([images.len, FLAT])
+            .matmul(self.dense_kernel.val())
             + self.dense_bias.val().unsqueeze_dim(0)
     }
 
@@ -427,7 +471,13 @@ impl EmbedNet {
     /// The weights flattened and concatenated in [`WEIGHT_TENSORS`] order, on the model's
     /// device without autodiff (the inverse of [`EmbedNetConfig::from_flat`]).
     pub fn to_flat(&self) -> Tensor<1> {
-        Tensor::cat(self.weight_tensors().into_iter().map(|t| t.detach().inner()).collect(), 0)
+        Tensor::cat(
+            self.weight_tensors()
+                .into_iter()
+                .map(|t| t.detach().inner())
+                .collect(),
+            0,
+        )
     }
 
     /// Parameter ids in [`WEIGHT_TENSORS`] order (kernels are rank 2, biases rank 1).
@@ -514,31 +564,57 @@ pub(crate) mod tests {
         burn::tensor::activation::relu(y).reshape([b, h, w, out])
     }
 
-    fn reference_forward(net: &EmbedNet, pixels: &[f32], masks: Option<&DropoutMasks>, device: &Device) -> Tensor<2> {
+    fn reference_forward(
+        net: &EmbedNet,
+        pixels: &[f32],
+        masks: Option<&DropoutMasks>,
+        device: &Device,
+    ) -> Tensor<2> {
         let n = pixels.len() / IMAGE_PIXELS;
         let x = Tensor::<4>::from_data(TensorData::new(pixels.to_vec(), [n, 28, 28, 1]), device);
-        let mut x = max_pool2(conv_relu_reference(x, net.conv1_kernel.val(), net.conv1_bias.val()));
+        let mut x = max_pool2(conv_relu_reference(
+            x,
+            net.conv1_kernel.val(),
+            net.conv1_bias.val(),
+        ));
         if let Some(m) = masks {
             x = x * m.after_pool1.clone().slice([0..n, 0..14, 0..14, 0..CONV1]);
         }
-        let mut x = max_pool2(conv_relu_reference(x, net.conv2_kernel.val(), net.conv2_bias.val()));
+        let mut x = max_pool2(conv_relu_reference(
+            x,
+            net.conv2_kernel.val(),
+            net.conv2_bias.val(),
+        ));
         if let Some(m) = masks {
             x = x * m.after_pool2.clone();
         }
-        l2_normalize(x.reshape([n, FLAT]).matmul(net.dense_kernel.val()) + net.dense_bias.val().unsqueeze_dim(0))
+        l2_normalize(
+            x.reshape([n, FLAT]).matmul(net.dense_kernel.val())
+                + net.dense_bias.val().unsqueeze_dim(0),
+        )
     }
 
     /// A tensor's values as `f32`.
     pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32")
     }
 
     /// `a` equals `b` to within `tol` times `b`'s largest magnitude.
     pub(crate) fn assert_close(name: &str, a: &[f32], b: &[f32], tol: f32) {
         assert_eq!(a.len(), b.len(), "{name}: lengths");
         let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(worst <= tol * scale, "{name}: max |Δ| {worst:e} vs max |value| {scale:e}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= tol * scale,
+            "{name}: max |Δ| {worst:e} vs max |value| {scale:e}"
+        );
     }
 
     /// Images with MNIST-like structure: a zero background (ties in every pooling window of
@@ -546,7 +622,13 @@ pub(crate) mod tests {
     fn images(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = Pcg64Mcg::seed_from_u64(seed);
         (0..n * IMAGE_PIXELS)
-            .map(|_| if rng.random_bool(0.3) { rng.random_range(0.0..1.0) } else { 0.0 })
+            .map(|_| {
+                if rng.random_bool(0.3) {
+                    rng.random_range(0.0..1.0)
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 
@@ -568,12 +650,19 @@ pub(crate) mod tests {
         };
         let n = 5;
         let pixels = images(n, 4);
-        let weights: Vec<f32> = (0..n * EMBEDDING_DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let weights: Vec<f32> = (0..n * EMBEDDING_DIM)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
         let weights = Tensor::<2>::from_data(TensorData::new(weights, [n, EMBEDDING_DIM]), &device);
         for dropout in [None, DropoutMasks::draw(&mut rng, n, 0.3, &device)] {
             let fused = net.forward_train(&Images::new(&pixels, &device), dropout.as_ref());
             let reference = reference_forward(&net, &pixels, dropout.as_ref(), &device);
-            assert_close("embedding", &values(fused.clone()), &values(reference.clone()), 1e-6);
+            assert_close(
+                "embedding",
+                &values(fused.clone()),
+                &values(reference.clone()),
+                1e-6,
+            );
             let objective = |e: Tensor<2>| (e * weights.clone()).sum();
             let g_fused = GradientsParams::from_grads(objective(fused).backward(), &net);
             let g_ref = GradientsParams::from_grads(objective(reference).backward(), &net);
@@ -583,12 +672,42 @@ pub(crate) mod tests {
             let grad1 = |g: &GradientsParams, p: &Param<Tensor<1>>| {
                 values(g.get::<1>(p.id).expect("gradient"))
             };
-            assert_close("conv1 kernel grad", &grad(&g_fused, &net.conv1_kernel), &grad(&g_ref, &net.conv1_kernel), 1e-5);
-            assert_close("conv2 kernel grad", &grad(&g_fused, &net.conv2_kernel), &grad(&g_ref, &net.conv2_kernel), 1e-5);
-            assert_close("dense kernel grad", &grad(&g_fused, &net.dense_kernel), &grad(&g_ref, &net.dense_kernel), 1e-5);
-            assert_close("conv1 bias grad", &grad1(&g_fused, &net.conv1_bias), &grad1(&g_ref, &net.conv1_bias), 1e-5);
-            assert_close("conv2 bias grad", &grad1(&g_fused, &net.conv2_bias), &grad1(&g_ref, &net.conv2_bias), 1e-5);
-            assert_close("dense bias grad", &grad1(&g_fused, &net.dense_bias), &grad1(&g_ref, &net.dense_bias), 1e-5);
+            assert_close(
+                "conv1 kernel grad",
+                &grad(&g_fused, &net.conv1_kernel),
+                &grad(&g_ref, &net.conv1_kernel),
+                1e-5,
+            );
+            assert_close(
+                "conv2 kernel grad",
+                &grad(&g_fused, &net.conv2_kernel),
+                &grad(&g_ref, &net.conv2_kernel),
+                1e-5,
+            );
+            assert_close(
+                "dense kernel grad",
+                &grad(&g_fused, &net.dense_kernel),
+                &grad(&g_ref, &net.dense_kernel),
+                1e-5,
+            );
+            assert_close(
+                "conv1 bias grad",
+                &grad1(&g_fused, &net.conv1_bias),
+                &grad1(&g_ref, &net.conv1_bias),
+                1e-5,
+            );
+            assert_close(
+                "conv2 bias grad",
+                &grad1(&g_fused, &net.conv2_bias),
+                &grad1(&g_ref, &net.conv2_bias),
+                1e-5,
+            );
+            assert_close(
+                "dense bias grad",
+                &grad1(&g_fused, &net.dense_bias),
+                &grad1(&g_ref, &net.dense_bias),
+                1e-5,
+            );
         }
     }
 
@@ -602,7 +721,10 @@ pub(crate) mod tests {
         let patches: Vec<Vec<f32>> = images.patches.iter().map(|p| values(p.clone())).collect();
         // Cell (i, j) = (3, 5), offset q = (1, 0): patch at pixel (7, 10).
         let row = 3 * GRID1 + 5;
-        assert_eq!(&patches[2][row * 4..row * 4 + 4], &[206.0, 207.0, 234.0, 235.0]);
+        assert_eq!(
+            &patches[2][row * 4..row * 4 + 4],
+            &[206.0, 207.0, 234.0, 235.0]
+        );
         // Cell (13, 13), offset (1, 1): pixel (27, 27) and zeros beyond the edge.
         let row = 13 * GRID1 + 13;
         assert_eq!(&patches[3][row * 4..row * 4 + 4], &[783.0, 0.0, 0.0, 0.0]);
@@ -624,7 +746,12 @@ pub(crate) mod tests {
         let first = values(m.after_pool1.clone());
         let second = values(m.after_pool2.clone());
         let scale = (1.0 / 0.7) as f32;
-        assert!(first.iter().chain(&second).all(|v| *v == 0.0 || *v == scale));
+        assert!(
+            first
+                .iter()
+                .chain(&second)
+                .all(|v| *v == 0.0 || *v == scale)
+        );
         // Padding cells are always dropped.
         for (k, cell) in first.chunks_exact(CONV1).enumerate() {
             let (i, j) = (k % GRID1_CELLS / GRID1, k % GRID1);
@@ -637,7 +764,8 @@ pub(crate) mod tests {
         let rate = kept as f64 / real as f64;
         assert!((rate - 0.7).abs() < 0.005, "kept {rate}");
         // Same seed, same masks; no dropout, no masks.
-        let again = DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(9), 8, 0.3, &device).expect("masks");
+        let again =
+            DropoutMasks::draw(&mut Pcg64Mcg::seed_from_u64(9), 8, 0.3, &device).expect("masks");
         assert_eq!(values(again.after_pool1), first);
         assert!(DropoutMasks::draw(&mut rng, 8, 0.0, &device).is_none());
     }

@@ -19,10 +19,23 @@ fn stderr(o: &Output) -> String {
 /// A one-line error, no panic, non-zero exit.
 fn assert_clean_error(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
-    assert!(err.contains(needle), "error should mention '{needle}': {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "error should mention '{needle}': {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
 }
 
 fn train(out: &Path, extra: &[&str]) -> Output {
@@ -40,11 +53,23 @@ fn short_training_run_learns_and_writes_projector_files() {
     let dir = tempfile::tempdir().unwrap();
     let o = train(
         dir.path(),
-        &["--epochs", "1", "--limit-train", "2048", "--limit-test", "500", "--seed", "3"],
+        &[
+            "--epochs",
+            "1",
+            "--limit-train",
+            "2048",
+            "--limit-test",
+            "500",
+            "--seed",
+            "3",
+        ],
     );
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     // --quiet logs each epoch on stdout; stderr stays free for an error's one line.
-    assert!(String::from_utf8_lossy(&o.stdout).contains("epoch 1: loss"), "no epoch line");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("epoch 1: loss"),
+        "no epoch line"
+    );
     assert_eq!(stderr(&o), "");
 
     let vecs = read(dir.path().join("vecs.tsv"));
@@ -60,14 +85,24 @@ fn short_training_run_learns_and_writes_projector_files() {
     assert_eq!(meta.lines().count(), 500);
     assert!(dir.path().join("weights.safetensors").is_file());
 
-    let metrics: serde_json::Value = serde_json::from_str(&read(dir.path().join("metrics.json"))).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&read(dir.path().join("metrics.json"))).unwrap();
     let knn1 = metrics["knn1_acc"].as_f64().unwrap();
     let losses = metrics["epoch_losses"].as_array().unwrap();
     assert_eq!(losses.len(), 1);
-    assert!(losses[0].as_f64().unwrap() < 1.0, "loss did not drop below the margin");
+    assert!(
+        losses[0].as_f64().unwrap() < 1.0,
+        "loss did not drop below the margin"
+    );
     // Chance is 0.10; 64 steps on 2k digits reach well above 0.8.
     assert!(knn1 > 0.8, "kNN-1 after a short run: {knn1}");
-    for key in ["knn5_acc", "precision_at_1", "map_at_r", "examples_per_s", "skipped_batches"] {
+    for key in [
+        "knn5_acc",
+        "precision_at_1",
+        "map_at_r",
+        "examples_per_s",
+        "skipped_batches",
+    ] {
         assert!(metrics.get(key).is_some(), "metrics.json lacks {key}");
     }
 
@@ -87,7 +122,15 @@ fn short_training_run_learns_and_writes_projector_files() {
 
 #[test]
 fn same_seed_gives_identical_vecs_and_another_seed_does_not() {
-    let args = ["--epochs", "1", "--limit-train", "256", "--limit-test", "64", "--no-knn"];
+    let args = [
+        "--epochs",
+        "1",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "64",
+        "--no-knn",
+    ];
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     for (d, seed) in dirs.iter().zip(["5", "5", "6"]) {
         let mut a = args.to_vec();
@@ -105,7 +148,10 @@ fn same_seed_gives_identical_vecs_and_another_seed_does_not() {
 
 #[test]
 fn loss_command_prints_golden_schema_json() {
-    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/triplet_semihard.json");
+    let cases = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/triplet_semihard.json"
+    );
     let o = run(&["loss", "--cases", cases]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -114,7 +160,10 @@ fn loss_command_prints_golden_schema_json() {
     let doc = &arr[0];
     assert_eq!(doc["name"], "doc_example_L2");
     assert!(doc["grad"].is_array());
-    let nan = arr.iter().find(|c| c["name"] == "b2_distinct_labels_nan").unwrap();
+    let nan = arr
+        .iter()
+        .find(|c| c["name"] == "b2_distinct_labels_nan")
+        .unwrap();
     assert_eq!(nan["loss"], "NaN");
 }
 
@@ -128,16 +177,30 @@ fn bad_input_gives_one_line_errors() {
     assert_clean_error(&run(&["train", "--out", out, "--lr=-1"]), "lr");
     assert_clean_error(&run(&["train", "--out", out, "--epochs", "0"]), "epochs");
     assert_clean_error(&run(&["train", "--out", out, "--lr", "NaN"]), "lr");
-    assert_clean_error(&run(&["train", "--out", out, "--metric", "manhattan"]), "manhattan");
-    assert_clean_error(&run(&["train", "--out", out, "--dataset", "/nonexistent"]), "nonexistent");
+    assert_clean_error(
+        &run(&["train", "--out", out, "--metric", "manhattan"]),
+        "manhattan",
+    );
+    assert_clean_error(
+        &run(&["train", "--out", out, "--dataset", "/nonexistent"]),
+        "nonexistent",
+    );
     // A dataset folder with a corrupt file.
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist");
-    for f in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+    for f in [
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
         std::fs::copy(Path::new(src).join(f), data.join(f)).unwrap();
     }
-    std::fs::write(data.join("train-images-idx3-ubyte.gz"), b"\x1f\x8bthis is not gzip").unwrap();
+    std::fs::write(
+        data.join("train-images-idx3-ubyte.gz"),
+        b"\x1f\x8bthis is not gzip",
+    )
+    .unwrap();
     assert_clean_error(
         &run(&["train", "--out", out, "--dataset", data.to_str().unwrap()]),
         "train images",
@@ -148,12 +211,24 @@ fn bad_input_gives_one_line_errors() {
     std::fs::write(&vecs, "1\t0\n0\t1\n").unwrap();
     std::fs::write(&meta, "1\n2\n3\n").unwrap();
     assert_clean_error(
-        &run(&["eval", "--vecs", vecs.to_str().unwrap(), "--meta", meta.to_str().unwrap()]),
+        &run(&[
+            "eval",
+            "--vecs",
+            vecs.to_str().unwrap(),
+            "--meta",
+            meta.to_str().unwrap(),
+        ]),
         "labels",
     );
     std::fs::write(&vecs, "1\t0\n0\n").unwrap();
     assert_clean_error(
-        &run(&["eval", "--vecs", vecs.to_str().unwrap(), "--meta", meta.to_str().unwrap()]),
+        &run(&[
+            "eval",
+            "--vecs",
+            vecs.to_str().unwrap(),
+            "--meta",
+            meta.to_str().unwrap(),
+        ]),
         "line 2",
     );
     let cases = dir.path().join("c.json");
@@ -166,7 +241,11 @@ fn bad_input_gives_one_line_errors() {
 fn dataset_without_train_images(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist");
-    for f in ["train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+    for f in [
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
         std::fs::copy(Path::new(src).join(f), dir.join(f)).unwrap();
     }
 }
@@ -179,9 +258,15 @@ fn a_diverged_run_keeps_the_last_finite_state_and_says_so_in_one_line() {
     // that step, and the run must still write its outputs for the weights it kept.
     let device = cpu_device();
     let start = EmbedNetConfig::new().init(7, &device).to_parts().unwrap();
-    let huge = start.clone().map(|t| t.into_iter().map(|v| v * 1e30).collect::<Vec<f32>>());
-    let bytes = pollster::block_on(EmbedNetConfig::new().from_parts(huge.clone(), &device).to_safetensors())
-        .unwrap();
+    let huge = start
+        .clone()
+        .map(|t| t.into_iter().map(|v| v * 1e30).collect::<Vec<f32>>());
+    let bytes = pollster::block_on(
+        EmbedNetConfig::new()
+            .from_parts(huge.clone(), &device)
+            .to_safetensors(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("start.safetensors");
     std::fs::write(&weights, bytes).unwrap();
@@ -190,21 +275,42 @@ fn a_diverged_run_keeps_the_last_finite_state_and_says_so_in_one_line() {
         let o = train(
             &out,
             &[
-                "--weights", weights.to_str().unwrap(), "--engine", engine, "--epochs", "1",
-                "--limit-train", "96", "--limit-test", "40", "--no-knn",
+                "--weights",
+                weights.to_str().unwrap(),
+                "--engine",
+                engine,
+                "--epochs",
+                "1",
+                "--limit-train",
+                "96",
+                "--limit-test",
+                "40",
+                "--no-knn",
             ],
         );
         assert_clean_error(&o, "the loss became NaN");
-        assert!(stderr(&o).contains("last finite state was written"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("last finite state was written"),
+            "{}",
+            stderr(&o)
+        );
         let kept = std::fs::read(out.join("weights.safetensors")).unwrap();
         let kept = EmbedNetConfig::new()
             .load_safetensors(&kept, &device)
             .unwrap_or_else(|e| panic!("{engine}: the kept weights do not load: {e}"));
-        assert_eq!(kept.to_parts().unwrap(), huge, "{engine}: a non-finite step was applied");
+        assert_eq!(
+            kept.to_parts().unwrap(),
+            huge,
+            "{engine}: a non-finite step was applied"
+        );
         assert_eq!(read(out.join("vecs.tsv")).lines().count(), 40);
         assert_eq!(read(out.join("meta.tsv")).lines().count(), 40);
-        let metrics: serde_json::Value = serde_json::from_str(&read(out.join("metrics.json"))).unwrap();
-        assert!(metrics["error"].as_str().unwrap().contains("NaN"), "{metrics}");
+        let metrics: serde_json::Value =
+            serde_json::from_str(&read(out.join("metrics.json"))).unwrap();
+        assert!(
+            metrics["error"].as_str().unwrap().contains("NaN"),
+            "{metrics}"
+        );
         assert_eq!(metrics["n_test"], 40);
     }
 }
@@ -214,9 +320,21 @@ fn absurd_sizes_are_refused_at_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let out = out.to_str().unwrap();
-    let o = run(&["train", "--out", out, "--batch-size", "100000", "--limit-train", "300"]);
+    let o = run(&[
+        "train",
+        "--out",
+        out,
+        "--batch-size",
+        "100000",
+        "--limit-train",
+        "300",
+    ]);
     assert_clean_error(&o, "batch");
-    assert!(stderr(&o).contains("4096"), "the limit is named: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4096"),
+        "the limit is named: {}",
+        stderr(&o)
+    );
     let o = run(&["train", "--out", out, "--lr", "1e6"]);
     assert_clean_error(&o, "lr");
     assert!(!Path::new(out).join("weights.safetensors").exists());
@@ -228,7 +346,11 @@ fn a_case_of_20000_rows_is_refused_naming_the_limit() {
     let n = 20_000;
     let labels: Vec<String> = (0..n).map(|i| (i % 10).to_string()).collect();
     let rows: Vec<String> = (0..n).map(|i| format!("[{}.5]", i % 7)).collect();
-    let json = format!(r#"[{{"name":"big","labels":[{}],"embeddings":[{}]}}]"#, labels.join(","), rows.join(","));
+    let json = format!(
+        r#"[{{"name":"big","labels":[{}],"embeddings":[{}]}}]"#,
+        labels.join(","),
+        rows.join(",")
+    );
     let cases = dir.path().join("big.json");
     std::fs::write(&cases, json).unwrap();
     let t = std::time::Instant::now();
@@ -264,7 +386,13 @@ fn a_gzip_bomb_in_the_dataset_fails_fast() {
     std::fs::write(data.join("train-images-idx3-ubyte.gz"), &bomb).unwrap();
     let out = dir.path().join("out");
     let t = std::time::Instant::now();
-    let o = run(&["train", "--out", out.to_str().unwrap(), "--dataset", data.to_str().unwrap()]);
+    let o = run(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+    ]);
     assert_clean_error(&o, "train images: the file holds more than its header says");
     assert!(t.elapsed().as_secs() < 10, "took {:?}", t.elapsed());
 }

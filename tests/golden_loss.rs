@@ -69,9 +69,16 @@ fn check(selection: Selection) {
     eprintln!(
         "{selection:?}: gradients identical on {grad_checked} cases; other subgradient at non-differentiable points: {nondiff_grad_mismatch:?}"
     );
-    assert!(failures.is_empty(), "{selection:?} mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{selection:?} mismatches:\n{}",
+        failures.join("\n")
+    );
     // Every smooth case has been compared; only flagged cases may differ in the gradient.
-    assert!(grad_checked >= 48 - 7, "too few gradient checks: {grad_checked}");
+    assert!(
+        grad_checked >= 48 - 7,
+        "too few gradient checks: {grad_checked}"
+    );
 }
 
 #[test]

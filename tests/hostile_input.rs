@@ -35,13 +35,19 @@ fn runner(seed: u8) -> TestRunner {
         failure_persistence: None,
         ..Config::default()
     };
-    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]))
+    TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
+    )
 }
 
 /// An error message is one line (the CLI prints it as is).
 fn one_line(e: &dyn std::fmt::Display) -> Result<(), TestCaseError> {
     let text = e.to_string();
-    prop_assert!(!text.is_empty() && !text.contains('\n'), "message: {text:?}");
+    prop_assert!(
+        !text.is_empty() && !text.contains('\n'),
+        "message: {text:?}"
+    );
     Ok(())
 }
 
@@ -62,7 +68,10 @@ impl Tally {
     fn check(&self, what: &str, total: usize) {
         let (ok, err) = (self.ok.load(Relaxed), self.err.load(Relaxed));
         eprintln!("{what}: {ok} accepted, {err} rejected with a typed error");
-        assert!(ok * 20 >= total && err * 20 >= total, "{what}: a degenerate generator ({ok} / {err})");
+        assert!(
+            ok * 20 >= total && err * 20 >= total,
+            "{what}: a degenerate generator ({ok} / {err})"
+        );
     }
 }
 
@@ -80,11 +89,22 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// One edit of a file's bytes; positions are taken modulo the current length.
 #[derive(Clone, Debug)]
 enum Edit {
-    Flip { at: usize, xor: u8 },
-    Truncate { keep: usize },
+    Flip {
+        at: usize,
+        xor: u8,
+    },
+    Truncate {
+        keep: usize,
+    },
     /// Replace the big-endian word at `4 * word` (0: magic, 1..: dimensions).
-    Word { word: usize, value: u32 },
-    Insert { at: usize, bytes: Vec<u8> },
+    Word {
+        word: usize,
+        value: u32,
+    },
+    Insert {
+        at: usize,
+        bytes: Vec<u8>,
+    },
     Append(Vec<u8>),
     Gzip,
 }
@@ -154,7 +174,12 @@ fn valid_idx(images: bool, n: usize, gz: bool) -> Vec<u8> {
 
 #[test]
 fn idx_bytes_never_panic() {
-    let strategy = (any::<bool>(), 1..4usize, any::<bool>(), prop::collection::vec(edit(), 0..5));
+    let strategy = (
+        any::<bool>(),
+        1..4usize,
+        any::<bool>(),
+        prop::collection::vec(edit(), 0..5),
+    );
     let tally = Tally::default();
     runner(1)
         .run(&strategy, |(images, n, gz, edits)| {
@@ -177,7 +202,9 @@ fn idx_bytes_never_panic() {
             }
             if edits.is_empty() {
                 // The unedited file parses as what it is.
-                let ok = if images { parse_images(&bytes, FileRole::TrainImages).is_ok() } else {
+                let ok = if images {
+                    parse_images(&bytes, FileRole::TrainImages).is_ok()
+                } else {
                     parse_labels(&bytes, FileRole::TrainLabels).is_ok()
                 };
                 prop_assert!(ok);
@@ -199,7 +226,9 @@ fn weights_file() -> (serde_json::Map<String, Value>, Vec<u8>) {
     let bytes = pollster::block_on(model.to_safetensors()).expect("weights serialise");
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + n]).expect("header is JSON");
-    let Value::Object(header) = header else { panic!("header is an object") };
+    let Value::Object(header) = header else {
+        panic!("header is an object")
+    };
     (header, bytes[8 + n..].to_vec())
 }
 
@@ -207,20 +236,46 @@ fn weights_file() -> (serde_json::Map<String, Value>, Vec<u8>) {
 #[derive(Clone, Debug)]
 enum WeightsEdit {
     /// Write `value` (as f32) at element `at` of tensor `tensor`.
-    Value { tensor: usize, at: usize, value: f32 },
+    Value {
+        tensor: usize,
+        at: usize,
+        value: f32,
+    },
     /// Store tensor `tensor` as F64 (data re-encoded, offsets shifted: a well-formed file).
-    F64 { tensor: usize },
+    F64 {
+        tensor: usize,
+    },
     /// Relabel tensor `tensor` as another dtype without changing its data.
-    Dtype { tensor: usize, dtype: &'static str },
-    Remove { tensor: usize },
-    Extra { name: String, len: usize },
+    Dtype {
+        tensor: usize,
+        dtype: &'static str,
+    },
+    Remove {
+        tensor: usize,
+    },
+    Extra {
+        name: String,
+        len: usize,
+    },
     /// Replace one of tensor `tensor`'s data offsets.
-    Offset { tensor: usize, end: bool, value: u64 },
-    Shape { tensor: usize, shape: Vec<u64> },
+    Offset {
+        tensor: usize,
+        end: bool,
+        value: u64,
+    },
+    Shape {
+        tensor: usize,
+        shape: Vec<u64>,
+    },
     /// Replace the 8-byte header length.
     HeaderLen(u64),
-    Truncate { keep: usize },
-    Flip { at: usize, xor: u8 },
+    Truncate {
+        keep: usize,
+    },
+    Flip {
+        at: usize,
+        xor: u8,
+    },
 }
 
 fn weights_edit() -> impl Strategy<Value = WeightsEdit> {
@@ -234,8 +289,20 @@ fn weights_edit() -> impl Strategy<Value = WeightsEdit> {
         Just(f32::from_bits(1)),
         any::<f32>(),
     ];
-    let offset = prop_oneof![Just(0u64), Just(u64::MAX), Just(1u64 << 32), 0..2_000_000u64];
-    let dtype = prop_oneof![Just("F64"), Just("F16"), Just("I32"), Just("U8"), Just("BOOL"), Just("X9")];
+    let offset = prop_oneof![
+        Just(0u64),
+        Just(u64::MAX),
+        Just(1u64 << 32),
+        0..2_000_000u64
+    ];
+    let dtype = prop_oneof![
+        Just("F64"),
+        Just("F16"),
+        Just("I32"),
+        Just("U8"),
+        Just("BOOL"),
+        Just("X9")
+    ];
     let shape = prop::collection::vec(prop_oneof![Just(0u64), Just(u64::MAX), 0..1000u64], 0..5);
     let name = prop_oneof![
         Just("conv1.bias".to_string()),
@@ -272,17 +339,31 @@ fn replace_data(
     name: &str,
     new: Option<Vec<u8>>,
 ) {
-    let Some((b, e)) = header.get(name).and_then(offsets) else { return };
+    let Some((b, e)) = header.get(name).and_then(offsets) else {
+        return;
+    };
     if b > e || e > data.len() {
         return;
     }
     let remove = new.is_none();
     let new_len = new.as_ref().map_or(0, Vec::len);
     data.splice(b..e, new.unwrap_or_default());
-    let shift = |x: usize| if x >= e { (x - (e - b)).saturating_add(new_len) } else { x };
+    let shift = |x: usize| {
+        if x >= e {
+            (x - (e - b)).saturating_add(new_len)
+        } else {
+            x
+        }
+    };
     for (key, entry) in header.iter_mut() {
-        let Some((eb, ee)) = offsets(entry) else { continue };
-        let moved = if key == name { (eb, eb + new_len) } else { (shift(eb), shift(ee)) };
+        let Some((eb, ee)) = offsets(entry) else {
+            continue;
+        };
+        let moved = if key == name {
+            (eb, eb + new_len)
+        } else {
+            (shift(eb), shift(ee))
+        };
         entry["data_offsets"] = serde_json::json!([moved.0, moved.1]);
     }
     if remove {
@@ -291,9 +372,16 @@ fn replace_data(
 }
 
 /// The file for `header` and `data`, after the edits that work on bytes.
-fn assemble(header: &serde_json::Map<String, Value>, data: &[u8], header_len: Option<u64>) -> Vec<u8> {
+fn assemble(
+    header: &serde_json::Map<String, Value>,
+    data: &[u8],
+    header_len: Option<u64>,
+) -> Vec<u8> {
     let json = serde_json::to_vec(header).unwrap();
-    let mut bytes = header_len.unwrap_or(json.len() as u64).to_le_bytes().to_vec();
+    let mut bytes = header_len
+        .unwrap_or(json.len() as u64)
+        .to_le_bytes()
+        .to_vec();
     bytes.extend_from_slice(&json);
     bytes.extend_from_slice(data);
     bytes
@@ -304,7 +392,11 @@ fn safetensors_bytes_never_panic() {
     let device = cpu_device();
     let (base_header, base_data) = weights_file();
     let config = EmbedNetConfig::new();
-    assert!(config.load_safetensors(&assemble(&base_header, &base_data, None), &device).is_ok());
+    assert!(
+        config
+            .load_safetensors(&assemble(&base_header, &base_data, None), &device)
+            .is_ok()
+    );
     let strategy = prop::collection::vec(weights_edit(), 1..4);
     let tally = Tally::default();
     runner(2)
@@ -419,12 +511,19 @@ fn tsv_bytes(labels: bool, columns: std::ops::Range<usize>) -> impl Strategy<Val
         prop_oneof![Just("\n"), Just("\r\n")],
         any::<bool>(),
         prop::collection::vec(
-            (any::<usize>(), prop_oneof![Just(0xffu8), Just(0xc3), Just(0x80), Just(0), any::<u8>()]),
+            (
+                any::<usize>(),
+                prop_oneof![Just(0xffu8), Just(0xc3), Just(0x80), Just(0), any::<u8>()],
+            ),
             0..2,
         ),
     )
         .prop_map(|(rows, sep, end, trailing, raw)| {
-            let mut text: String = rows.iter().map(|r| r.join(sep)).collect::<Vec<_>>().join(end);
+            let mut text: String = rows
+                .iter()
+                .map(|r| r.join(sep))
+                .collect::<Vec<_>>()
+                .join(end);
             if trailing {
                 text.push_str(end);
             }

@@ -43,7 +43,9 @@ fn semi_hard_f64(x: &[f64], labels: &[u8], d: usize, margin: f64, metric: Metric
         let negs: Vec<usize> = (0..b).filter(|&n| labels[n] != labels[a]).collect();
         for p in (0..b).filter(|&p| p != a && labels[p] == labels[a]) {
             let farther = negs.iter().map(|&n| m[a][n]).filter(|&v| v > m[a][p]);
-            let neg = match farther.fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.min(v)))) {
+            let neg = match farther.fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.min(v)))
+            }) {
                 Some(v) => v,
                 None if !negs.is_empty() => negs.iter().map(|&n| m[a][n]).fold(f64::MIN, f64::max),
                 None => m[a].iter().copied().fold(f64::MAX, f64::min),
@@ -62,11 +64,29 @@ fn hard_f64(x: &[f64], labels: &[u8], d: usize, margin: f64, metric: Metric, sof
     for a in 0..b {
         let rowmin = m[a].iter().copied().fold(f64::MAX, f64::min);
         let rowmax = m[a].iter().copied().fold(f64::MIN, f64::max);
-        let pos: Vec<f64> = (0..b).filter(|&p| p != a && labels[p] == labels[a]).map(|p| m[a][p]).collect();
-        let neg: Vec<f64> = (0..b).filter(|&n| labels[n] != labels[a]).map(|n| m[a][n]).collect();
-        let hp = if pos.is_empty() { rowmin } else { pos.iter().copied().fold(f64::MIN, f64::max) };
-        let hn = if neg.is_empty() { rowmax } else { neg.iter().copied().fold(f64::MAX, f64::min) };
-        total += if soft { (hp - hn).exp().ln_1p() } else { (hp - hn + margin).max(0.0) };
+        let pos: Vec<f64> = (0..b)
+            .filter(|&p| p != a && labels[p] == labels[a])
+            .map(|p| m[a][p])
+            .collect();
+        let neg: Vec<f64> = (0..b)
+            .filter(|&n| labels[n] != labels[a])
+            .map(|n| m[a][n])
+            .collect();
+        let hp = if pos.is_empty() {
+            rowmin
+        } else {
+            pos.iter().copied().fold(f64::MIN, f64::max)
+        };
+        let hn = if neg.is_empty() {
+            rowmax
+        } else {
+            neg.iter().copied().fold(f64::MAX, f64::min)
+        };
+        total += if soft {
+            (hp - hn).exp().ln_1p()
+        } else {
+            (hp - hn + margin).max(0.0)
+        };
     }
     total / b as f64
 }
@@ -88,7 +108,14 @@ fn random_batch(rng: &mut Pcg64Mcg) -> Batch {
     let x = (0..b * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let margin = [0.0f32, 0.2, 1.0][rng.random_range(0..3)];
     let metric = Metric::ALL[rng.random_range(0..3)];
-    Batch { x, labels, b, d, margin, metric }
+    Batch {
+        x,
+        labels,
+        b,
+        d,
+        margin,
+        metric,
+    }
 }
 
 fn close(got: f32, want: f64) -> bool {
@@ -111,7 +138,11 @@ fn semi_hard_matches_a_float64_port_on_random_batches() {
             if want.is_nan() {
                 assert!(got.is_nan(), "case {case} {selection:?}: {got} vs NaN");
             } else {
-                assert!(close(got, want), "case {case} {selection:?} {:?}: {got} vs {want}", t.metric);
+                assert!(
+                    close(got, want),
+                    "case {case} {selection:?} {:?}: {got} vs {want}",
+                    t.metric
+                );
             }
         }
         defined += usize::from(!want.is_nan());
@@ -130,7 +161,11 @@ fn hard_matches_a_float64_port_on_random_batches() {
         let want = hard_f64(&x64, &t.labels, t.d, f64::from(t.margin), t.metric, soft);
         let x = Tensor::<2>::from_data(TensorData::new(t.x.clone(), [t.b, t.d]), &device);
         let got = hard_triplet_loss(x, &t.labels, t.margin, t.metric, soft).into_scalar::<f32>();
-        assert!(close(got, want), "case {case} {:?} soft={soft}: {got} vs {want}", t.metric);
+        assert!(
+            close(got, want),
+            "case {case} {:?} soft={soft}: {got} vs {want}",
+            t.metric
+        );
     }
 }
 
@@ -153,6 +188,10 @@ fn device_and_host_selection_agree_on_gradients_at_large_batch() {
     let (l_dev, g_dev) = run(Selection::Device);
     let (l_host, g_host) = run(Selection::Host);
     assert!((l_dev - l_host).abs() < 1e-6, "{l_dev} vs {l_host}");
-    let max = g_dev.iter().zip(&g_host).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let max = g_dev
+        .iter()
+        .zip(&g_host)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(max < 1e-6, "gradients differ by {max}");
 }

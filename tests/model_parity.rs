@@ -21,14 +21,19 @@ fn tensor(st: &SafeTensors<'_>, name: &str) -> (Vec<f32>, Vec<usize>) {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn forward_matches_keras() {
     let device = cpu_device();
     let st = SafeTensors::deserialize(GOLDEN).unwrap();
-    let model = EmbedNetConfig::new().load_safetensors(GOLDEN, &device).unwrap();
+    let model = EmbedNetConfig::new()
+        .load_safetensors(GOLDEN, &device)
+        .unwrap();
     let (input, shape) = tensor(&st, "input_nhwc");
     assert_eq!(shape, [16, 28, 28, 1]);
     let images = Images::new(&input, &device);
@@ -52,7 +57,9 @@ fn weights_round_trip_through_safetensors() {
     let device = cpu_device();
     let model = EmbedNetConfig::new().init(7, &device);
     let bytes = pollster::block_on(model.to_safetensors()).unwrap();
-    let again = EmbedNetConfig::new().load_safetensors(&bytes, &device).unwrap();
+    let again = EmbedNetConfig::new()
+        .load_safetensors(&bytes, &device)
+        .unwrap();
     let x = Images::new(&[0.5; 2 * 784], &device);
     let a: Vec<f32> = model.forward(&x).into_data().try_into_vec().unwrap();
     let b: Vec<f32> = again.forward(&x).into_data().try_into_vec().unwrap();
@@ -68,12 +75,19 @@ fn weights_round_trip_through_safetensors() {
 fn bad_weight_files_are_rejected_with_a_reason() {
     let device = cpu_device();
     let cfg = EmbedNetConfig::new();
-    assert!(cfg.load_safetensors(b"not a weights file", &device).is_err());
+    assert!(
+        cfg.load_safetensors(b"not a weights file", &device)
+            .is_err()
+    );
     // A valid safetensors file with the wrong shape for conv1.
     let data = vec![0u8; 4 * 4];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 2], &data).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 2], &data).unwrap();
     let bytes = safetensors::serialize(vec![("conv1.kernel_hwio", view)], None).unwrap();
-    let err = cfg.load_safetensors(&bytes, &device).unwrap_err().to_string();
+    let err = cfg
+        .load_safetensors(&bytes, &device)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("conv1.kernel_hwio"), "{err}");
     let _ = TensorData::new(vec![0f32], [1]);
 }

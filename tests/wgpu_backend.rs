@@ -28,7 +28,10 @@ fn golden_cases_on_wgpu_match_tfa() {
     let Some(device) = device() else { return };
     let cases = parse_cases(include_str!("golden/triplet_semihard.json")).unwrap();
     let mut checked = 0;
-    for case in cases.iter().filter(|c| !c.ill_conditioned && !c.nondifferentiable_point) {
+    for case in cases
+        .iter()
+        .filter(|c| !c.ill_conditioned && !c.nondifferentiable_point)
+    {
         let got = evaluate_case(case, &device, Selection::Device);
         let want = case.expected_loss.unwrap();
         if want.is_nan() {
@@ -80,7 +83,11 @@ impl Host for Collect {
 #[test]
 fn a_few_training_steps_on_wgpu() {
     let Some(device) = device() else { return };
-    let split = load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist"))).unwrap();
+    let split = load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/www/data/mnist"
+    )))
+    .unwrap();
     let config = TrainConfig {
         epochs: 2,
         train_limit: Some(128),
@@ -90,18 +97,33 @@ fn a_few_training_steps_on_wgpu() {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config, &split, &device).unwrap();
-    let mut host = Collect { losses: Vec::new(), embeddings: None };
+    let mut host = Collect {
+        losses: Vec::new(),
+        embeddings: None,
+    };
     let summary = pollster::block_on(run(&mut trainer, &mut host)).unwrap();
     assert_eq!(host.losses.len(), 8);
-    assert!(host.losses.iter().all(|l| l.is_finite() && *l >= 0.0), "{:?}", host.losses);
-    assert!(summary.epoch_losses[1] < summary.epoch_losses[0] + 0.1, "{:?}", summary.epoch_losses);
+    assert!(
+        host.losses.iter().all(|l| l.is_finite() && *l >= 0.0),
+        "{:?}",
+        host.losses
+    );
+    assert!(
+        summary.epoch_losses[1] < summary.epoch_losses[0] + 0.1,
+        "{:?}",
+        summary.epoch_losses
+    );
     let e = host.embeddings.unwrap();
     assert_eq!(e.len(), 64 * 256);
     assert!(e.iter().all(|v| v.is_finite()));
 }
 
 fn mnist() -> tripletlab::data::Split {
-    load_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/www/data/mnist"))).unwrap()
+    load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/www/data/mnist"
+    )))
+    .unwrap()
 }
 
 fn read(t: burn::tensor::Tensor<1>) -> Vec<f32> {
@@ -112,7 +134,10 @@ fn read(t: burn::tensor::Tensor<1>) -> Vec<f32> {
 fn worst(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-    got.iter().zip(want).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f32::max)
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs() / scale)
+        .fold(0.0, f32::max)
 }
 
 /// The WGSL kernels (the page's WebGPU engine) against the fused host kernels (themselves
@@ -141,7 +166,11 @@ fn wgsl_kernels_match_the_host_kernels() {
     let mut host = FusedNet::new(parts.clone(), AdamSettings::default());
     let flat: Vec<f32> = parts.concat();
     let n_flat = flat.len();
-    let mut gpu = GpuNet::new(Tensor::<1>::from_data(TensorData::new(flat, [n_flat]), &device), AdamSettings::default()).unwrap();
+    let mut gpu = GpuNet::new(
+        Tensor::<1>::from_data(TensorData::new(flat, [n_flat]), &device),
+        AdamSettings::default(),
+    )
+    .unwrap();
 
     for n in [11usize, 1, 32] {
         let idx: Vec<usize> = (0..n).map(|i| (i * 37 + n) % split.train.len()).collect();
@@ -153,18 +182,35 @@ fn wgsl_kernels_match_the_host_kernels() {
         let want = host.forward_train(&pixels, masks.as_ref()).to_vec();
         let got = gpu.forward_train(&pixels, masks.as_ref()).unwrap();
         let got = got.into_data().try_into_vec::<f32>().unwrap();
-        assert!(worst(&got, &want) < 1e-4, "n={n}: embeddings differ by {}", worst(&got, &want));
+        assert!(
+            worst(&got, &want) < 1e-4,
+            "n={n}: embeddings differ by {}",
+            worst(&got, &want)
+        );
 
-        let d: Vec<f32> = (0..n * 256).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1).collect();
+        let d: Vec<f32> = (0..n * 256)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.1)
+            .collect();
         host.backward(&pixels, &d);
-        gpu.backward(Tensor::<2>::from_data(TensorData::new(d, [n, 256]), &device)).unwrap();
+        gpu.backward(Tensor::<2>::from_data(
+            TensorData::new(d, [n, 256]),
+            &device,
+        ))
+        .unwrap();
         let grads = read(gpu.grads().unwrap());
         let mut at = 0;
         for (k, want) in host.grads().iter().enumerate() {
             let got = &grads[at..at + want.len()];
             at += want.len();
-            assert!(want.iter().any(|v| *v != 0.0), "n={n}: gradient {k} is all zero");
-            assert!(worst(got, want) < 1e-4, "n={n}: gradient {k} differs by {}", worst(got, want));
+            assert!(
+                want.iter().any(|v| *v != 0.0),
+                "n={n}: gradient {k} is all zero"
+            );
+            assert!(
+                worst(got, want) < 1e-4,
+                "n={n}: gradient {k} differs by {}",
+                worst(got, want)
+            );
         }
 
         // Adam from the same gradients (Adam divides by √v, so tiny gradients' rounding
@@ -180,12 +226,25 @@ fn wgsl_kernels_match_the_host_kernels() {
         gpu.adam_step(1e-3, loss).unwrap();
         let got = read(gpu.params());
         let want: Vec<f32> = host.params().concat();
-        assert!(worst(&got, &want) < 1e-5, "n={n}: weights after Adam differ by {}", worst(&got, &want));
+        assert!(
+            worst(&got, &want) < 1e-5,
+            "n={n}: weights after Adam differ by {}",
+            worst(&got, &want)
+        );
 
         // Inference (no dropout), in a piece of another size.
         let want = host.embed(&pixels);
-        let got = gpu.embed(&pixels).unwrap().into_data().try_into_vec::<f32>().unwrap();
-        assert!(worst(&got, &want) < 1e-4, "n={n}: inference embeddings differ by {}", worst(&got, &want));
+        let got = gpu
+            .embed(&pixels)
+            .unwrap()
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert!(
+            worst(&got, &want) < 1e-4,
+            "n={n}: inference embeddings differ by {}",
+            worst(&got, &want)
+        );
     }
 
     // A non-finite loss: Adam leaves the weights as they were.
@@ -210,12 +269,25 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     use tripletlab::train::{StepEngine, StepOutcome};
     let Some(device) = device() else { return };
     let split = mnist();
-    let config = TrainConfig { train_limit: Some(650), test_limit: Some(64), ..TrainConfig::default() };
+    let config = TrainConfig {
+        train_limit: Some(650),
+        test_limit: Some(64),
+        ..TrainConfig::default()
+    };
     // Above the WGSL engine's batch limit: burn's autodiff when asked for "auto", an error
     // when asked for the fused engine.
-    let big = TrainConfig { batch_size: tripletlab::gpu::MAX_BATCH + 1, ..config.clone() };
-    assert_eq!(Trainer::new(big.clone(), &split, &device).unwrap().engine(), StepEngine::Autodiff);
-    let explicit = TrainConfig { engine: StepEngine::Fused, ..big };
+    let big = TrainConfig {
+        batch_size: tripletlab::gpu::MAX_BATCH + 1,
+        ..config.clone()
+    };
+    assert_eq!(
+        Trainer::new(big.clone(), &split, &device).unwrap().engine(),
+        StepEngine::Autodiff
+    );
+    let explicit = TrainConfig {
+        engine: StepEngine::Fused,
+        ..big
+    };
     assert!(Trainer::new(explicit, &split, &device).is_err());
     let losses = |t: &mut Trainer| -> Vec<f32> {
         (0..22)
@@ -226,7 +298,10 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
             .collect()
     };
     let pair = |lr| {
-        let config = TrainConfig { lr, ..config.clone() };
+        let config = TrainConfig {
+            lr,
+            ..config.clone()
+        };
         let gpu = Trainer::new(config.clone(), &split, &device).unwrap();
         let cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
         (gpu, cpu)
@@ -237,11 +312,18 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     assert_eq!(gpu.engine(), StepEngine::Fused);
     let (a, b) = (losses(&mut gpu), losses(&mut cpu));
     for (step, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "lr 1e-9, step {step}: wgsl {x} vs host {y}");
+        assert!(
+            (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+            "lr 1e-9, step {step}: wgsl {x} vs host {y}"
+        );
     }
     let ea = pollster::block_on(gpu.embed(gpu.test_set())).unwrap();
     let eb = pollster::block_on(cpu.embed(cpu.test_set())).unwrap();
-    assert!(worst(&ea, &eb) < 1e-4, "embeddings after 22 steps at lr 1e-9 differ by {}", worst(&ea, &eb));
+    assert!(
+        worst(&ea, &eb) < 1e-4,
+        "embeddings after 22 steps at lr 1e-9 differ by {}",
+        worst(&ea, &eb)
+    );
     // At the real rate Adam turns rounding differences in near-zero gradients into whole steps
     // and the semi-hard choice can flip, so the runs drift apart; a wrong gradient or update
     // shows from the second step on.
@@ -249,7 +331,10 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     let (a, b) = (losses(&mut gpu), losses(&mut cpu));
     for (step, (x, y)) in a.iter().zip(&b).enumerate() {
         let tolerance = if step < 3 { 1e-4 } else { 2e-2 };
-        assert!((x - y).abs() <= tolerance * y.abs().max(1.0), "step {step}: wgsl {x} vs host {y}");
+        assert!(
+            (x - y).abs() <= tolerance * y.abs().max(1.0),
+            "step {step}: wgsl {x} vs host {y}"
+        );
     }
     assert!(a[20] < a[0], "training lowers the loss: {a:?}");
     let ea = pollster::block_on(gpu.embed(gpu.test_set())).unwrap();
