@@ -1,7 +1,15 @@
-//! Reading JavaScript values, shared by the page and its worker (wasm32 only).
+//! Reading JavaScript values and the clock, shared by the page and its worker (wasm32 only).
 
 use js_sys::Reflect;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+
+/// Milliseconds on the monotonic clock of this global (a window or a worker).
+pub fn now_ms() -> f64 {
+    get(&js_sys::global(), "performance")
+        .dyn_into::<web_sys::Performance>()
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
 
 /// `target[key]`, or `undefined`.
 pub(crate) fn get(target: &JsValue, key: &str) -> JsValue {

@@ -37,11 +37,13 @@ pub trait Host {
 /// of work on the slowest path (one wasm thread), a negligible cost natively.
 pub const SLICE_ROWS: usize = 128;
 
-/// Embeds `set` in slices, pulsing the host between them; `None` when the host said stop.
-async fn embed_sliced<H: Host>(
+/// Embeds `set` in slices of [`SLICE_ROWS`], asking `keep_going` before each; `None` when it
+/// said no. The driver asks its host ([`Host::pulse`]); the page's worker, embedding a stopped
+/// run's weights, asks whether a new run has started.
+pub async fn embed_sliced(
     trainer: &Trainer,
     set: &Dataset,
-    host: &mut H,
+    mut keep_going: impl AsyncFnMut() -> bool,
 ) -> Result<Option<Vec<f32>>, TrainError> {
     let mut out = Vec::new();
     out.try_reserve_exact(set.len() * EMBEDDING_DIM)
@@ -50,7 +52,7 @@ async fn embed_sliced<H: Host>(
         })?;
     let mut start = 0;
     while start < set.len() {
-        if !host.pulse().await {
+        if !keep_going().await {
             return Ok(None);
         }
         let end = (start + SLICE_ROWS).min(set.len());
@@ -124,8 +126,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
 
     'epochs: for epoch in 1..=config.epochs {
         let mut pending: Vec<(usize, usize, Tensor<1>)> = Vec::new(); // (step, global, loss)
-        let mut loss_sum = 0f64;
-        let mut trained = 0usize;
+        let mut tally = EpochLosses::default();
         for step in 1..=steps_per_epoch {
             if !host.proceed().await {
                 summary.stopped = true;
@@ -153,41 +154,28 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             if flush && !pending.is_empty() {
                 let losses = read_losses(&mut pending).await?;
                 let now = host.now_ms();
-                let busy_s = (train_ms + now - t0) / 1000.0;
-                let examples_per_s = if busy_s > 0.0 {
-                    examples as f64 / busy_s
-                } else {
-                    0.0
+                let at = StepTime {
+                    examples_per_s: per_second(examples, train_ms + now - t0),
+                    elapsed_s: (now - start) / 1000.0,
                 };
-                let elapsed_s = (now - start) / 1000.0;
-                for (step, global_step, loss) in losses {
-                    if !loss.is_finite() {
-                        return Err(TrainError::NonFinite {
-                            epoch,
-                            step,
-                            value: loss,
-                        });
-                    }
-                    loss_sum += f64::from(loss);
-                    trained += 1;
-                    summary.steps += 1;
-                    host.event(Event::Step {
-                        epoch,
-                        step,
-                        steps_per_epoch,
-                        global_step,
-                        loss,
-                        examples_per_s,
-                        elapsed_s,
-                    });
-                }
+                report_losses(
+                    host,
+                    losses,
+                    at,
+                    (epoch, steps_per_epoch),
+                    &mut tally,
+                    &mut summary,
+                    false,
+                )?;
             }
             train_ms += host.now_ms() - t0;
             if config.embed_every > 0
                 && global_step % config.embed_every == 0
                 && step != steps_per_epoch
             {
-                let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+                let Some(vectors) =
+                    embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+                else {
                     summary.stopped = true;
                     break;
                 };
@@ -201,38 +189,31 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             }
         }
         // Losses of a stopped epoch that were not read yet: reported like the others, so the
-        // host knows the last step taken. A non-finite one ends nothing here (the run is
-        // stopping, and no engine applies a step whose loss is not finite); it is not counted.
+        // host knows the last step taken.
         if !pending.is_empty() {
-            let elapsed_s = (host.now_ms() - start) / 1000.0;
-            let examples_per_s = if train_ms > 0.0 {
-                examples as f64 / (train_ms / 1000.0)
-            } else {
-                0.0
+            let losses = read_losses(&mut pending).await?;
+            let at = StepTime {
+                examples_per_s: per_second(examples, train_ms),
+                elapsed_s: (host.now_ms() - start) / 1000.0,
             };
-            for (step, global_step, loss) in read_losses(&mut pending).await? {
-                if loss.is_finite() {
-                    loss_sum += f64::from(loss);
-                    trained += 1;
-                    summary.steps += 1;
-                    host.event(Event::Step {
-                        epoch,
-                        step,
-                        steps_per_epoch,
-                        global_step,
-                        loss,
-                        examples_per_s,
-                        elapsed_s,
-                    });
-                }
-            }
+            report_losses(
+                host,
+                losses,
+                at,
+                (epoch, steps_per_epoch),
+                &mut tally,
+                &mut summary,
+                true,
+            )?;
         }
         // A stopped run ends at once: the embeddings and metrics of the last finished
         // evaluation stay the run's (the host may embed the stopped weights afterwards).
         if summary.stopped {
             break 'epochs;
         }
-        let Some(vectors) = embed_sliced(trainer, trainer.test_set(), host).await? else {
+        let Some(vectors) =
+            embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+        else {
             summary.stopped = true;
             break 'epochs;
         };
@@ -244,11 +225,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             vectors: vectors.clone(),
             labels: test_labels.clone(),
         });
-        let mean_loss = if trained > 0 {
-            (loss_sum / trained as f64) as f32
-        } else {
-            f32::NAN
-        };
+        let mean_loss = tally.mean();
         let Some(metrics) = evaluate_sliced(&vectors, &to_u32(&test_labels), None, host).await?
         else {
             summary.stopped = true;
@@ -269,7 +246,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
     if config.knn_against_train && !summary.stopped {
         if let Some(test_vectors) = &last_test {
             // Stopped during the final evaluation: the last epoch's metrics stand.
-            match embed_sliced(trainer, trainer.train_set(), host).await? {
+            match embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await? {
                 None => summary.stopped = true,
                 Some(train_vectors) => {
                     let train_labels = to_u32(&trainer.train_set().labels);
@@ -283,13 +260,82 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
         }
     }
     summary.train_seconds = train_ms / 1000.0;
-    summary.examples_per_s = if train_ms > 0.0 {
-        examples as f64 / (train_ms / 1000.0)
-    } else {
-        0.0
-    };
+    summary.examples_per_s = per_second(examples, train_ms);
     summary.total_seconds = (host.now_ms() - start) / 1000.0;
     Ok(summary)
+}
+
+/// The read losses of one epoch.
+#[derive(Default)]
+struct EpochLosses {
+    sum: f64,
+    trained: usize,
+}
+
+impl EpochLosses {
+    /// Mean loss over the epoch's trained steps (NaN if none was trained).
+    fn mean(&self) -> f32 {
+        if self.trained > 0 {
+            (self.sum / self.trained as f64) as f32
+        } else {
+            f32::NAN
+        }
+    }
+}
+
+/// When a batch of losses was read: the rate and the clock that its steps report.
+struct StepTime {
+    examples_per_s: f64,
+    elapsed_s: f64,
+}
+
+/// `count` per second over `ms` milliseconds (0 before any time has passed).
+fn per_second(count: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        count as f64 / (ms / 1000.0)
+    } else {
+        0.0
+    }
+}
+
+/// Counts read losses into the epoch and reports each as an [`Event::Step`]. The one
+/// non-finite-loss policy: a non-finite loss ends the run with [`TrainError::NonFinite`]; while
+/// the run is `stopping` it is left out instead (no engine applied that step, and the run ends
+/// anyway).
+fn report_losses<H: Host>(
+    host: &mut H,
+    losses: Vec<(usize, usize, f32)>,
+    at: StepTime,
+    (epoch, steps_per_epoch): (usize, usize),
+    tally: &mut EpochLosses,
+    summary: &mut Summary,
+    stopping: bool,
+) -> Result<(), TrainError> {
+    for (step, global_step, loss) in losses {
+        if !loss.is_finite() {
+            if stopping {
+                continue;
+            }
+            return Err(TrainError::NonFinite {
+                epoch,
+                step,
+                value: loss,
+            });
+        }
+        tally.sum += f64::from(loss);
+        tally.trained += 1;
+        summary.steps += 1;
+        host.event(Event::Step {
+            epoch,
+            step,
+            steps_per_epoch,
+            global_step,
+            loss,
+            examples_per_s: at.examples_per_s,
+            elapsed_s: at.elapsed_s,
+        });
+    }
+    Ok(())
 }
 
 /// Reads the pending losses in one device round trip.

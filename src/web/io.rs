@@ -44,13 +44,7 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Milliseconds on the page's monotonic clock.
-pub fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
+pub use crate::js::now_ms;
 
 /// Publishes a finished run's timing as `window.__tripletlabStats` (read by the benchmark).
 /// `marks` are `(global_step, elapsed_s)` at each loss read-back; the steady-state rate is

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -92,14 +92,7 @@ pub async fn file_bytes(file: &File) -> Result<Vec<u8>, String> {
     bytes_of(&Uint8Array::new(&buffer), &file.name())
 }
 
-/// Milliseconds on the worker's monotonic clock.
-pub fn now_ms() -> f64 {
-    Reflect::get(&js_sys::global(), &"performance".into())
-        .ok()
-        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
+pub use crate::js::now_ms;
 
 /// One long-lived channel whose messages resolve the pending yields in order.
 struct Yielder {

@@ -15,7 +15,7 @@ use crate::export::{meta_tsv_string, vecs_tsv_string};
 use crate::model::{EMBEDDING_DIM, EmbedNetConfig};
 use crate::projection::{Tsne, TsneParams};
 use crate::protocol::{Command, Export, Id, Reply, TestImages};
-use crate::train::{Control, Event, Host, SLICE_ROWS, TrainConfig, TrainError, Trainer, run};
+use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run};
 
 use super::device::{DeviceInfo, init_device};
 use super::host::WorkerHost;
@@ -367,32 +367,18 @@ async fn embed_stopped(
     step: usize,
 ) {
     let set = trainer.test_set();
-    let mut vectors = Vec::new();
-    if vectors
-        .try_reserve_exact(set.len() * EMBEDDING_DIM)
-        .is_err()
-    {
-        return;
-    }
-    for start in (0..set.len()).step_by(SLICE_ROWS) {
+    let no_new_run = async || {
         io::yield_now().await;
-        if session.borrow().active.is_some() {
-            return;
-        }
-        match trainer
-            .embed_rows(set, start..(start + SLICE_ROWS).min(set.len()))
-            .await
-        {
-            Ok(rows) => vectors.extend_from_slice(&rows),
-            Err(_) => return,
-        }
+        session.borrow().active.is_none()
+    };
+    if let Ok(Some(vectors)) = embed_sliced(trainer, set, no_new_run).await {
+        host.event(Event::Embeddings {
+            epoch,
+            global_step: step,
+            vectors: Arc::new(vectors),
+            labels: Arc::new(set.labels.clone()),
+        });
     }
-    host.event(Event::Embeddings {
-        epoch,
-        global_step: step,
-        vectors: Arc::new(vectors),
-        labels: Arc::new(set.labels.clone()),
-    });
 }
 
 fn tsne(session: SharedSession, id: Id) {

@@ -21,6 +21,18 @@ function observeLongTasks() {
   }).observe({ type: 'longtask', buffered: true });
 }
 
+/** The page's long tasks since `from` (its clock): count, worst, total blocking time. */
+function longTasksSince(page, from) {
+  return page.evaluate((from) => {
+    const tasks = window.__longTasks.filter((t) => t.start >= from);
+    return {
+      count: tasks.length,
+      worstMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
+      totalBlockingMs: Math.round(tasks.reduce((s, t) => s + Math.max(0, t.duration - 50), 0)),
+    };
+  }, from);
+}
+
 /** Clicks `name` and resolves to ms from the click to the next data-state change. */
 async function clickToState(page, name) {
   return page.evaluate((name) => new Promise((resolve) => {
@@ -61,14 +73,7 @@ try {
     const from = await page.evaluate(() => performance.now());
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await waitState(page, ['done', 'error'], 1_800_000);
-    const longTasks = await page.evaluate((from) => {
-      const tasks = window.__longTasks.filter((t) => t.start >= from);
-      return {
-        count: tasks.length,
-        worstMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
-        totalBlockingMs: Math.round(tasks.reduce((s, t) => s + Math.max(0, t.duration - 50), 0)),
-      };
-    }, from);
+    const longTasks = await longTasksSince(page, from);
     const stats = await page.evaluate(() => window.__tripletlabStats ?? null);
     const text = await page.textContent('.progress .numbers');
 
@@ -105,14 +110,7 @@ try {
     const trainedS = (Date.now() - t0) / 1000;
     await waitState(page, ['done', 'error'], 3_600_000);
     const finalEvaluationS = (Date.now() - t0) / 1000 - trainedS;
-    const longTasks = await page.evaluate((from) => {
-      const tasks = window.__longTasks.filter((t) => t.start >= from);
-      return {
-        count: tasks.length,
-        worstMs: Math.round(Math.max(0, ...tasks.map((t) => t.duration))),
-        totalBlockingMs: Math.round(tasks.reduce((s, t) => s + Math.max(0, t.duration - 50), 0)),
-      };
-    }, from);
+    const longTasks = await longTasksSince(page, from);
     results.push({ fashionFull: { readyMs, trainedS, finalEvaluationS, mainThreadLongTasks: longTasks, progress: await page.textContent('.progress .numbers') } });
     await page.close();
   }
