@@ -203,6 +203,9 @@ pub enum Reply {
     Paused,
     /// The active run goes on.
     Resumed,
+    /// The worker has seen a Stop: the active run starts no new step or slice and ends once
+    /// the device has finished the work already submitted (≤ `train::QUEUED_WORK_MS` or one step).
+    Stopping,
     /// An event of run `id`.
     Train {
         /// The run.
@@ -281,6 +284,7 @@ impl Reply {
             Reply::TrainRefused { .. } => "TrainRefused",
             Reply::Paused => "Paused",
             Reply::Resumed => "Resumed",
+            Reply::Stopping => "Stopping",
             Reply::Train { event, .. } => match event {
                 Event::Started { .. } => "Started",
                 Event::Step { .. } => "Step",
@@ -486,6 +490,7 @@ mod tests {
             },
             Reply::Paused,
             Reply::Resumed,
+            Reply::Stopping,
             Reply::Projection {
                 points: vec![[1.0, -2.0]],
                 kind: "PCA".into(),

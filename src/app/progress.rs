@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 
-use crate::page::state::{Phase, ProgressInfo};
+use crate::page::state::{Phase, ProgressInfo, StopState};
 
 /// Props of [`Progress`].
 #[derive(Properties, PartialEq)]
@@ -55,10 +55,13 @@ pub fn progress(props: &ProgressProps) -> Html {
         Some(p.elapsed_s / done as f64 * (total - done) as f64)
     };
     let label = match props.phase {
+        Phase::Training | Phase::Paused if p.stop == StopState::Seen => {
+            "stopping: the device finishes the steps already sent…"
+        }
+        Phase::Training | Phase::Paused if p.stop == StopState::Requested => "stopping…",
         Phase::Paused => "paused",
         Phase::Done if p.complete => "done",
         Phase::Done => "stopped",
-        Phase::Training if p.stopping => "stopping…",
         // Every step done, the run's last evaluation (kNN against the training set) goes on.
         Phase::Training if total > 0 && done >= total => "final evaluation…",
         Phase::Training => "training",
@@ -81,7 +84,7 @@ pub fn progress(props: &ProgressProps) -> Html {
         },
     );
     html! {
-        <section class="progress" aria-label="Progress">
+        <section class="progress" aria-label="Progress" data-stop={p.stop.as_str()}>
             <div
                 class="bar"
                 role="progressbar"

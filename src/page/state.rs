@@ -127,8 +127,31 @@ pub struct ProgressInfo {
     pub examples: (usize, usize),
     /// The run finished all its steps.
     pub complete: bool,
-    /// The user asked to stop; the run ends after the current step.
-    pub stopping: bool,
+    /// Where a Stop is.
+    pub stop: StopState,
+}
+
+/// A Stop, from the click to the end of the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StopState {
+    /// No Stop asked for.
+    #[default]
+    None,
+    /// The user pressed Stop; the worker has not answered yet.
+    Requested,
+    /// The worker has seen it: no new step or slice starts, the device finishes its queue.
+    Seen,
+}
+
+impl StopState {
+    /// For the page's `data-stop` attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopState::None => "none",
+            StopState::Requested => "requested",
+            StopState::Seen => "seen",
+        }
+    }
 }
 
 impl ProgressInfo {
@@ -390,7 +413,9 @@ impl State {
             }
             Action::ControlRequested(c) => {
                 if c == Control::Stop && matches!(s.phase, Phase::Training | Phase::Paused) {
-                    s.progress.stopping = true;
+                    if s.progress.stop == StopState::None {
+                        s.progress.stop = StopState::Requested;
+                    }
                 }
             }
             Action::WorkerLost(message) => {
@@ -405,7 +430,7 @@ impl State {
                 s.requested_runs.clear();
                 s.tsne = None;
                 s.weights_available = false;
-                s.progress.stopping = false;
+                s.progress.stop = StopState::None;
                 s.phase = Phase::Error;
                 let kept = if s.embeddings.is_some() {
                     " The projection and metrics so far stay on screen."
@@ -562,6 +587,11 @@ impl State {
                     self.phase = Phase::Training;
                 }
             }
+            Reply::Stopping => {
+                if matches!(self.phase, Phase::Training | Phase::Paused) {
+                    self.progress.stop = StopState::Seen;
+                }
+            }
             Reply::Train { id, event } => {
                 if self.run_id == Some(id) {
                     self.apply_event(event);
@@ -683,7 +713,7 @@ impl State {
             }
             Event::Done(summary) => {
                 self.phase = Phase::Done;
-                self.progress.stopping = false;
+                self.progress.stop = StopState::None;
                 self.progress.elapsed_s = summary.total_seconds;
                 if summary.examples_per_s > 0.0 {
                     self.progress.examples_per_s = summary.examples_per_s;
@@ -706,7 +736,7 @@ impl State {
             }
             Event::Failed(error) => {
                 self.phase = Phase::Error;
-                self.progress.stopping = false;
+                self.progress.stop = StopState::None;
                 let kept = if self.embeddings.is_some() {
                     " The embeddings computed so far can still be downloaded."
                 } else {
@@ -1046,7 +1076,15 @@ mod tests {
     #[test]
     fn stop_says_what_the_downloads_hold() {
         let s = training(1).reduce(Action::ControlRequested(Control::Stop));
-        assert!(s.progress.stopping);
+        assert_eq!(
+            s.progress.stop,
+            StopState::Requested,
+            "the click shows at once"
+        );
+        let s = reply(s, Reply::Stopping);
+        assert_eq!(s.progress.stop, StopState::Seen, "and the worker's answer");
+        let s = reply(s, Reply::Stopping);
+        assert_eq!(s.progress.stop, StopState::Seen);
         let s = reply(
             s,
             Reply::Train {
@@ -1055,7 +1093,7 @@ mod tests {
             },
         );
         assert_eq!(s.phase, Phase::Done);
-        assert!(!s.progress.complete && !s.progress.stopping);
+        assert!(!s.progress.complete && s.progress.stop == StopState::None);
         assert!(has_notice(
             &s,
             Level::Info,

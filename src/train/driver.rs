@@ -33,6 +33,12 @@ pub trait Host {
     fn now_ms(&self) -> f64;
 }
 
+/// How much submitted device work may wait unread: the driver reads the pending losses once
+/// they stand for about this long on the device, even before `read_every` of them. So a Stop
+/// (or a lost device) waits at most this long, or one step where a step is slower, for the
+/// device to finish what was already submitted (8 queued SwiftShader steps were 3 s).
+pub const QUEUED_WORK_MS: f64 = 100.0;
+
 /// Rows embedded (or kNN queries answered) between two [`Host::pulse`] calls: about 20–80 ms
 /// of work on the slowest path (one wasm thread), a negligible cost natively.
 pub const SLICE_ROWS: usize = 128;
@@ -123,6 +129,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
     };
     let mut last_test: Option<Arc<Vec<f32>>> = None;
     let mut global_step = 0usize;
+    let mut pacing = ReadPacing::new(config.read_every);
 
     'epochs: for epoch in 1..=config.epochs {
         let mut pending: Vec<(usize, usize, Tensor<1>)> = Vec::new(); // (step, global, loss)
@@ -135,6 +142,9 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
                 break;
             }
             let t0 = host.now_ms();
+            if pending.is_empty() {
+                pacing.first_submitted = t0;
+            }
             global_step += 1;
             match trainer.step()? {
                 StepOutcome::Trained { loss, examples: n } => {
@@ -150,10 +160,12 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
                     });
                 }
             }
-            let flush = pending.len() >= config.read_every || step == steps_per_epoch;
+            let flush = pending.len() >= pacing.read_every || step == steps_per_epoch;
             if flush && !pending.is_empty() {
+                let read = pending.len();
                 let losses = read_losses(&mut pending).await?;
                 let now = host.now_ms();
+                pacing.measured(read, now);
                 let at = StepTime {
                     examples_per_s: per_second(examples, train_ms + now - t0),
                     elapsed_s: (now - start) / 1000.0,
@@ -265,6 +277,37 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
     Ok(summary)
 }
 
+/// How many losses wait unread: at most `read_every`, and no more than [`QUEUED_WORK_MS`] of
+/// device work by the last read's pace (one step's time is from its submission to its loss
+/// being read, so it is the device's pace, however fast the submission returned).
+struct ReadPacing {
+    limit: usize,
+    /// Losses to collect before the next read: 1 until the first read has measured the pace.
+    read_every: usize,
+    /// When the oldest unread step was submitted.
+    first_submitted: f64,
+}
+
+impl ReadPacing {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            read_every: 1,
+            first_submitted: 0.0,
+        }
+    }
+
+    /// `steps` losses were read at `now`.
+    fn measured(&mut self, steps: usize, now: f64) {
+        let ms_per_step = (now - self.first_submitted) / steps as f64;
+        self.read_every = if ms_per_step > 0.0 {
+            ((QUEUED_WORK_MS / ms_per_step) as usize).clamp(1, self.limit)
+        } else {
+            self.limit
+        };
+    }
+}
+
 /// The read losses of one epoch.
 #[derive(Default)]
 struct EpochLosses {
@@ -350,4 +393,34 @@ async fn read_losses(
         .zip(values)
         .map(|((s, g, _), v)| (s, g, v))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_pacing_bounds_the_unread_device_work() {
+        let mut pacing = ReadPacing::new(8);
+        assert_eq!(
+            pacing.read_every, 1,
+            "the first loss is read at once, to learn the pace"
+        );
+        // 4 steps read 40 ms after the first was submitted: 10 ms a step, 10 fit in 100 ms.
+        pacing.first_submitted = 1000.0;
+        pacing.measured(4, 1040.0);
+        assert_eq!(pacing.read_every, 8, "capped at read_every");
+        // A slow device (SwiftShader: 400 ms a step): every step is read.
+        pacing.first_submitted = 2000.0;
+        pacing.measured(8, 5200.0);
+        assert_eq!(pacing.read_every, 1);
+        // 30 ms a step: three steps' losses wait.
+        pacing.first_submitted = 6000.0;
+        pacing.measured(2, 6060.0);
+        assert_eq!(pacing.read_every, 3);
+        // A clock that did not move: no pace known, the configured limit.
+        pacing.first_submitted = 7000.0;
+        pacing.measured(1, 7000.0);
+        assert_eq!(pacing.read_every, 8);
+    }
 }

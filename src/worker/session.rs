@@ -86,6 +86,10 @@ pub fn handle(session: &SharedSession, command: Command, files: Vec<File>) {
         Command::Train { id, config } => train(session, id, config),
         Command::Control(control) => {
             if let Some((_, flag)) = &session.borrow().active {
+                if control == Control::Stop && flag.get() != Control::Stop {
+                    // Said at once: the run itself ends when the device has caught up.
+                    post(&Reply::Stopping);
+                }
                 flag.set(control);
             }
         }

@@ -3,10 +3,10 @@
 //  - a short training run (batch 32): the page's own steady-state ms/step, and the page's main
 //    thread while it trains: long tasks (> 50 ms, PerformanceObserver 'longtask') from "ready"
 //    to "done": count, worst, total blocking time (each task's time over 50 ms, summed);
-//  - the delay from pressing Stop to the page's state change, mid-step and during the final
-//    evaluation (measured in the page: the click's timestamp to the data-state mutation).
+//  - the delay from pressing Stop to the worker's answer and to the run's end, mid-step and
+//    during the final evaluation (measured in the page: the click's timestamp to the mutations).
 //   node bench.mjs [train_limit=512]
-import { startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+import { clickStop, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 
 const trainLimit = Number(process.argv[2] ?? 512);
 const server = await startServer();
@@ -31,24 +31,6 @@ function longTasksSince(page, from) {
       totalBlockingMs: Math.round(tasks.reduce((s, t) => s + Math.max(0, t.duration - 50), 0)),
     };
   }, from);
-}
-
-/** Clicks `name` and resolves to ms from the click to the next data-state change. */
-async function clickToState(page, name) {
-  return page.evaluate((name) => new Promise((resolve) => {
-    const root = document.querySelector('.app[data-state]');
-    const before = root.getAttribute('data-state');
-    const button = [...document.querySelectorAll('button')].find((b) => b.textContent.trim() === name);
-    let t0;
-    new MutationObserver((_, obs) => {
-      if (root.getAttribute('data-state') !== before) {
-        obs.disconnect();
-        resolve(performance.now() - t0);
-      }
-    }).observe(root, { attributes: true, attributeFilter: ['data-state'] });
-    t0 = performance.now();
-    button.click();
-  }), name);
 }
 
 async function ready(page, q) {
@@ -82,16 +64,16 @@ try {
     await waitState(page, ['ready'], 300_000);
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.getByText(/step ([3-9]|\d\d+)\//).waitFor({ timeout: 600_000 });
-    const stopMidStepMs = Math.round(await clickToState(page, 'Stop'));
+    const stopMidStep = await clickStop(page);
 
     // Stop during the final evaluation (kNN of the test set against the training set).
     await page.goto(server.url + `?train_limit=${trainLimit}&epochs=1&batch=32&backend=${backend}`);
     await waitState(page, ['ready'], 300_000);
     await page.getByRole('button', { name: 'Train', exact: true }).click();
     await page.getByText('final evaluation…').waitFor({ timeout: 1_800_000 });
-    const stopFinalEvalMs = Math.round(await clickToState(page, 'Stop'));
+    const stopFinalEval = await clickStop(page);
 
-    results.push({ backend, adapter, readyMs, ...stats, progress: text, mainThreadLongTasks: longTasks, stopMidStepMs, stopFinalEvalMs, consoleErrors: errors });
+    results.push({ backend, adapter, readyMs, ...stats, progress: text, mainThreadLongTasks: longTasks, stopMidStep, stopFinalEval, consoleErrors: errors });
     await page.close();
   }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+import { clickStop, repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 
 const READY_MS = 180_000;
 const TRAIN_MS = 900_000;
@@ -248,7 +248,11 @@ test('Pause, Resume and Stop steer a run; a stopped run can be exported', { time
   assert.equal(await waitState(page, ['training'], 10_000), 'training');
   // Wait for at least one embedding refresh before stopping.
   await page.getByText(/test embeddings from epoch 1, step \d+/).waitFor({ timeout: TRAIN_MS });
-  await button('Stop').click();
+  // The worker answers the Stop at once; the run ends once SwiftShader has run the steps
+  // already sent to it (the driver sends at most ~100 ms of work, or one step, ahead).
+  const stop = await clickStop(page);
+  console.log(`# Stop on WebGPU: seen by the worker after ${stop.seenMs} ms, run ended after ${stop.endedMs} ms`);
+  assert.ok(stop.seenMs !== null, 'the worker said it had seen the Stop before the run ended');
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
   const banners = await page.textContent('.banners');
   assert.match(banners, /Stopped after/);

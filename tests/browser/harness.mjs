@@ -101,3 +101,26 @@ export async function waitState(page, states, timeout) {
   );
   return page.getAttribute('.app[data-state]', 'data-state');
 }
+
+/** Clicks Stop; resolves to ms from the click to the worker's answer (`data-stop="seen"`:
+ *  nothing new starts; null if the run ended first) and to the run's end (the next
+ *  data-state change: the device has finished what was already sent to it). */
+export async function clickStop(page) {
+  return page.evaluate(() => new Promise((resolve) => {
+    const root = document.querySelector('.app[data-state]');
+    const before = root.getAttribute('data-state');
+    const button = [...document.querySelectorAll('button')].find((b) => b.textContent.trim() === 'Stop');
+    let t0;
+    let seenMs = null;
+    new MutationObserver((_, obs) => {
+      const now = performance.now() - t0;
+      if (seenMs === null && root.querySelector('.progress')?.getAttribute('data-stop') === 'seen') seenMs = now;
+      if (root.getAttribute('data-state') !== before) {
+        obs.disconnect();
+        resolve({ seenMs: seenMs === null ? null : Math.round(seenMs), endedMs: Math.round(now) });
+      }
+    }).observe(root, { attributes: true, subtree: true, attributeFilter: ['data-state', 'data-stop'] });
+    t0 = performance.now();
+    button.click();
+  }));
+}
