@@ -742,8 +742,16 @@ impl State {
                 } else {
                     ""
                 };
+                if matches!(error, TrainError::Device(_)) {
+                    // The worker starts a new device; Train waits for it.
+                    self.device_ready = false;
+                }
                 let text = match &error {
-                    TrainError::Device(_) => format!("Training stopped: {error}.{kept}"),
+                    TrainError::Device(_) => format!(
+                        "Training stopped: {error} (the GPU device was lost or reset).{kept} \
+                         Download weights, when enabled, holds the weights of the last finished \
+                         epoch. The next Train starts a new device."
+                    ),
                     _ => format!("Training failed: {error}.{kept}"),
                 };
                 self.notify(Notice::error(text));
@@ -1225,6 +1233,16 @@ mod tests {
             Level::Error,
             "Training stopped: the GPU device failed: lost"
         ));
+        assert!(!s.device_ready, "Train waits for the new device");
+        let s = reply(
+            s,
+            Reply::DeviceReady {
+                webgpu: true,
+                adapter: "WebGPU".into(),
+                fallback: None,
+            },
+        );
+        assert!(s.device_ready);
     }
 
     #[test]

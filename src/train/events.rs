@@ -38,6 +38,24 @@ pub enum TrainError {
     Data(String),
 }
 
+impl TrainError {
+    /// A device failure, from the runtime's error (whose `Debug` nests each cause under
+    /// "Caused by:" and ends with a backtrace section): its innermost cause, on one line.
+    pub fn device(error: impl std::fmt::Debug) -> Self {
+        let text = format!("{error:?}");
+        let cause = text
+            .split("Backtrace:")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "Caused by:")
+            .last()
+            .unwrap_or("unknown error");
+        TrainError::Device(cause.to_string())
+    }
+}
+
 /// What a training run reports, in order. See the module docs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
@@ -139,4 +157,35 @@ pub enum Control {
     Pause,
     /// End the run at the next step or slice boundary (it finishes with `Done { stopped: true }`).
     Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_error_is_its_innermost_cause_on_one_line() {
+        // The text cubecl's error gave for a destroyed WebGPU device (e2e test).
+        let debug = "An error happened during execution\nCaused by:\n  An error happened during \
+                     execution\nCaused by:\n  the staging buffer could not be mapped: Error \
+                     occurred when trying to async map a buffer\nBacktrace:\nNo backtrace available";
+        struct Raw(&'static str);
+        impl std::fmt::Debug for Raw {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        assert_eq!(
+            TrainError::device(Raw(debug)),
+            TrainError::Device(
+                "the staging buffer could not be mapped: Error occurred when trying to async map \
+                 a buffer"
+                    .into()
+            )
+        );
+        assert_eq!(
+            TrainError::device(Raw("")),
+            TrainError::Device("unknown error".into())
+        );
+    }
 }

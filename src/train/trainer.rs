@@ -380,13 +380,8 @@ fn loss_is_finite(loss: &Tensor<1>, device: &Device) -> Result<bool, TrainError>
     if cfg!(target_arch = "wasm32") && device.clone().inner() != cpu_device() {
         return Ok(true);
     }
-    let data = loss
-        .clone()
-        .try_into_data()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-    let values = data
-        .try_into_vec::<f32>()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    let data = loss.clone().try_into_data().map_err(TrainError::device)?;
+    let values = data.try_into_vec::<f32>().map_err(TrainError::device)?;
     Ok(values.iter().all(|v| v.is_finite()))
 }
 
@@ -396,9 +391,9 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Tra
     tensor
         .into_data_async()
         .await
-        .map_err(|e| TrainError::Device(format!("{e:?}")))?
+        .map_err(TrainError::device)?
         .try_into_vec()
-        .map_err(|e| TrainError::Device(format!("{e:?}")))
+        .map_err(TrainError::device)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! WebGPU detection and burn device start-up, with the CPU fallback and a start-up timeout.
 //! Works in the worker (its `WorkerNavigator`) and in a window (the wasm tests) alike.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, DeviceKind};
 use futures::FutureExt;
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -112,7 +112,12 @@ pub async fn detect_webgpu() -> Result<Adapter, String> {
 ///
 /// On a software adapter the CPU is the default: the CPU step (the fused kernels of
 /// `crate::fused`, one thread) is far faster there than the emulated GPU.
-pub async fn init_device(choice: BackendChoice) -> DeviceInfo {
+///
+/// `start` counts the WebGPU devices this worker has started before (after a lost device, the
+/// next one): burn keeps a lost device's runtime registered under its selector, so each start
+/// uses a selector of its own (in a browser every selector asks for the high-performance
+/// adapter).
+pub async fn init_device(choice: BackendChoice, start: usize) -> DeviceInfo {
     let cpu = |reason: String| DeviceInfo {
         device: cpu_device(),
         kind: BackendKind::Cpu,
@@ -132,7 +137,11 @@ pub async fn init_device(choice: BackendChoice) -> DeviceInfo {
             adapter.text
         )),
         Ok(adapter) => {
-            let start = Device::wgpu_options().init_async().fuse();
+            let options = match start {
+                0 => Device::wgpu_options(),
+                n => Device::wgpu_options().device_kind(DeviceKind::DiscreteGpu(n)),
+            };
+            let start = options.init_async().fuse();
             let timeout = gloo_timers::future::TimeoutFuture::new(WEBGPU_START_TIMEOUT_MS).fuse();
             futures::pin_mut!(start, timeout);
             futures::select! {

@@ -53,6 +53,8 @@ pub struct Session {
     pub latest: Option<Latest>,
     /// The latest t-SNE request (0: none); a running one ends when this changes.
     latest_tsne: Id,
+    /// Devices started so far (a lost device is replaced by the next).
+    device_starts: usize,
 }
 
 pub type SharedSession = Rc<RefCell<Session>>;
@@ -99,9 +101,13 @@ pub fn handle(session: &SharedSession, command: Command, files: Vec<File>) {
 }
 
 fn start_device(session: SharedSession) {
-    let backend = session.borrow().backend;
+    let (backend, start) = {
+        let mut s = session.borrow_mut();
+        s.device_starts += 1;
+        (s.backend, s.device_starts - 1)
+    };
     spawn_local(async move {
-        let info = init_device(backend).await;
+        let info = init_device(backend, start).await;
         post(&Reply::DeviceReady {
             webgpu: info.kind == BackendKind::Wgpu,
             adapter: info.adapter.clone(),

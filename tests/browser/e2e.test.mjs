@@ -175,14 +175,81 @@ test('invalid URL values are shown at their fields', { timeout: READY_MS + ACTIO
   await page.close();
 });
 
-test('without WebGPU the page falls back to the CPU with a banner', { timeout: READY_MS + ACTION_MS }, async () => {
+/** Runs `js` in the page's worker before its wasm starts (prepended to trunk's loader script):
+ *  how these tests take WebGPU away from the worker, or make it hang, as a browser might. */
+async function patchWorker(page, js) {
+  await page.route('**/tripletlab-worker_loader.js', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, body: `${js}\n${await response.text()}` });
+  });
+}
+
+test('without WebGPU (no navigator.gpu in the worker) the page trains on the CPU, with a banner', { timeout: READY_MS + TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}?backend=cpu&train_limit=64`);
+  await patchWorker(page, "Object.defineProperty(WorkerNavigator.prototype, 'gpu', { get: () => undefined });");
+  // No backend in the URL: the page's own detection finds no WebGPU.
+  await page.goto(`${server.url}?train_limit=64&test_limit=40&epochs=1`);
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
-  assert.match(await page.textContent('.banners'), /CPU/);
+  assert.match(await page.textContent('.banners'), /No WebGPU: this browser does not offer WebGPU \(navigator\.gpu is missing\)/);
+  assert.match(await page.textContent('[data-testid=adapter]'), /CPU/);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('a WebGPU start that never ends falls back to the CPU after the time limit, with a banner', { timeout: READY_MS + 60_000 }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  // An adapter, but a device request that never answers (a hung driver).
+  await patchWorker(page, 'GPUAdapter.prototype.requestDevice = () => new Promise(() => {});');
+  const t0 = Date.now();
+  await page.goto(`${server.url}?backend=webgpu&train_limit=64&test_limit=40&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const waited = Date.now() - t0;
+  console.log(`# ready on the CPU ${waited} ms after a WebGPU start that hung`);
+  assert.ok(waited >= 15_000, `the page gave up on WebGPU after ${waited} ms, before its 15 s limit`);
+  assert.match(await page.textContent('.banners'), /WebGPU did not start within 15 s\. Training runs on the CPU instead/);
   assert.match(await page.textContent('[data-testid=adapter]'), /CPU/);
   assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('a lost GPU device ends the run with a banner, keeps the last epoch\'s weights, and the next Train starts a new device', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
+  const page = await openPage();
+  // Keeps the worker's GPUDevice where the test can destroy it (what a driver reset does).
+  await patchWorker(page, `const requestDevice = GPUAdapter.prototype.requestDevice;
+GPUAdapter.prototype.requestDevice = async function (...args) {
+  const device = await requestDevice.apply(this, args);
+  self.__gpuDevices = [...(self.__gpuDevices ?? []), device];
+  return device;
+};`);
+  await page.goto(`${server.url}?backend=webgpu&train_limit=192&test_limit=50&epochs=2`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const train = page.getByRole('button', { name: 'Train', exact: true });
+  await train.click();
+  await page.getByText(/epoch 2\/2 · step [2-5]\//).waitFor({ timeout: TRAIN_MS });
+  const [worker] = page.workers();
+  await worker.evaluate(() => self.__gpuDevices.at(-1).destroy());
+  assert.equal(await waitState(page, ['error', 'done'], TRAIN_MS), 'error');
+  await page.getByText(/Training stopped: the GPU device failed: .* \(the GPU device was lost or reset\)/).waitFor({ timeout: 10_000 });
+  // The weights of epoch 1's end survived the device.
+  const weights = page.getByRole('button', { name: 'Download weights', exact: true });
+  await weights.and(page.locator(':enabled')).waitFor({ timeout: 60_000 });
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), weights.click()]);
+  const bytes = readFileSync(await dl.path());
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString());
+  assert.ok(Object.keys(header).length >= 6, `safetensors header: ${Object.keys(header)}`);
+  // A new device, on WebGPU again, and a run on it to the end.
+  for (let t0 = Date.now(); (await worker.evaluate(() => self.__gpuDevices.length)) < 2; await page.waitForTimeout(250)) {
+    assert.ok(Date.now() - t0 < 60_000, 'no second device was requested');
+  }
+  await train.and(page.locator(':enabled')).waitFor({ timeout: 60_000 });
+  assert.match(await page.textContent('[data-testid=adapter]'), /WebGPU/);
+  assert.doesNotMatch(await page.textContent('.banners'), /WebGPU could not be started/);
+  await train.click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
   await page.close();
 });
 
