@@ -52,9 +52,26 @@ const PARAMS: usize = {
 };
 /// Images per forward pass when embedding a whole set (bounds the work buffers: ≈ 8 MB).
 pub const EMBED_PIECE: usize = 128;
-/// Largest training batch: conv2's input grid then takes 118 MB, under the 128 MiB that
-/// WebGPU guarantees for one storage buffer binding.
-pub const MAX_BATCH: usize = 2048;
+/// Bytes per image of the engine's largest buffer, conv2's zero-padded input grid (`a1`):
+/// a batch's buffer must fit in one storage binding of the device.
+const LARGEST_BYTES_PER_IMAGE: u64 = (GRID1_CELLS * CONV1 * 4) as u64;
+/// The largest batch whose buffers fit in `max_buffer_bytes` (the device's largest storage
+/// binding and buffer), at most [`crate::train::MAX_BATCH`]: 2,330 in the 128 MiB that
+/// WebGPU guarantees, every batch the settings allow in 1 GiB.
+pub fn max_batch_for(max_buffer_bytes: u64) -> usize {
+    usize::try_from(max_buffer_bytes / LARGEST_BYTES_PER_IMAGE)
+        .unwrap_or(usize::MAX)
+        .min(crate::train::MAX_BATCH)
+}
+
+/// The WGSL engine's largest batch on `device` (see [`max_batch_for`]); `None` when it is not
+/// a wgpu / WebGPU device.
+pub fn max_batch(device: &Device) -> Option<usize> {
+    let probe = buffer(Tensor::<1>::zeros([1], device)).ok()?;
+    Some(max_batch_for(
+        probe.client.properties().memory.max_page_size,
+    ))
+}
 
 /// One WGSL kernel: its name (the compilation cache key), shared declarations it needs after
 /// the header, and its body.
@@ -234,6 +251,8 @@ fn upload(values: Vec<f32>, device: &Device) -> Result<CubeTensor, String> {
 /// The net's weights, Adam's moments and the last batch's activations, on the device.
 pub struct GpuNet {
     device: Device,
+    /// [`max_batch`] on this device.
+    max_batch: usize,
     params: CubeTensor,
     moment_1: CubeTensor,
     moment_2: CubeTensor,
@@ -280,10 +299,12 @@ impl GpuNet {
         let params = params.inner();
         let device = params.device();
         let zeros = || buffer(Tensor::<1>::zeros([PARAMS], &device));
+        let params = buffer(params)?;
         Ok(Self {
+            max_batch: max_batch_for(params.client.properties().memory.max_page_size),
             moment_1: zeros()?,
             moment_2: zeros()?,
-            params: buffer(params)?,
+            params,
             device,
             grads: None,
             time: 0,
@@ -376,12 +397,13 @@ impl GpuNet {
     }
 
     /// Unit-norm embeddings `[n, 256]` of `pixels` (`n·784` values, pixels/255, at most
-    /// [`MAX_BATCH`] images) without dropout, on the device. Keeps nothing for a backward pass.
+    /// [`max_batch`] images) without dropout, on the device. Keeps nothing for a backward pass.
     pub fn embed(&self, pixels: &[f32]) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
-        if n > MAX_BATCH {
+        if n > self.max_batch {
             return Err(format!(
-                "{n} images at once are above the WGSL engine's {MAX_BATCH}"
+                "{n} images at once are above the WGSL engine's {} on this device",
+                self.max_batch
             ));
         }
         Ok(tensor(self.forward(&pixels, n, false, None)?.embeddings))
@@ -396,9 +418,10 @@ impl GpuNet {
         masks: Option<&[Vec<f32>; 2]>,
     ) -> Result<Tensor<2>, String> {
         let (pixels, n) = self.pixels(pixels)?;
-        if n > MAX_BATCH {
+        if n > self.max_batch {
             return Err(format!(
-                "a batch of {n} images is above the WGSL engine's {MAX_BATCH}"
+                "a batch of {n} images is above the WGSL engine's {} on this device",
+                self.max_batch
             ));
         }
         let f = self.forward(&pixels, n, true, masks)?;
@@ -540,5 +563,16 @@ mod tests {
         assert!(h.contains("const W3: u32 = 8544u;"));
         assert!(h.contains("const B3: u32 = 409952u;"));
         assert_eq!(PARAMS, 410_208);
+    }
+
+    #[test]
+    fn the_batch_limit_follows_the_device_s_largest_binding() {
+        // WebGPU's guaranteed 128 MiB: conv2's input grid (57,600 bytes an image) of 2,330.
+        assert_eq!(LARGEST_BYTES_PER_IMAGE, 57_600);
+        assert_eq!(max_batch_for(128 << 20), 2_330);
+        // SwiftShader's 1 GiB holds every batch the settings allow.
+        assert_eq!(max_batch_for(1 << 30), crate::train::MAX_BATCH);
+        assert_eq!(max_batch_for(u64::MAX), crate::train::MAX_BATCH);
+        assert_eq!(max_batch_for(57_599), 0);
     }
 }

@@ -198,27 +198,11 @@ fn score_tile(q: [&[f32]; 4], tile: &[f32], width: usize, out: [&mut [f32]; 4]) 
     }
 }
 
-/// Calls `visit(q, row)` for every row `q` of `query`, where `row[j]` is the
-/// dot product of query row `q` with reference row `j` (the caller may
-/// overwrite `row`). Both buffers are row-major with `dim > 0` values per row
-/// and a whole number of rows.
-pub(crate) fn for_each_dot_row(
-    query: &[f32],
-    reference: &[f32],
-    dim: usize,
-    visit: impl FnMut(usize, &mut [f32]),
-) {
-    if dim == 0 {
-        return;
-    }
-    Tiled::new(reference, dim).for_each_dot_row(query, visit);
-}
-
 /// A reference set cut into tiles of [`TILE`] rows stored transposed, so that
 /// blocks of [`QUERY_BLOCK`] queries are scored tile by tile: the full
 /// similarity matrix never exists and the working set stays in cache. Built
 /// once per reference set, then used for any number of query slices.
-struct Tiled {
+pub(crate) struct Tiled {
     tiles: Vec<f32>,
     rows: usize,
     dim: usize,
@@ -226,7 +210,7 @@ struct Tiled {
 
 impl Tiled {
     /// `reference`: row-major, `dim > 0` values per row, a whole number of rows.
-    fn new(reference: &[f32], dim: usize) -> Self {
+    pub(crate) fn new(reference: &[f32], dim: usize) -> Self {
         let rows = reference.len() / dim;
         // Transposed tiles: tile `t` covers reference rows `start..start + width`
         // and stores value `d` of row `start + j` at `start * dim + d * width + j`.
@@ -246,9 +230,10 @@ impl Tiled {
         Self { tiles, rows, dim }
     }
 
-    /// [`for_each_dot_row`] against this reference set (`q` counts from the
-    /// first row of `query`).
-    fn for_each_dot_row(&self, query: &[f32], mut visit: impl FnMut(usize, &mut [f32])) {
+    /// Calls `visit(q, row)` for every row `q` of `query`, where `row[j]` is the dot product
+    /// of query row `q` with reference row `j` (the caller may overwrite `row`); `query` is
+    /// row-major with this set's `dim` values per row.
+    pub(crate) fn for_each_dot_row(&self, query: &[f32], mut visit: impl FnMut(usize, &mut [f32])) {
         let (dim, n_ref) = (self.dim, self.rows);
         let n_query = query.len() / dim;
         if n_ref == 0 {

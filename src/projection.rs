@@ -7,7 +7,7 @@
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
-use crate::metrics::{Neighbor, for_each_dot_row, top_k};
+use crate::metrics::{Neighbor, top_k};
 
 /// Errors from the projection functions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -101,12 +101,73 @@ fn check_data(data: &[f32], dim: usize) -> Result<usize, ProjectionError> {
 /// [`ProjectionError::ZeroDim`], [`ProjectionError::RaggedData`], or
 /// [`ProjectionError::NonFinite`] for NaN or infinite values.
 pub fn pca_2d(data: &[f32], dim: usize) -> Result<Vec<[f32; 2]>, ProjectionError> {
-    check_data(data, dim)?;
-    let coords = Pca::fit(data, dim).project(data);
-    Ok(coords
-        .into_iter()
-        .map(|[x, y]| [x as f32, y as f32])
-        .collect())
+    let mut job = Pca2d::new(data, dim)?;
+    job.advance(data, usize::MAX);
+    Ok(job.finish(data))
+}
+
+/// [`pca_2d`] a block of rows at a time, for a host that must stay responsive: the scatter
+/// matrix is O(n·dim²), a few hundred milliseconds for 10,000 embeddings in a browser. Every
+/// call gets the same `data`; the result is bit-identical to [`pca_2d`]'s.
+pub struct Pca2d {
+    dim: usize,
+    rows: usize,
+    mean: Vec<f64>,
+    scatter: Scatter,
+}
+
+impl Pca2d {
+    /// Checks `data` and takes its mean.
+    ///
+    /// # Errors
+    /// As [`pca_2d`].
+    pub fn new(data: &[f32], dim: usize) -> Result<Self, ProjectionError> {
+        let rows = check_data(data, dim)?;
+        let mean = column_mean(data, dim);
+        Ok(Self {
+            dim,
+            rows,
+            mean,
+            scatter: Scatter::new(dim),
+        })
+    }
+
+    /// Folds up to `rows` more rows (rounded up to a multiple of 4) into the scatter matrix;
+    /// `true` once every row is in.
+    pub fn advance(&mut self, data: &[f32], rows: usize) -> bool {
+        debug_assert_eq!(data.len(), self.rows * self.dim, "the data of Pca2d::new");
+        let start = self.scatter.rows;
+        let end = start
+            .saturating_add(rows.div_ceil(4).saturating_mul(4))
+            .min(self.rows);
+        self.scatter
+            .add(&data[start * self.dim..end * self.dim], &self.mean);
+        end == self.rows
+    }
+
+    /// The coordinates of every row (folding in any rows not advanced yet).
+    pub fn finish(mut self, data: &[f32]) -> Vec<[f32; 2]> {
+        self.advance(data, usize::MAX);
+        let cov = self.scatter.into_matrix();
+        Pca::from_scatter(self.mean, &cov, self.rows)
+            .project(data)
+            .into_iter()
+            .map(|[x, y]| [x as f32, y as f32])
+            .collect()
+    }
+}
+
+/// The mean of each column.
+fn column_mean(data: &[f32], dim: usize) -> Vec<f64> {
+    let n = data.len() / dim;
+    let mut mean = vec![0.0f64; dim];
+    for row in data.chunks_exact(dim) {
+        for (m, &x) in mean.iter_mut().zip(row) {
+            *m += f64::from(x);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+    mean
 }
 
 /// Mean and (up to two) unit principal axes of a data set.
@@ -130,21 +191,21 @@ const MIN_RELATIVE_VARIANCE: f64 = 1e-12;
 impl Pca {
     /// Fits on validated, finite data.
     fn fit(data: &[f32], dim: usize) -> Self {
-        let n = data.len() / dim;
-        let mut mean = vec![0.0f64; dim];
-        for row in data.chunks_exact(dim) {
-            for (m, &x) in mean.iter_mut().zip(row) {
-                *m += f64::from(x);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+        let mut job = Scatter::new(dim);
+        let mean = column_mean(data, dim);
+        job.add(data, &mean);
+        Self::from_scatter(mean, &job.into_matrix(), data.len() / dim)
+    }
+
+    /// From the column `mean` and the scatter matrix `cov` of `n` rows.
+    fn from_scatter(mean: Vec<f64>, cov: &[f64], n: usize) -> Self {
+        let dim = mean.len();
         if n < 2 {
             return Self {
                 mean,
                 axes: Vec::new(),
             };
         }
-        let cov = scatter_matrix(data, dim, &mean);
         let trace: f64 = (0..dim).map(|i| cov[i * dim + i]).sum();
         if trace <= 0.0 {
             return Self {
@@ -155,7 +216,7 @@ impl Pca {
         let pairs = if dim == 1 {
             vec![(trace, vec![1.0])]
         } else {
-            top_two_eigen(&cov, dim)
+            top_two_eigen(cov, dim)
         };
         let first = pairs[0].0;
         let axes = pairs
@@ -205,43 +266,64 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// `Σ (x - mean)(x - mean)ᵀ` over all rows, full `dim × dim` storage.
+/// `Σ (x - mean)(x - mean)ᵀ` over rows added in any number of calls, full `dim × dim`
+/// storage once done.
 ///
-/// Rows are folded in four at a time into the upper triangle, so the matrix
-/// is streamed a quarter as often; the inner loop is element-wise and
-/// vectorises.
-fn scatter_matrix(data: &[f32], dim: usize, mean: &[f64]) -> Vec<f64> {
-    let mut cov = vec![0.0f64; dim * dim];
-    let mut rows = [
-        vec![0.0f64; dim],
-        vec![0.0; dim],
-        vec![0.0; dim],
-        vec![0.0; dim],
-    ];
-    for group in data.chunks(4 * dim) {
-        for (k, row) in rows.iter_mut().enumerate() {
-            // Missing rows of the last group stay zero and add nothing.
-            let src = group.get(k * dim..(k + 1) * dim);
-            for (d, r) in row.iter_mut().enumerate() {
-                *r = src.map_or(0.0, |s| f64::from(s[d]) - mean[d]);
+/// Rows are folded in four at a time into the upper triangle, so the matrix is streamed a
+/// quarter as often; the inner loop is element-wise and vectorises. Added in blocks of whole
+/// groups of four, the sum is the same, bit for bit, as in one go.
+struct Scatter {
+    dim: usize,
+    cov: Vec<f64>,
+    /// Rows added so far.
+    rows: usize,
+    group: [Vec<f64>; 4],
+}
+
+impl Scatter {
+    fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            cov: vec![0.0f64; dim * dim],
+            rows: 0,
+            group: [(); 4].map(|_| vec![0.0f64; dim]),
+        }
+    }
+
+    fn add(&mut self, data: &[f32], mean: &[f64]) {
+        let dim = self.dim;
+        let rows = &mut self.group;
+        for group in data.chunks(4 * dim) {
+            for (k, row) in rows.iter_mut().enumerate() {
+                // Missing rows of the last group stay zero and add nothing.
+                let src = group.get(k * dim..(k + 1) * dim);
+                for (d, r) in row.iter_mut().enumerate() {
+                    *r = src.map_or(0.0, |s| f64::from(s[d]) - mean[d]);
+                }
+            }
+            let [r0, r1, r2, r3] = &*rows;
+            for i in 0..dim {
+                let (a, b, c, e) = (r0[i], r1[i], r2[i], r3[i]);
+                let upper = &mut self.cov[i * dim + i..(i + 1) * dim];
+                let xs = r0[i..].iter().zip(&r1[i..]).zip(&r2[i..]).zip(&r3[i..]);
+                for (cij, (((x0, x1), x2), x3)) in upper.iter_mut().zip(xs) {
+                    *cij += a * x0 + b * x1 + c * x2 + e * x3;
+                }
             }
         }
-        let [r0, r1, r2, r3] = &rows;
+        self.rows += data.len() / dim;
+    }
+
+    /// The symmetric matrix.
+    fn into_matrix(self) -> Vec<f64> {
+        let (dim, mut cov) = (self.dim, self.cov);
         for i in 0..dim {
-            let (a, b, c, e) = (r0[i], r1[i], r2[i], r3[i]);
-            let upper = &mut cov[i * dim + i..(i + 1) * dim];
-            let xs = r0[i..].iter().zip(&r1[i..]).zip(&r2[i..]).zip(&r3[i..]);
-            for (cij, (((x0, x1), x2), x3)) in upper.iter_mut().zip(xs) {
-                *cij += a * x0 + b * x1 + c * x2 + e * x3;
+            for j in i + 1..dim {
+                cov[j * dim + i] = cov[i * dim + j];
             }
         }
+        cov
     }
-    for i in 0..dim {
-        for j in i + 1..dim {
-            cov[j * dim + i] = cov[i * dim + j];
-        }
-    }
-    cov
 }
 
 /// Top two eigenpairs (value, unit vector) of the symmetric positive
@@ -538,28 +620,48 @@ pub struct Tsne {
     iter: usize,
 }
 
-impl Tsne {
-    /// Prepares a run on `data` (row-major, `dim` values per row).
+/// A [`Tsne`] in preparation, a block of points at a time: the nearest-neighbour search that
+/// calibrates `P` is O(n²·dim), seconds for 10,000 points, so a host that must stay responsive
+/// runs it in bounded slices ([`TsnePrep::advance`]) and then [`TsnePrep::finish`]es it.
+pub struct TsnePrep {
+    params: TsneParams,
+    affinities: Affinities,
+}
+
+impl TsnePrep {
+    /// Validates as [`Tsne::new`] does.
     ///
     /// # Errors
-    /// [`ProjectionError::ZeroDim`], [`ProjectionError::RaggedData`],
-    /// [`ProjectionError::NonFinite`], [`ProjectionError::TooFewPoints`]
-    /// (fewer than 2 rows), [`ProjectionError::PerplexityTooLarge`]
-    /// (`perplexity >= n`) or [`ProjectionError::InvalidParam`].
+    /// Those of [`Tsne::new`].
     pub fn new(data: &[f32], dim: usize, params: TsneParams) -> Result<Self, ProjectionError> {
         let n = check_data(data, dim)?;
         if n < 2 {
             return Err(ProjectionError::TooFewPoints { n });
         }
         params.validate(n)?;
-        let (p_start, p_index, p_value) =
-            joint_probabilities(data, dim, f64::from(params.perplexity));
-        let y = initial_layout(data, dim, &params);
+        Ok(Self {
+            affinities: Affinities::new(data, dim, f64::from(params.perplexity)),
+            params,
+        })
+    }
+
+    /// Prepares up to `points` more points; `true` once all are done.
+    pub fn advance(&mut self, points: usize) -> bool {
+        self.affinities.advance(points)
+    }
+
+    /// The run, ready to [`Tsne::step`] (finishing any points not advanced yet).
+    pub fn finish(mut self) -> Tsne {
+        self.affinities.advance(usize::MAX);
+        let n = self.affinities.rows();
+        let y = initial_layout(&self.affinities.data, self.affinities.dim, &self.params);
+        let (p_start, p_index, p_value) = self.affinities.finish();
+        let params = self.params;
         let learning_rate = match params.learning_rate {
             Some(lr) => f64::from(lr),
             None => (n as f64 / f64::from(params.early_exaggeration) / 4.0).max(50.0),
         };
-        Ok(Self {
+        Tsne {
             params,
             learning_rate,
             p_start,
@@ -570,7 +672,22 @@ impl Tsne {
             gains: vec![[1.0; 2]; n],
             tree: QuadTree::default(),
             iter: 0,
-        })
+        }
+    }
+}
+
+impl Tsne {
+    /// Prepares a run on `data` (row-major, `dim` values per row).
+    ///
+    /// # Errors
+    /// [`ProjectionError::ZeroDim`], [`ProjectionError::RaggedData`],
+    /// [`ProjectionError::NonFinite`], [`ProjectionError::TooFewPoints`]
+    /// (fewer than 2 rows), [`ProjectionError::PerplexityTooLarge`]
+    /// (`perplexity >= n`) or [`ProjectionError::InvalidParam`].
+    pub fn new(data: &[f32], dim: usize, params: TsneParams) -> Result<Self, ProjectionError> {
+        let mut prep = TsnePrep::new(data, dim, params)?;
+        prep.advance(usize::MAX);
+        Ok(prep.finish())
     }
 
     /// Runs up to `iters` more iterations (never past
@@ -690,87 +807,134 @@ fn exact_repulsion(y: &[[f64; 2]], force: &mut [[f64; 2]]) -> f64 {
     z
 }
 
-/// Symmetric joint probabilities `P` (CSR: row starts, column indices,
-/// values; summing to 1) from the `⌊3·perplexity⌋` nearest neighbours of
-/// every point, each row calibrated to the perplexity.
-fn joint_probabilities(
-    data: &[f32],
+/// Symmetric joint probabilities `P` (CSR: row starts, column indices, values; summing to 1)
+/// from the `⌊3·perplexity⌋` nearest neighbours of every point, each row calibrated to the
+/// perplexity; computed a block of points at a time ([`Affinities::advance`]), since the
+/// neighbour search is O(n²·dim): seconds for 10,000 points.
+struct Affinities {
+    data: Vec<f32>,
     dim: usize,
     perplexity: f64,
-) -> (Vec<usize>, Vec<u32>, Vec<f64>) {
-    let n = data.len() / dim;
-    let k = ((3.0 * perplexity).floor() as usize).clamp(1, n - 1);
-    // Centre first: distances from dot products lose less precision.
-    let mut mean = vec![0.0f64; dim];
-    for row in data.chunks_exact(dim) {
-        mean.iter_mut()
-            .zip(row)
-            .for_each(|(m, &x)| *m += f64::from(x) / n as f64);
+    k: usize,
+    centred: Vec<f32>,
+    sq_norm: Vec<f32>,
+    tiled: crate::metrics::Tiled,
+    /// `(i, j, p_{j|i})` and its transpose, for the rows done so far.
+    cond: Vec<(u32, u32, f64)>,
+    next: usize,
+}
+
+impl Affinities {
+    fn new(data: &[f32], dim: usize, perplexity: f64) -> Self {
+        let n = data.len() / dim;
+        let k = ((3.0 * perplexity).floor() as usize).clamp(1, n - 1);
+        // Centre first: distances from dot products lose less precision.
+        let mut mean = vec![0.0f64; dim];
+        for row in data.chunks_exact(dim) {
+            mean.iter_mut()
+                .zip(row)
+                .for_each(|(m, &x)| *m += f64::from(x) / n as f64);
+        }
+        let centred: Vec<f32> = data
+            .chunks_exact(dim)
+            .flat_map(|row| {
+                row.iter()
+                    .zip(&mean)
+                    .map(|(&x, m)| (f64::from(x) - m) as f32)
+            })
+            .collect();
+        let sq_norm = centred
+            .chunks_exact(dim)
+            .map(|r| r.iter().map(|x| x * x).sum())
+            .collect();
+        Self {
+            tiled: crate::metrics::Tiled::new(&centred, dim),
+            data: data.to_vec(),
+            dim,
+            perplexity,
+            k,
+            centred,
+            sq_norm,
+            cond: Vec::with_capacity(2 * n * k),
+            next: 0,
+        }
     }
-    let centred: Vec<f32> = data
-        .chunks_exact(dim)
-        .flat_map(|row| {
-            row.iter()
-                .zip(&mean)
-                .map(|(&x, m)| (f64::from(x) - m) as f32)
-        })
-        .collect();
-    let sq_norm: Vec<f32> = centred
-        .chunks_exact(dim)
-        .map(|r| r.iter().map(|x| x * x).sum())
-        .collect();
 
-    // Conditional probabilities p_{j|i} for the k nearest neighbours of i.
-    let mut cond: Vec<(u32, u32, f64)> = Vec::with_capacity(2 * n * k);
-    let mut neighbours: Vec<Neighbor> = Vec::with_capacity(k);
-    let mut dist = vec![0.0f64; k];
-    let mut probs = vec![0.0f64; k];
-    for_each_dot_row(&centred, &centred, dim, |i, row| {
-        // Ranking key: 2 x_i·x_j - |x_j|² = |x_i|² - |x_i - x_j|².
-        row.iter_mut()
-            .zip(&sq_norm)
-            .for_each(|(s, &nj)| *s = 2.0 * *s - nj);
-        top_k(row, k, Some(i), &mut neighbours);
-        // Exact squared distances (in f64) for the chosen neighbours.
-        let xi = &data[i * dim..(i + 1) * dim];
-        for (d, nb) in dist.iter_mut().zip(&neighbours) {
-            let xj = &data[nb.index as usize * dim..(nb.index as usize + 1) * dim];
-            *d = xi
-                .iter()
-                .zip(xj)
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
-        }
-        calibrate_row(&dist, perplexity, &mut probs);
-        for (nb, &p) in neighbours.iter().zip(&probs) {
-            cond.push((i as u32, nb.index, p));
-            cond.push((nb.index, i as u32, p));
-        }
-    });
+    fn rows(&self) -> usize {
+        self.data.len() / self.dim
+    }
 
-    // P = (P_cond + P_condᵀ) / total, merged into CSR.
-    cond.sort_unstable_by_key(|&(i, j, _)| (i, j));
-    let total: f64 = cond.iter().map(|c| c.2).sum();
-    let mut p_start = vec![0usize; n + 1];
-    let mut p_index = Vec::with_capacity(cond.len());
-    let mut p_value: Vec<f64> = Vec::with_capacity(cond.len());
-    let mut last: Option<(u32, u32)> = None;
-    for (i, j, p) in cond {
-        if last == Some((i, j)) {
-            if let Some(v) = p_value.last_mut() {
-                *v += p / total;
+    /// The conditional probabilities of up to `rows` more points; `true` once all are done.
+    fn advance(&mut self, rows: usize) -> bool {
+        let (dim, start) = (self.dim, self.next);
+        let end = start.saturating_add(rows).min(self.rows());
+        let mut neighbours: Vec<Neighbor> = Vec::with_capacity(self.k);
+        let mut dist = vec![0.0f64; self.k];
+        let mut probs = vec![0.0f64; self.k];
+        let Self {
+            data,
+            perplexity,
+            k,
+            centred,
+            sq_norm,
+            tiled,
+            cond,
+            ..
+        } = self;
+        tiled.for_each_dot_row(&centred[start * dim..end * dim], |q, row| {
+            let i = start + q;
+            // Ranking key: 2 x_i·x_j - |x_j|² = |x_i|² - |x_i - x_j|².
+            row.iter_mut()
+                .zip(sq_norm.iter())
+                .for_each(|(s, &nj)| *s = 2.0 * *s - nj);
+            top_k(row, *k, Some(i), &mut neighbours);
+            // Exact squared distances (in f64) for the chosen neighbours.
+            let xi = &data[i * dim..(i + 1) * dim];
+            for (d, nb) in dist.iter_mut().zip(&neighbours) {
+                let xj = &data[nb.index as usize * dim..(nb.index as usize + 1) * dim];
+                *d = xi
+                    .iter()
+                    .zip(xj)
+                    .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                    .sum();
             }
-        } else {
-            p_start[i as usize + 1] += 1;
-            p_index.push(j);
-            p_value.push(p / total);
-            last = Some((i, j));
+            calibrate_row(&dist, *perplexity, &mut probs);
+            for (nb, &p) in neighbours.iter().zip(&probs) {
+                cond.push((i as u32, nb.index, p));
+                cond.push((nb.index, i as u32, p));
+            }
+        });
+        self.next = end;
+        self.next == self.rows()
+    }
+
+    /// P = (P_cond + P_condᵀ) / total, merged into CSR (after every row is done).
+    fn finish(self) -> (Vec<usize>, Vec<u32>, Vec<f64>) {
+        let n = self.rows();
+        let mut cond = self.cond;
+        cond.sort_unstable_by_key(|&(i, j, _)| (i, j));
+        let total: f64 = cond.iter().map(|c| c.2).sum();
+        let mut p_start = vec![0usize; n + 1];
+        let mut p_index = Vec::with_capacity(cond.len());
+        let mut p_value: Vec<f64> = Vec::with_capacity(cond.len());
+        let mut last: Option<(u32, u32)> = None;
+        for (i, j, p) in cond {
+            if last == Some((i, j)) {
+                if let Some(v) = p_value.last_mut() {
+                    *v += p / total;
+                }
+            } else {
+                p_start[i as usize + 1] += 1;
+                p_index.push(j);
+                p_value.push(p / total);
+                last = Some((i, j));
+            }
         }
+        for i in 0..n {
+            p_start[i + 1] += p_start[i];
+        }
+        (p_start, p_index, p_value)
     }
-    for i in 0..n {
-        p_start[i + 1] += p_start[i];
-    }
-    (p_start, p_index, p_value)
 }
 
 /// Gaussian conditional probabilities over the squared distances `dist` whose
@@ -1134,6 +1298,30 @@ mod tests {
     }
 
     #[test]
+    fn pca_in_slices_is_the_same_to_the_bit() {
+        let (data, _) = blobs(41, 10, 2); // 123 rows: a partial last group of four
+        let whole = pca_2d(&data, 10).unwrap();
+        for slice in [1, 4, 7, 64] {
+            let mut job = Pca2d::new(&data, 10).unwrap();
+            let mut calls = 1;
+            while !job.advance(&data, slice) {
+                calls += 1;
+            }
+            assert_eq!(
+                calls,
+                123usize.div_ceil(slice.div_ceil(4) * 4),
+                "slice {slice}"
+            );
+            assert_eq!(job.finish(&data), whole, "slice {slice}");
+        }
+        // Finishing early folds in the rest.
+        let mut job = Pca2d::new(&data, 10).unwrap();
+        job.advance(&data, 9);
+        assert_eq!(job.finish(&data), whole);
+        assert!(Pca2d::new(&[f32::NAN; 4], 2).is_err());
+    }
+
+    #[test]
     fn jacobi_matches_a_hand_computed_2x2() {
         // [[2, 1], [1, 2]] has eigenvalues 3 (axis (1,1)/√2) and 1.
         let mut h = [2.0, 1.0, 1.0, 2.0];
@@ -1214,6 +1402,25 @@ mod tests {
             b.step(7);
         }
         assert_eq!(a.embedding(), b.embedding());
+        // Prepared a few points at a time (as the page's worker does): the same run.
+        let mut prep = TsnePrep::new(&data, 5, params).unwrap();
+        let mut slices = 1;
+        while !prep.advance(7) {
+            slices += 1;
+        }
+        assert_eq!(slices, 9, "60 points, 7 at a time");
+        let mut d = prep.finish();
+        d.step(300);
+        assert_eq!(a.embedding(), d.embedding());
+        let mut e = TsnePrep::new(&data, 5, params).unwrap();
+        e.advance(11);
+        let mut e = e.finish();
+        e.step(300);
+        assert_eq!(
+            a.embedding(),
+            e.embedding(),
+            "finish completes what was not advanced"
+        );
         let mut c = Tsne::new(&data, 5, TsneParams { seed: 4, ..params }).unwrap();
         c.step(300);
         assert_ne!(a.embedding(), c.embedding(), "another seed, another layout");
@@ -1269,7 +1476,9 @@ mod tests {
         let (data, _) = blobs(30, 4, 5);
         let n = 90;
         let perplexity = 10.0;
-        let (start, index, value) = joint_probabilities(&data, 4, perplexity);
+        let mut affinities = Affinities::new(&data, 4, perplexity);
+        affinities.advance(usize::MAX);
+        let (start, index, value) = affinities.finish();
         assert_eq!(start.len(), n + 1);
         let total: f64 = value.iter().sum();
         assert!((total - 1.0).abs() < 1e-12);

@@ -121,6 +121,15 @@ impl From<TestImages> for Dataset {
     }
 }
 
+/// The largest batch a device trains, and why (shown at the batch field).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchLimit {
+    /// Largest batch size.
+    pub max: usize,
+    /// Why, as a phrase ("WebGPU: …").
+    pub why: String,
+}
+
 /// What the worker tells the page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
@@ -134,6 +143,8 @@ pub enum Reply {
         adapter: String,
         /// Why the CPU is used instead of WebGPU, when it is.
         fallback: Option<String>,
+        /// The largest batch this device trains.
+        batch_limit: BatchLimit,
     },
     /// A bundled dataset is being fetched.
     DatasetLoading {
@@ -453,6 +464,10 @@ mod tests {
                 webgpu: false,
                 adapter: "CPU".into(),
                 fallback: Some("why".into()),
+                batch_limit: BatchLimit {
+                    max: 4096,
+                    why: "the settings' limit".into(),
+                },
             },
             Reply::DatasetLoading {
                 id: 1,

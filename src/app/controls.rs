@@ -40,6 +40,8 @@ pub struct ControlsProps {
     pub on_train: Callback<()>,
     /// Pause / Resume / Stop pressed.
     pub on_control: Callback<Control>,
+    /// The largest batch the device trains, once known (stated at the batch field).
+    pub batch_max: Option<usize>,
 }
 
 struct Field {
@@ -129,6 +131,9 @@ pub fn controls(props: &ControlsProps) -> Html {
                     {oninput}
                 />
                 { error_of(errors, key) }
+                if let (false, "batch", Some(max)) = (invalid, key, props.batch_max) {
+                    <p class="field-note">{ format!("up to {max} on this device") }</p>
+                }
             </div>
         }
     };

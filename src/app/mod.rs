@@ -203,7 +203,7 @@ fn open_files(link: &Link, dispatch: &Dispatch, files: Vec<web_sys::File>) {
 
 /// Sends Train with the form's settings (the worker refuses it while a run is active).
 fn start_training(link: &Link, dispatch: &Dispatch, state: &State) {
-    let Some(mut config) = state.form.check(state.custom_loaded).config else {
+    let Some(mut config) = state.checked().config else {
         return;
     };
     // Refresh the projection a few times per epoch (and at every epoch end).
@@ -310,7 +310,7 @@ pub fn app() -> Html {
         Callback::from(move |i: usize| dispatch.dispatch(Action::Dismiss(i)))
     };
 
-    let checked = state.form.check(state.custom_loaded);
+    let checked = state.checked();
     let phase = state.phase;
     let busy = matches!(phase, Phase::Training | Phase::Paused);
     let can_train = checked.config.is_some() && state.dataset_ready && state.device_ready && !busy;
@@ -343,6 +343,7 @@ pub fn app() -> Html {
                         on_weights_file={on_weights_file}
                         on_train={on_train}
                         on_control={on_control}
+                        batch_max={state.batch_limit.as_ref().map(|l| l.max)}
                     />
                     <Downloads
                         can_download={can_download}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::data::BundledDataset;
+use crate::protocol::BatchLimit;
 use crate::train::TrainConfig;
 use crate::train::{Metric, Mining};
 
@@ -129,8 +130,9 @@ impl Form {
             .collect()
     }
 
-    /// Parses every field, then applies the core's own range checks.
-    pub fn check(&self, custom_loaded: bool) -> Checked {
+    /// Parses every field, then applies the core's own range checks and the device's batch
+    /// limit (once the device is known).
+    pub fn check(&self, custom_loaded: bool, batch_limit: Option<&BatchLimit>) -> Checked {
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
         let mut config = TrainConfig::default();
         let mut err = |k: &str, m: String| {
@@ -192,6 +194,17 @@ impl Form {
         for problem in config.problems() {
             err(&problem.field, problem.message);
         }
+        if let Some(limit) = batch_limit {
+            if config.batch_size > limit.max {
+                err(
+                    "batch",
+                    format!(
+                        "this device trains batches of up to {} ({})",
+                        limit.max, limit.why
+                    ),
+                );
+            }
+        }
         Checked {
             config: if errors.is_empty() {
                 Some(config)
@@ -215,7 +228,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_notebook_recipe() {
-        let checked = Form::default().check(false);
+        let checked = Form::default().check(false, None);
         assert!(checked.errors.is_empty(), "{:?}", checked.errors);
         assert_eq!(checked.config, Some(TrainConfig::default()));
         assert!(Form::default().to_pairs().is_empty());
@@ -233,7 +246,7 @@ mod tests {
         assert_eq!(form.get("dataset"), "mnist");
         assert_eq!(form.get("metric"), "l2");
         assert_eq!(form.get("mining"), "semi-hard");
-        let config = form.check(false).config.expect("valid");
+        let config = form.check(false, None).config.expect("valid");
         assert_eq!(config.epochs, 3);
         assert_eq!(config.metric, Metric::L2);
         assert_eq!(
@@ -247,7 +260,7 @@ mod tests {
         // Still invalid after leniency: kept as written and flagged at its field.
         let bad = Form::from_pairs(&pairs(&[("dataset", "cifar"), ("metric", "manhattan")]));
         assert_eq!(bad.get("dataset"), "cifar");
-        let checked = bad.check(false);
+        let checked = bad.check(false, None);
         assert!(checked.config.is_none());
         assert!(checked.errors["dataset"].contains("cifar"));
         assert!(checked.errors["metric"].contains("manhattan"));
@@ -273,7 +286,7 @@ mod tests {
         ];
         for (key, value, expected) in cases {
             let form = Form::from_pairs(&pairs(&[(key, value)]));
-            let checked = form.check(false);
+            let checked = form.check(false, None);
             assert!(checked.config.is_none(), "{key}={value} accepted");
             assert_eq!(
                 checked.errors.len(),
@@ -293,19 +306,46 @@ mod tests {
     fn custom_data_needs_the_files_first_and_limits_accept_all() {
         let mut form = Form::default();
         form.set("dataset", "custom".into());
-        assert!(form.check(false).errors["dataset"].contains("open your four IDX files"));
-        assert!(form.check(true).config.is_some());
+        assert!(form.check(false, None).errors["dataset"].contains("open your four IDX files"));
+        assert!(form.check(true, None).config.is_some());
         // "custom" never goes into a shared link; "all" and "" mean no limit.
         assert!(form.to_pairs().is_empty());
         form.set("train_limit", "all".into());
         form.set("test_limit", "".into());
-        let config = form.check(true).config.unwrap();
+        let config = form.check(true, None).config.unwrap();
         assert_eq!((config.train_limit, config.test_limit), (None, None));
         form.set("train_limit", "640".into());
-        assert_eq!(form.check(true).config.unwrap().train_limit, Some(640));
+        assert_eq!(
+            form.check(true, None).config.unwrap().train_limit,
+            Some(640)
+        );
         assert_eq!(form.to_pairs(), vec![("train_limit", "640".to_string())]);
         // Unknown keys are not fields.
         form.set("nonsense", "1".into());
         assert_eq!(form.get("nonsense"), "");
+    }
+
+    #[test]
+    fn a_batch_above_the_device_s_limit_is_flagged_at_its_field() {
+        let limit = BatchLimit {
+            max: 2330,
+            why: "on WebGPU".into(),
+        };
+        let form = Form::from_pairs(&pairs(&[("batch", "2331")]));
+        assert!(
+            form.check(false, None).config.is_some(),
+            "no device known yet"
+        );
+        let checked = form.check(false, Some(&limit));
+        assert_eq!(checked.config, None);
+        assert_eq!(
+            checked.errors["batch"],
+            "this device trains batches of up to 2330 (on WebGPU)"
+        );
+        let form = Form::from_pairs(&pairs(&[("batch", "2330")]));
+        assert!(form.check(false, Some(&limit)).config.is_some());
+        // The settings' own bound speaks first.
+        let form = Form::from_pairs(&pairs(&[("batch", "5000")]));
+        assert!(form.check(false, Some(&limit)).errors["batch"].contains("between 2 and 4096"));
     }
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use crate::backend::BackendChoice;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
-use crate::protocol::{Id, Reply};
+use crate::protocol::{BatchLimit, Id, Reply};
 use crate::train::{Control, Event, TrainError};
 
-use super::form::{EXTRA_KEYS, Form};
+use super::form::{Checked, EXTRA_KEYS, Form};
 
 /// A shared value compared by identity (big buffers must not be compared element by element
 /// on every render).
@@ -213,6 +213,8 @@ pub struct State {
     pub phase: Phase,
     /// The burn device exists.
     pub device_ready: bool,
+    /// The largest batch the device trains (once it is ready).
+    pub batch_limit: Option<BatchLimit>,
     /// Header text for the adapter.
     pub adapter: Option<String>,
     /// URL `backend=` (cpu, webgpu, or automatic).
@@ -298,6 +300,7 @@ impl State {
         State {
             phase: Phase::Loading,
             device_ready: false,
+            batch_limit: None,
             adapter: None,
             backend,
             embed_every,
@@ -344,6 +347,12 @@ impl State {
         } else {
             format!("data: loading {}…", self.dataset_name)
         }
+    }
+
+    /// The form checked against what is loaded and what the device can do.
+    pub fn checked(&self) -> Checked {
+        self.form
+            .check(self.custom_loaded, self.batch_limit.as_ref())
     }
 
     fn notify(&mut self, notice: Notice) {
@@ -466,8 +475,10 @@ impl State {
                 webgpu,
                 adapter,
                 fallback,
+                batch_limit,
             } => {
                 self.device_ready = true;
+                self.batch_limit = Some(batch_limit);
                 self.adapter = Some(adapter);
                 if let Some(reason) = fallback {
                     self.notify(Notice::warning(format!("{reason}.")));
@@ -801,6 +812,10 @@ mod tests {
             webgpu: true,
             adapter: "WebGPU test".into(),
             fallback: None,
+            batch_limit: BatchLimit {
+                max: 2330,
+                why: "on WebGPU".into(),
+            },
         }
     }
 
@@ -879,6 +894,10 @@ mod tests {
                 webgpu: false,
                 adapter: "CPU".into(),
                 fallback: Some("No WebGPU".into()),
+                batch_limit: BatchLimit {
+                    max: 4096,
+                    why: "the settings' limit".into(),
+                },
             },
         );
         assert_eq!(s.phase, Phase::Ready);
@@ -949,7 +968,7 @@ mod tests {
         let s = reply(s, custom);
         assert!(s.custom_loaded && s.file_error.is_none());
         assert_eq!(s.form.get("dataset"), "custom");
-        assert!(s.form.check(s.custom_loaded).config.is_some());
+        assert!(s.checked().config.is_some());
         // A size refused on the page.
         let s = s.reduce(Action::FileError("big.gz is 900 MB".into()));
         assert!(has_notice(&s, Level::Error, "900 MB"));
@@ -1240,6 +1259,10 @@ mod tests {
                 webgpu: true,
                 adapter: "WebGPU".into(),
                 fallback: None,
+                batch_limit: BatchLimit {
+                    max: 2330,
+                    why: "on WebGPU".into(),
+                },
             },
         );
         assert!(s.device_ready);
@@ -1351,5 +1374,16 @@ mod tests {
             },
         );
         assert_eq!(s.weights_label.as_deref(), Some("w.safetensors"));
+    }
+
+    #[test]
+    fn the_form_is_checked_against_the_device_s_batch_limit() {
+        let s = ready().reduce(Action::Field("batch".into(), "4096".into()));
+        assert_eq!(
+            s.checked().errors["batch"],
+            "this device trains batches of up to 2330 (on WebGPU)"
+        );
+        let s = s.reduce(Action::Field("batch".into(), "2330".into()));
+        assert!(s.checked().config.is_some());
     }
 }

@@ -135,7 +135,7 @@ pub struct TrainConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepEngine {
-    /// [`StepEngine::Fused`], except for batches above [`crate::gpu::MAX_BATCH`] on a GPU
+    /// [`StepEngine::Fused`], except for batches above [`crate::gpu::max_batch`] on a GPU
     /// (then [`StepEngine::Autodiff`]).
     #[default]
     Auto,

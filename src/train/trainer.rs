@@ -9,7 +9,7 @@ use super::{ConfigError, StepEngine, TrainConfig, TrainError};
 use crate::backend::cpu_device;
 use crate::data::{Dataset, Split, batches, epoch_order};
 use crate::fused::{AdamSettings, FusedNet};
-use crate::gpu::{EMBED_PIECE, GpuNet, MAX_BATCH as GPU_MAX_BATCH};
+use crate::gpu::{self, EMBED_PIECE, GpuNet};
 use crate::loss::{batch_is_usable, triplet_loss};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
 use rand::SeedableRng;
@@ -99,7 +99,9 @@ impl Trainer {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
         let on_cpu = device.clone().inner() == cpu_device();
-        let fits = on_cpu || config.batch_size <= GPU_MAX_BATCH;
+        // The WGSL engine's limit comes from the device's largest storage binding.
+        let gpu_max = if on_cpu { None } else { gpu::max_batch(device) };
+        let fits = on_cpu || gpu_max.is_some_and(|max| config.batch_size <= max);
         let fused = match config.engine {
             StepEngine::Autodiff => false,
             // Above the WGSL engine's batch limit, burn's autodiff on the GPU.
@@ -107,7 +109,10 @@ impl Trainer {
             StepEngine::Fused if !fits => {
                 return Err(TrainError::Config(ConfigError {
                     field: "engine".into(),
-                    message: format!("the fused GPU engine takes batches of up to {GPU_MAX_BATCH}"),
+                    message: format!(
+                        "the fused GPU engine takes batches of up to {} on this device",
+                        gpu_max.unwrap_or(0)
+                    ),
                 }));
             }
             StepEngine::Fused => true,

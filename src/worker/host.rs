@@ -5,17 +5,27 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::model::EMBEDDING_DIM;
-use crate::projection::pca_2d;
+use crate::projection::Pca2d;
 use crate::protocol::{Id, Reply};
 use crate::train::{Control, Event, Host, Trainer};
 
-use super::io::{self, post};
+use super::io::{self, SLICE_MS, post};
 use super::session::{Latest, SharedSession};
 
 /// How often a paused run looks at its control again.
 const PAUSE_POLL_MS: u32 = 20;
+/// Rows folded into a PCA between two looks at the clock (well under a millisecond's work).
+const PCA_ROWS: usize = 64;
+
+/// The PCA of the latest embeddings, computed in slices between steps.
+struct PendingPca {
+    job: Pca2d,
+    vectors: Arc<Vec<f32>>,
+    kind: String,
+}
 
 /// Drives run `id` inside the worker.
 pub struct WorkerHost {
@@ -26,6 +36,8 @@ pub struct WorkerHost {
     /// `(epoch, global step)` of the last step taken, and the global step of the last embedding.
     last_step: (usize, usize),
     embedded_at: Option<usize>,
+    /// The projection of the latest embeddings, until it is done (a newer one replaces it).
+    pca: Option<PendingPca>,
 }
 
 impl WorkerHost {
@@ -37,6 +49,35 @@ impl WorkerHost {
             paused: false,
             last_step: (0, 0),
             embedded_at: None,
+            pca: None,
+        }
+    }
+
+    /// Works on the pending PCA for up to [`SLICE_MS`]; posts it when it is done.
+    fn advance_pca(&mut self) {
+        let Some(pending) = &mut self.pca else { return };
+        let t0 = io::now_ms();
+        let mut done = false;
+        while !done && io::now_ms() - t0 < SLICE_MS {
+            done = pending.job.advance(&pending.vectors, PCA_ROWS);
+        }
+        if !done {
+            return;
+        }
+        if let Some(p) = self.pca.take() {
+            post(&Reply::Projection {
+                points: p.job.finish(&p.vectors),
+                kind: p.kind,
+            });
+        }
+    }
+
+    /// Finishes the pending PCA in slices once the run has ended (it no longer pulses); given
+    /// up when a new run starts meanwhile (its own projections follow).
+    pub async fn finish_pca(&mut self) {
+        while self.pca.is_some() && self.session.borrow().active.is_none() {
+            self.advance_pca();
+            io::yield_now().await;
         }
     }
 
@@ -48,6 +89,7 @@ impl WorkerHost {
 
     /// Yields, then waits while paused; `false` when the run must stop.
     async fn gate(&mut self) -> bool {
+        self.advance_pca();
         io::yield_now().await;
         loop {
             match self.control.get() {
@@ -95,33 +137,32 @@ impl Host for WorkerHost {
             Event::Embeddings { global_step, .. } => self.embedded_at = Some(*global_step),
             _ => {}
         }
-        let projection = match &event {
-            Event::Embeddings {
-                epoch,
-                global_step,
-                vectors,
-                labels,
-            } => {
-                self.session.borrow_mut().latest = Some(Latest {
+        if let Event::Embeddings {
+            epoch,
+            global_step,
+            vectors,
+            labels,
+        } = &event
+        {
+            self.session.borrow_mut().latest = Some(Latest {
+                vectors: vectors.clone(),
+                labels: labels.clone(),
+            });
+            self.pca = match Pca2d::new(vectors, EMBEDDING_DIM) {
+                Ok(job) => Some(PendingPca {
+                    job,
                     vectors: vectors.clone(),
-                    labels: labels.clone(),
-                });
-                Some(match pca_2d(vectors, EMBEDDING_DIM) {
-                    Ok(points) => Reply::Projection {
-                        points,
-                        kind: format!("PCA, epoch {epoch}, step {global_step}"),
-                    },
-                    Err(e) => Reply::Problem {
+                    kind: format!("PCA, epoch {epoch}, step {global_step}"),
+                }),
+                Err(e) => {
+                    post(&Reply::Problem {
                         message: format!("PCA failed: {e}"),
-                    },
-                })
-            }
-            _ => None,
-        };
-        post(&Reply::Train { id: self.id, event });
-        if let Some(reply) = projection {
-            post(&reply);
+                    });
+                    None
+                }
+            };
         }
+        post(&Reply::Train { id: self.id, event });
     }
 
     fn now_ms(&self) -> f64 {

@@ -94,6 +94,10 @@ pub async fn file_bytes(file: &File) -> Result<Vec<u8>, String> {
 
 pub use crate::js::now_ms;
 
+/// The longest piece of the worker's own long work (a projection) between two looks at its
+/// command queue.
+pub const SLICE_MS: f64 = 20.0;
+
 /// One long-lived channel whose messages resolve the pending yields in order.
 struct Yielder {
     port: MessagePort,

@@ -12,14 +12,21 @@ use web_sys::File;
 use crate::backend::{BackendChoice, BackendKind};
 use crate::data::{BundledDataset, FileRole, MAX_FILE_BYTES, Split, load_named_files, load_split};
 use crate::export::{meta_tsv_string, vecs_tsv_string};
+use crate::gpu;
 use crate::model::{EMBEDDING_DIM, EmbedNetConfig};
-use crate::projection::{Tsne, TsneParams};
-use crate::protocol::{Command, Export, Id, Reply, TestImages};
-use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run};
+use crate::projection::{TsneParams, TsnePrep};
+use crate::protocol::{BatchLimit, Command, Export, Id, Reply, TestImages};
+use crate::train::{
+    self, Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run,
+};
 
 use super::device::{DeviceInfo, init_device};
 use super::host::WorkerHost;
-use super::io::{self, post};
+use super::io::{self, SLICE_MS, post};
+
+/// Points whose t-SNE neighbours are found between two looks at the clock (≈ 1 ms each for
+/// 10,000 points in wasm).
+const TSNE_PREP_POINTS: usize = 4;
 
 /// The latest test embeddings (what the downloads and t-SNE use).
 #[derive(Clone)]
@@ -44,7 +51,7 @@ pub struct Session {
     /// An uploaded weights file for the next run.
     weights: Option<(String, Vec<u8>)>,
     /// The active run's id and its control.
-    active: Option<(Id, Rc<Cell<Control>>)>,
+    pub active: Option<(Id, Rc<Cell<Control>>)>,
     /// The last finished run's trainer (its weights can be downloaded).
     kept: Option<Trainer>,
     /// The weights at the last epoch end (survive a lost device).
@@ -112,9 +119,29 @@ fn start_device(session: SharedSession) {
             webgpu: info.kind == BackendKind::Wgpu,
             adapter: info.adapter.clone(),
             fallback: info.fallback.clone(),
+            batch_limit: batch_limit(&info),
         });
         session.borrow_mut().device = Some(info);
     });
+}
+
+/// The largest batch `device` trains: on WebGPU the WGSL engine's (its buffers must fit the
+/// device's largest storage binding; the page never falls back to burn's autodiff there, which
+/// cannot check a step's loss before its update in a browser); on the CPU the settings' limit
+/// (the e2e test trains a batch of 4,096 in the page).
+fn batch_limit(device: &DeviceInfo) -> BatchLimit {
+    match (device.kind, gpu::max_batch(&device.device)) {
+        (BackendKind::Wgpu, Some(max)) => BatchLimit {
+            max,
+            why: "on WebGPU, the largest batch whose buffers fit in this device's largest \
+                  storage buffer"
+                .into(),
+        },
+        _ => BatchLimit {
+            max: train::MAX_BATCH,
+            why: "the largest batch the settings allow".into(),
+        },
+    }
 }
 
 /// Makes `split` current and tells the page (unless a later load superseded `id`).
@@ -349,6 +376,7 @@ fn train(session: &SharedSession, id: Id, config: TrainConfig) {
                 embed_stopped(&session, &trainer, &mut host, epoch, step).await;
             }
         }
+        host.finish_pca().await;
         {
             let mut s = session.borrow_mut();
             if lost_device {
@@ -411,8 +439,8 @@ fn tsne(session: SharedSession, id: Id) {
             perplexity: 30f32.min((n.saturating_sub(1) / 3).max(1) as f32),
             ..TsneParams::default()
         };
-        let mut tsne = match Tsne::new(&latest.vectors, EMBEDDING_DIM, params) {
-            Ok(t) => t,
+        let mut prep = match TsnePrep::new(&latest.vectors, EMBEDDING_DIM, params) {
+            Ok(p) => p,
             Err(e) => {
                 return post(&Reply::TsneEnded {
                     id,
@@ -420,6 +448,22 @@ fn tsne(session: SharedSession, id: Id) {
                 });
             }
         };
+        // The neighbour search (seconds for 10,000 points), in slices of about 20 ms.
+        loop {
+            let t0 = io::now_ms();
+            let mut done = false;
+            while !done && io::now_ms() - t0 < SLICE_MS {
+                done = prep.advance(TSNE_PREP_POINTS);
+            }
+            if done {
+                break;
+            }
+            io::yield_now().await;
+            if session.borrow().latest_tsne != id {
+                return post(&Reply::TsneEnded { id, error: None });
+            }
+        }
+        let mut tsne = prep.finish();
         let total = tsne.total_iters();
         while !tsne.is_done() {
             if session.borrow().latest_tsne != id {
@@ -429,7 +473,7 @@ fn tsne(session: SharedSession, id: Id) {
             let t0 = io::now_ms();
             while !tsne.is_done() && io::now_ms() - t0 < 100.0 {
                 let t1 = io::now_ms();
-                while !tsne.is_done() && io::now_ms() - t1 < 20.0 {
+                while !tsne.is_done() && io::now_ms() - t1 < SLICE_MS {
                     tsne.step(1);
                 }
                 io::yield_now().await;

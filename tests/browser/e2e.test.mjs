@@ -450,17 +450,38 @@ test('a worker that dies is replaced: a banner says so and the page trains again
   await page.close();
 });
 
-test('a batch of 1024 trains on the CPU path to the end', { timeout: READY_MS + TRAIN_MS }, async () => {
+test('a batch of 4096, the largest the settings allow, trains on the CPU path to the end', { timeout: READY_MS + TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  // Two steps of 1024 (the semi-hard selection keeps O(B²) memory; it was B³ before).
-  await page.goto(`${server.url}?backend=cpu&batch=1024&train_limit=2048&test_limit=100&epochs=1`);
+  // One step of 4096 (the semi-hard selection keeps O(B²) memory; it was B³ before).
+  await page.goto(`${server.url}?backend=cpu&batch=4096&train_limit=4096&test_limit=100&epochs=1`);
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  assert.equal(await page.textContent('.field-note'), 'up to 4096 on this device');
   await page.getByRole('button', { name: 'Train', exact: true }).click();
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
-  assert.match(await page.textContent('.progress .numbers'), /step 2\/2/);
+  assert.match(await page.textContent('.progress .numbers'), /step 1\/1/);
   const vecs = await download(page, 'Download vecs.tsv');
   assert.equal(vecs.text.split('\n').filter((l) => l).length, 100);
   assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('on WebGPU the batch field states the device\'s limit, from its largest storage buffer', { timeout: READY_MS + ACTION_MS }, async () => {
+  const page = await openPage();
+  // Half of SwiftShader's storage-buffer limit, as a smaller GPU would report it.
+  await patchWorker(page, `const requestDevice = GPUAdapter.prototype.requestDevice;
+GPUAdapter.prototype.requestDevice = function (desc) {
+  const limits = { ...(desc?.requiredLimits ?? {}) };
+  limits.maxStorageBufferBindingSize = 128 * 1024 * 1024;
+  return requestDevice.call(this, { ...desc, requiredLimits: limits });
+};`);
+  await page.goto(`${server.url}?backend=webgpu&batch=4096&train_limit=64`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  // 128 MiB holds conv2's input grid (57,600 bytes an image) for 2330 images.
+  assert.equal(await page.textContent('#batch-error'), 'this device trains batches of up to 2330 (on WebGPU, the largest batch whose buffers fit in this device\'s largest storage buffer)');
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isDisabled());
+  await page.getByLabel('Batch size').fill('2330');
+  assert.equal(await page.textContent('.field-note'), 'up to 2330 on this device');
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isEnabled());
   await page.close();
 });
