@@ -30,7 +30,10 @@ test: setup-native
 	  if [ $$native -ne 0 ]; then exit $$native; fi
 	@$(MAKE) --no-print-directory test-web
 
+# The gates first: formatting, then clippy on every host target (warnings are errors).
 test-native:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) test --locked --all-targets
 
 test-web:

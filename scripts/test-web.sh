@@ -12,6 +12,10 @@ what="${1:-all}"
 scripts/setup-web.sh
 
 if [ "$what" = all ] || [ "$what" = wasm ]; then
+  # clippy on the wasm32 code (the worker with the engine, the page without it, the browser
+  # tests); warnings are errors, as on the host.
+  cargo clippy --locked --target wasm32-unknown-unknown --lib --bins --test wasm_browser -- -D warnings
+  cargo clippy --locked --target wasm32-unknown-unknown --no-default-features --lib --bins -- -D warnings
   # wasm-bindgen-test-runner drives chromedriver; webdriver.json adds the WebGPU flags.
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
   export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"

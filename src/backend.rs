@@ -15,26 +15,10 @@ pub enum BackendKind {
     Wgpu,
 }
 
-impl BackendKind {
-    /// Name on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Cpu => "cpu",
-            BackendKind::Wgpu => "wgpu",
-        }
-    }
-}
-
-impl std::str::FromStr for BackendKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cpu" | "flex" => Ok(BackendKind::Cpu),
-            "wgpu" | "gpu" | "webgpu" => Ok(BackendKind::Wgpu),
-            other => Err(format!("unknown backend '{other}' (expected cpu or wgpu)")),
-        }
-    }
-}
+names!(BackendKind, "backend", {
+    Cpu => "cpu" | "flex",
+    Wgpu => "wgpu" | "gpu" | "webgpu",
+});
 
 /// Which device the page should train on (URL `backend=`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,13 +65,18 @@ impl AdamSettings {
     }
 }
 
+impl AdamSettings {
+    /// Keras' Adam (the notebook's optimiser): β 0.9 / 0.999, ε 1e-7.
+    pub const KERAS: AdamSettings = AdamSettings {
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-7,
+    };
+}
+
 impl Default for AdamSettings {
     fn default() -> Self {
-        Self {
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-7,
-        }
+        Self::KERAS
     }
 }
 

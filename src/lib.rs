@@ -14,6 +14,10 @@
 //! `metrics`, `projection`, `export`, `shape`, the settings and events of `train`), the
 //! protocol and the UI.
 
+// First: the `names!` macro the modules below use.
+#[macro_use]
+pub mod names;
+
 pub mod backend;
 #[cfg(feature = "engine")]
 pub mod cases;

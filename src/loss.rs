@@ -281,6 +281,9 @@ pub fn select_semi_hard(dist: &[f32], negative: &[bool], b: usize) -> (Vec<i64>,
         sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
         for p in 0..b {
             let threshold = row[p];
+            // "Not farther" rather than "nearer or equal": a NaN distance is never a semi-hard
+            // negative.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             let first = sorted.partition_point(|&(d, _)| !(d > threshold));
             if let Some(&(_, n)) = sorted.get(first) {
                 index[a * b + p] = n as i64;
@@ -366,9 +369,7 @@ mod tests {
         let mut dist = vec![0f32; b * b];
         dist[..5].copy_from_slice(&[0.0, 1.0, 1.0, 3.0, 2.0]);
         let mut neg = vec![false; b * b];
-        for n in 2..5 {
-            neg[n] = true;
-        }
+        neg[2..5].fill(true);
         let (index, exists) = select_semi_hard(&dist, &neg, b);
         // D[0,2] == D[0,1] is not strictly farther: the answer is column 4 (2.0), not 3 (3.0).
         assert!(exists[1]);

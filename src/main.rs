@@ -41,6 +41,7 @@ mod cli {
     use tripletlab::loss::{Metric, Mining, Selection};
     use tripletlab::metrics::evaluate;
     use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
+    use tripletlab::train::settings;
     use tripletlab::train::{Event, Host, StepEngine, Summary, TrainConfig, Trainer, run};
 
     /// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
@@ -91,45 +92,47 @@ mod cli {
         },
     }
 
+    /// The flags of `train`: each setting's name and aliases come from
+    /// [`tripletlab::train::settings`], like the page's URL and form.
     #[derive(clap::Args)]
     struct TrainArgs {
         /// `mnist` (bundled 8k/2k), `fashion` (bundled 60k/10k) or a folder with the four IDX files.
-        #[arg(long, default_value = "mnist")]
+        #[arg(long = settings::DATASET.flag, default_value = "mnist")]
         dataset: String,
-        #[arg(long, default_value_t = 5)]
+        #[arg(long = settings::EPOCHS.flag, default_value_t = 5)]
         epochs: usize,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long = settings::BATCH.flag, aliases = settings::BATCH.aliases.iter().copied(), default_value_t = 32)]
         batch_size: usize,
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(long = settings::LR.flag, aliases = settings::LR.aliases.iter().copied(), default_value_t = 1e-3)]
         lr: f64,
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long = settings::MARGIN.flag, default_value_t = 1.0)]
         margin: f32,
         /// l2 | squared-l2 | angular
-        #[arg(long, default_value = "l2")]
+        #[arg(long = settings::METRIC.flag, default_value = "l2")]
         metric: Metric,
         /// semi-hard | hard
-        #[arg(long, default_value = "semi-hard")]
+        #[arg(long = settings::MINING.flag, default_value = "semi-hard")]
         mining: Mining,
         /// Soft-margin batch-hard loss (with --mining hard).
         #[arg(long)]
         soft: bool,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long = settings::SEED.flag, default_value_t = 0)]
         seed: u64,
         /// Shuffle-buffer size; 0 = full shuffle.
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long = settings::SHUFFLE_BUFFER.flag, default_value_t = 1024)]
         shuffle_buffer: usize,
         /// Train on the first N training examples.
-        #[arg(long)]
-        limit_train: Option<usize>,
+        #[arg(long = settings::TRAIN_LIMIT.flag, aliases = settings::TRAIN_LIMIT.aliases.iter().copied())]
+        train_limit: Option<usize>,
         /// Embed, score and export the first N test examples.
-        #[arg(long)]
-        limit_test: Option<usize>,
+        #[arg(long = settings::TEST_LIMIT.flag, aliases = settings::TEST_LIMIT.aliases.iter().copied())]
+        test_limit: Option<usize>,
         /// cpu | wgpu
-        #[arg(long, default_value = "cpu")]
+        #[arg(long = settings::BACKEND.flag, default_value = "cpu")]
         backend: BackendKind,
         /// How steps are computed: auto = fused (hand-fused kernels: host kernels on the CPU,
         /// WGSL kernels on wgpu) | autodiff (burn's autodiff of the net, any device).
-        #[arg(long, default_value = "auto")]
+        #[arg(long = settings::ENGINE.flag, default_value = "auto")]
         engine: StepEngine,
         /// Skip the final kNN against the train embeddings.
         #[arg(long)]
@@ -316,15 +319,19 @@ mod cli {
             soft: args.soft,
             seed: args.seed,
             shuffle_buffer: args.shuffle_buffer,
-            train_limit: args.limit_train,
-            test_limit: args.limit_test,
+            train_limit: args.train_limit,
+            test_limit: args.test_limit,
             knn_against_train: !args.no_knn,
             engine: args.engine,
             ..TrainConfig::default()
         };
-        config
-            .validate()
-            .map_err(|e| format!("invalid setting {e}"))?;
+        config.validate().map_err(|e| {
+            format!(
+                "invalid setting {}: {}",
+                settings::flag_of(&e.field),
+                e.message
+            )
+        })?;
         std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
         let split = load_dataset(&args.dataset)?;
         let device = native_device(args.backend)?;

@@ -632,13 +632,13 @@ impl Evaluation {
             };
             next..next.saturating_add(count).min(n)
         };
-        if let Some(knn) = &mut self.knn {
-            if self.knn_next < n {
-                let rows = take(self.knn_next);
-                self.knn_next = rows.end;
-                knn.add(&self.test, &self.labels, rows);
-                return false;
-            }
+        if let Some(knn) = &mut self.knn
+            && self.knn_next < n
+        {
+            let rows = take(self.knn_next);
+            self.knn_next = rows.end;
+            knn.add(&self.test, &self.labels, rows);
+            return false;
         }
         if self.loo_next < n {
             let rows = take(self.loo_next);

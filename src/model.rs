@@ -153,6 +153,8 @@ impl EmbedNetConfig {
     pub fn from_flat(&self, flat: Tensor<1>) -> EmbedNet {
         let mut at = 0;
         let mut next = |len: usize| {
+            // burn's `slice` takes one range per dimension: one here.
+            #[allow(clippy::single_range_in_vec_init)]
             let part = flat.clone().slice([at..at + len]);
             at += len;
             part

@@ -56,9 +56,9 @@ fn short_training_run_learns_and_writes_projector_files() {
         &[
             "--epochs",
             "1",
-            "--limit-train",
+            "--train-limit",
             "2048",
-            "--limit-test",
+            "--test-limit",
             "500",
             "--seed",
             "3",
@@ -125,9 +125,9 @@ fn same_seed_gives_identical_vecs_and_another_seed_does_not() {
     let args = [
         "--epochs",
         "1",
-        "--limit-train",
+        "--train-limit",
         "256",
-        "--limit-test",
+        "--test-limit",
         "64",
         "--no-knn",
     ];
@@ -324,7 +324,7 @@ fn absurd_sizes_are_refused_at_the_flag() {
         "train",
         "--out",
         out,
-        "--batch-size",
+        "--batch",
         "100000",
         "--limit-train",
         "300",

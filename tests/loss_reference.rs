@@ -12,27 +12,24 @@ use tripletlab::loss::{Metric, Selection, hard_triplet_loss, semi_hard_triplet_l
 fn distances(x: &[f64], b: usize, d: usize, metric: Metric) -> Vec<Vec<f64>> {
     let row = |i: usize| &x[i * d..(i + 1) * d];
     let dot = |i: usize, j: usize| row(i).iter().zip(row(j)).map(|(a, b)| a * b).sum::<f64>();
-    let mut m = vec![vec![0.0; b]; b];
-    for i in 0..b {
-        for j in 0..b {
-            m[i][j] = match metric {
-                Metric::L2 | Metric::SquaredL2 => {
-                    if i == j {
-                        0.0
-                    } else {
-                        let d2 = (dot(i, i) + dot(j, j) - 2.0 * dot(i, j)).max(0.0);
-                        if metric == Metric::L2 { d2.sqrt() } else { d2 }
-                    }
-                }
-                Metric::Angular => {
-                    let ni = dot(i, i).max(1e-12).sqrt();
-                    let nj = dot(j, j).max(1e-12).sqrt();
-                    (1.0 - dot(i, j) / (ni * nj)).max(0.0)
-                }
-            };
+    let entry = |i: usize, j: usize| match metric {
+        Metric::L2 | Metric::SquaredL2 => {
+            if i == j {
+                0.0
+            } else {
+                let d2 = (dot(i, i) + dot(j, j) - 2.0 * dot(i, j)).max(0.0);
+                if metric == Metric::L2 { d2.sqrt() } else { d2 }
+            }
         }
-    }
-    m
+        Metric::Angular => {
+            let ni = dot(i, i).max(1e-12).sqrt();
+            let nj = dot(j, j).max(1e-12).sqrt();
+            (1.0 - dot(i, j) / (ni * nj)).max(0.0)
+        }
+    };
+    (0..b)
+        .map(|i| (0..b).map(|j| entry(i, j)).collect())
+        .collect()
 }
 
 fn semi_hard_f64(x: &[f64], labels: &[u8], d: usize, margin: f64, metric: Metric) -> f64 {

@@ -7,6 +7,7 @@ use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::train::Control;
+use crate::train::settings::{self, Setting};
 use crate::train::{Metric, Mining};
 use crate::web::io::input_files;
 
@@ -44,46 +45,39 @@ pub struct ControlsProps {
     pub batch_max: Option<usize>,
 }
 
+/// A text field: its setting (key and label) and the placeholder shown when it is empty.
 struct Field {
-    key: &'static str,
-    label: &'static str,
+    setting: Setting,
     hint: &'static str,
 }
 
 const TEXT_FIELDS: [Field; 7] = [
     Field {
-        key: "epochs",
-        label: "Epochs",
+        setting: settings::EPOCHS,
         hint: "",
     },
     Field {
-        key: "batch",
-        label: "Batch size",
+        setting: settings::BATCH,
         hint: "",
     },
     Field {
-        key: "lr",
-        label: "Learning rate",
+        setting: settings::LR,
         hint: "",
     },
     Field {
-        key: "margin",
-        label: "Margin",
+        setting: settings::MARGIN,
         hint: "",
     },
     Field {
-        key: "seed",
-        label: "Seed",
+        setting: settings::SEED,
         hint: "",
     },
     Field {
-        key: "train_limit",
-        label: "Training subset",
+        setting: settings::TRAIN_LIMIT,
         hint: "all",
     },
     Field {
-        key: "test_limit",
-        label: "Test subset",
+        setting: settings::TEST_LIMIT,
         hint: "all",
     },
 ];
@@ -105,7 +99,7 @@ pub fn controls(props: &ControlsProps) -> Html {
     let errors = &props.errors;
 
     let text_input = |f: &Field| {
-        let key = f.key;
+        let key = f.setting.key;
         let oninput = {
             let cb = props.on_field.clone();
             Callback::from(move |e: InputEvent| {
@@ -116,7 +110,7 @@ pub fn controls(props: &ControlsProps) -> Html {
         let invalid = errors.contains_key(key);
         html! {
             <div class={classes!("field", invalid.then_some("invalid"))}>
-                <label for={format!("f-{key}")}>{ f.label }</label>
+                <label for={format!("f-{key}")}>{ f.setting.label }</label>
                 <input
                     id={format!("f-{key}")}
                     name={key}
@@ -138,7 +132,8 @@ pub fn controls(props: &ControlsProps) -> Html {
         }
     };
 
-    let select = |key: &'static str, label: &'static str, options: Vec<(String, String)>| {
+    let select = |setting: Setting, options: Vec<(String, String)>| {
+        let (key, label) = (setting.key, setting.label);
         let onchange = {
             let cb = props.on_field.clone();
             Callback::from(move |e: Event| {
@@ -231,7 +226,7 @@ pub fn controls(props: &ControlsProps) -> Html {
         <form class="controls" aria-label="Training settings" onsubmit={on_train}>
             <fieldset disabled={disabled}>
                 <legend>{ "Data" }</legend>
-                { select("dataset", "Dataset", datasets) }
+                { select(settings::DATASET, datasets) }
                 <label class="button file">
                     { "Open IDX files…" }
                     <input type="file" multiple=true class="visually-hidden" onchange={on_idx} disabled={busy} />
@@ -245,8 +240,8 @@ pub fn controls(props: &ControlsProps) -> Html {
             <fieldset>
                 <legend>{ "Training" }</legend>
                 { for TEXT_FIELDS[..4].iter().map(&text_input) }
-                { select("metric", "Distance", metrics) }
-                { select("mining", "Mining", minings) }
+                { select(settings::METRIC, metrics) }
+                { select(settings::MINING, minings) }
                 { for TEXT_FIELDS[4..].iter().map(&text_input) }
                 { for other_errors.iter().map(|(k, v)| html! { <p class="field-error" role="alert">{ format!("{k}: {v}") }</p> }) }
                 <label class="button file">

@@ -119,8 +119,11 @@ fn connect(link: &LinkRef, dispatch: &Dispatch, state: &State) {
     link.borrow().send(&Command::Start {
         backend: state.backend,
     });
-    let dataset =
-        BundledDataset::from_str(state.form.get("dataset")).unwrap_or(BundledDataset::Mnist);
+    let dataset = state
+        .form
+        .get("dataset")
+        .parse()
+        .unwrap_or(BundledDataset::Mnist);
     load_bundled(&link.borrow(), dispatch, dataset);
 }
 
@@ -253,7 +256,7 @@ pub fn app() -> Html {
         Callback::from(move |(key, value): (String, String)| {
             if key == "dataset" {
                 let link = link.borrow();
-                if let Some(which) = BundledDataset::from_str(&value) {
+                if let Ok(which) = value.parse::<BundledDataset>() {
                     load_bundled(&link, &dispatch, which);
                 } else if value == "custom" {
                     let id = link.id();

@@ -147,13 +147,13 @@ pub fn projection(props: &ProjectionProps) -> Html {
                 ctx.set_fill_style_str(color(labels.0.get(i).copied().unwrap_or(0)));
                 ctx.fill_rect(x - 2.0, y - 2.0, 4.0, 4.0);
             }
-            if let Some(i) = hover {
-                if let Some(p) = points.0.get(i) {
-                    let (x, y) = frame.to_px(*p);
-                    ctx.set_stroke_style_str("#000");
-                    ctx.set_line_width(2.0);
-                    ctx.stroke_rect(x - 5.0, y - 5.0, 10.0, 10.0);
-                }
+            if let Some(i) = hover
+                && let Some(p) = points.0.get(i)
+            {
+                let (x, y) = frame.to_px(*p);
+                ctx.set_stroke_style_str("#000");
+                ctx.set_line_width(2.0);
+                ctx.stroke_rect(x - 5.0, y - 5.0, 10.0, 10.0);
             }
         });
     }

@@ -6,26 +6,38 @@ use std::collections::BTreeMap;
 use crate::data::BundledDataset;
 use crate::protocol::BatchLimit;
 use crate::train::TrainConfig;
+use crate::train::settings::{self, Setting};
 use crate::train::{Metric, Mining};
 
-/// Field keys, in form order; also the URL query keys.
-pub const FIELDS: [&str; 10] = [
-    "dataset",
-    "epochs",
-    "batch",
-    "lr",
-    "margin",
-    "metric",
-    "mining",
-    "seed",
-    "train_limit",
-    "test_limit",
+/// The form's settings, in form order; their keys are also the URL query keys.
+pub const FORM_SETTINGS: [Setting; 10] = [
+    settings::DATASET,
+    settings::EPOCHS,
+    settings::BATCH,
+    settings::LR,
+    settings::MARGIN,
+    settings::METRIC,
+    settings::MINING,
+    settings::SEED,
+    settings::TRAIN_LIMIT,
+    settings::TEST_LIMIT,
 ];
+
+/// Field keys, in form order.
+pub const FIELDS: [&str; 10] = {
+    let mut keys = [""; 10];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = FORM_SETTINGS[i].key;
+        i += 1;
+    }
+    keys
+};
 
 /// Extra URL keys understood by the page (not form fields): `backend=cpu|webgpu` picks the
 /// device (by default WebGPU on a hardware adapter, else the CPU), `embed_every=N` refreshes
 /// the projection every N steps.
-pub const EXTRA_KEYS: [&str; 2] = ["backend", "embed_every"];
+pub const EXTRA_KEYS: [&str; 2] = [settings::BACKEND.key, settings::EMBED_EVERY.key];
 
 /// The form's raw values.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,7 +89,10 @@ fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
 fn lenient(key: &str, value: &str) -> String {
     let canonical = match key {
         "dataset" if value.trim().eq_ignore_ascii_case("custom") => Some("custom"),
-        "dataset" => BundledDataset::from_str(value).map(BundledDataset::as_str),
+        "dataset" => value
+            .parse::<BundledDataset>()
+            .ok()
+            .map(BundledDataset::as_str),
         "metric" => value
             .trim()
             .to_ascii_lowercase()
@@ -96,11 +111,16 @@ fn lenient(key: &str, value: &str) -> String {
 }
 
 impl Form {
-    /// Defaults overridden by the URL's pairs; unknown keys are ignored.
+    /// Defaults overridden by the URL's pairs (a setting's key, flag or alias, as the CLI
+    /// takes them: `batch-size=64` is `batch=64`); unknown keys are ignored.
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
         let mut form = Form::default();
         for (k, v) in pairs {
-            if let Some(key) = FIELDS.iter().find(|f| **f == k.as_str()) {
+            let setting = settings::find(k);
+            if let Some(key) = FIELDS
+                .iter()
+                .find(|f| setting.is_some_and(|s| s.key == **f))
+            {
                 form.values.insert(key, lenient(key, v));
             }
         }
@@ -194,16 +214,16 @@ impl Form {
         for problem in config.problems() {
             err(&problem.field, problem.message);
         }
-        if let Some(limit) = batch_limit {
-            if config.batch_size > limit.max {
-                err(
-                    "batch",
-                    format!(
-                        "this device trains batches of up to {} ({})",
-                        limit.max, limit.why
-                    ),
-                );
-            }
+        if let Some(limit) = batch_limit
+            && config.batch_size > limit.max
+        {
+            err(
+                "batch",
+                format!(
+                    "this device trains batches of up to {} ({})",
+                    limit.max, limit.why
+                ),
+            );
         }
         Checked {
             config: if errors.is_empty() {

@@ -421,10 +421,11 @@ impl State {
                 s.notify(Notice::error(message));
             }
             Action::ControlRequested(c) => {
-                if c == Control::Stop && matches!(s.phase, Phase::Training | Phase::Paused) {
-                    if s.progress.stop == StopState::None {
-                        s.progress.stop = StopState::Requested;
-                    }
+                if c == Control::Stop
+                    && matches!(s.phase, Phase::Training | Phase::Paused)
+                    && s.progress.stop == StopState::None
+                {
+                    s.progress.stop = StopState::Requested;
                 }
             }
             Action::WorkerLost(message) => {
@@ -581,10 +582,11 @@ impl State {
             Reply::TrainRefused { id, reason } => {
                 self.requested_runs.retain(|&r| r != id);
                 // Nothing started and nothing else asked for: back to where the page was.
-                if self.run_id.is_none() && self.requested_runs.is_empty() {
-                    if let Some(phase) = self.phase_before_request.take() {
-                        self.phase = phase;
-                    }
+                if self.run_id.is_none()
+                    && self.requested_runs.is_empty()
+                    && let Some(phase) = self.phase_before_request.take()
+                {
+                    self.phase = phase;
                 }
                 self.notify(Notice::error(format!("Train was refused: {reason}.")));
             }

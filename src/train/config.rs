@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::settings;
+
 /// Distance used between embeddings (TFA's `distance_metric`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Metric {
@@ -16,40 +18,11 @@ pub enum Metric {
     Angular,
 }
 
-impl Metric {
-    /// All metrics, in the order the UI lists them.
-    pub const ALL: [Metric; 3] = [Metric::L2, Metric::SquaredL2, Metric::Angular];
-
-    /// The short name used on the command line and in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Metric::L2 => "l2",
-            Metric::SquaredL2 => "squared-l2",
-            Metric::Angular => "angular",
-        }
-    }
-}
-
-impl std::fmt::Display for Metric {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Metric {
-    type Err = String;
-    /// Accepts the CLI/URL names and TFA's spellings (`L2`, `squared-L2`, `angular`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "l2" => Ok(Metric::L2),
-            "squared-l2" | "squared_l2" | "sql2" => Ok(Metric::SquaredL2),
-            "angular" | "cosine" => Ok(Metric::Angular),
-            other => Err(format!(
-                "unknown distance metric '{other}' (expected l2, squared-l2 or angular)"
-            )),
-        }
-    }
-}
+names!(Metric, "distance metric", {
+    L2 => "l2",
+    SquaredL2 => "squared-l2" | "squared_l2" | "sql2",
+    Angular => "angular" | "cosine",
+});
 
 /// How the negative of each triplet is mined.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,37 +34,10 @@ pub enum Mining {
     Hard,
 }
 
-impl Mining {
-    /// All mining strategies, in the order the UI lists them.
-    pub const ALL: [Mining; 2] = [Mining::SemiHard, Mining::Hard];
-
-    /// The short name used on the command line and in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mining::SemiHard => "semi-hard",
-            Mining::Hard => "hard",
-        }
-    }
-}
-
-impl std::fmt::Display for Mining {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Mining {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "semi-hard" | "semihard" | "semi_hard" => Ok(Mining::SemiHard),
-            "hard" => Ok(Mining::Hard),
-            other => Err(format!(
-                "unknown mining strategy '{other}' (expected semi-hard or hard)"
-            )),
-        }
-    }
-}
+names!(Mining, "mining strategy", {
+    SemiHard => "semi-hard" | "semihard" | "semi_hard",
+    Hard => "hard",
+});
 
 /// Everything that defines a training run. Defaults are the notebook's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,30 +93,11 @@ pub enum StepEngine {
     Autodiff,
 }
 
-impl StepEngine {
-    /// Name on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepEngine::Auto => "auto",
-            StepEngine::Fused => "fused",
-            StepEngine::Autodiff => "autodiff",
-        }
-    }
-}
-
-impl std::str::FromStr for StepEngine {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(StepEngine::Auto),
-            "fused" => Ok(StepEngine::Fused),
-            "autodiff" => Ok(StepEngine::Autodiff),
-            other => Err(format!(
-                "unknown engine '{other}' (expected auto, fused or autodiff)"
-            )),
-        }
-    }
-}
+names!(StepEngine, "engine", {
+    Auto => "auto",
+    Fused => "fused",
+    Autodiff => "autodiff",
+});
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -221,33 +148,45 @@ impl TrainConfig {
             })
         };
         if !(1..=MAX_EPOCHS).contains(&self.epochs) {
-            bad("epochs", format!("must be between 1 and {MAX_EPOCHS}"));
+            bad(
+                settings::EPOCHS.key,
+                format!("must be between 1 and {MAX_EPOCHS}"),
+            );
         }
         if !(2..=MAX_BATCH).contains(&self.batch_size) {
             bad(
-                "batch",
+                settings::BATCH.key,
                 format!(
                     "must be between 2 and {MAX_BATCH} (a triplet needs two examples of a class)"
                 ),
             );
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
-            bad("lr", "must be a number in (0, 1]".into());
+            bad(settings::LR.key, "must be a number in (0, 1]".into());
         }
         if !(self.margin.is_finite() && (0.0..=100.0).contains(&self.margin)) {
-            bad("margin", "must be a number between 0 and 100".into());
+            bad(
+                settings::MARGIN.key,
+                "must be a number between 0 and 100".into(),
+            );
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            bad("dropout", "must be in [0, 1)".into());
+            bad(settings::DROPOUT.key, "must be in [0, 1)".into());
         }
         if self.train_limit == Some(0) || self.train_limit.is_some_and(|n| n < 2) {
-            bad("train_limit", "must be at least 2 examples".into());
+            bad(
+                settings::TRAIN_LIMIT.key,
+                "must be at least 2 examples".into(),
+            );
         }
         if self.test_limit.is_some_and(|n| n < 2) {
-            bad("test_limit", "must be at least 2 examples".into());
+            bad(
+                settings::TEST_LIMIT.key,
+                "must be at least 2 examples".into(),
+            );
         }
         if self.read_every == 0 {
-            bad("read_every", "must be at least 1".into());
+            bad(settings::READ_EVERY.key, "must be at least 1".into());
         }
         errors
     }

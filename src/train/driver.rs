@@ -182,7 +182,7 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
             }
             train_ms += host.now_ms() - t0;
             if config.embed_every > 0
-                && global_step % config.embed_every == 0
+                && global_step.is_multiple_of(config.embed_every)
                 && step != steps_per_epoch
             {
                 let Some(vectors) =
@@ -255,18 +255,19 @@ async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, 
         host.epoch_saved(trainer).await;
     }
 
-    if config.knn_against_train && !summary.stopped {
-        if let Some(test_vectors) = &last_test {
-            // Stopped during the final evaluation: the last epoch's metrics stand.
-            match embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await? {
-                None => summary.stopped = true,
-                Some(train_vectors) => {
-                    let train_labels = to_u32(&trainer.train_set().labels);
-                    let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
-                    match evaluate_sliced(test_vectors, &to_u32(&test_labels), train, host).await? {
-                        None => summary.stopped = true,
-                        Some(metrics) => summary.metrics = metrics,
-                    }
+    if config.knn_against_train
+        && !summary.stopped
+        && let Some(test_vectors) = &last_test
+    {
+        // Stopped during the final evaluation: the last epoch's metrics stand.
+        match embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await? {
+            None => summary.stopped = true,
+            Some(train_vectors) => {
+                let train_labels = to_u32(&trainer.train_set().labels);
+                let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
+                match evaluate_sliced(test_vectors, &to_u32(&test_labels), train, host).await? {
+                    None => summary.stopped = true,
+                    Some(metrics) => summary.metrics = metrics,
                 }
             }
         }
@@ -385,7 +386,7 @@ fn report_losses<H: Host>(
 async fn read_losses(
     pending: &mut Vec<(usize, usize, Tensor<1>)>,
 ) -> Result<Vec<(usize, usize, f32)>, TrainError> {
-    let drained: Vec<_> = pending.drain(..).collect();
+    let drained: Vec<_> = std::mem::take(pending);
     let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
     let values = read_f32(Tensor::cat(tensors, 0)).await?;
     Ok(drained

@@ -49,8 +49,7 @@ impl TrainError {
             .unwrap_or_default()
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "Caused by:")
-            .last()
+            .rfind(|l| !l.is_empty() && *l != "Caused by:")
             .unwrap_or("unknown error");
         TrainError::Device(cause.to_string())
     }

@@ -8,12 +8,15 @@
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
 //! `config` and `events` are plain data (the page uses them without the `engine` feature);
-//! `trainer` and `driver` need burn.
+//! `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
 
 mod config;
 #[cfg(feature = "engine")]
 mod driver;
+#[cfg(feature = "engine")]
+mod engine;
 mod events;
+pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
 

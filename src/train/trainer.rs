@@ -2,20 +2,20 @@
 //! takes one optimiser step at a time on the engine chosen once for its settings and device
 //! (burn's autodiff, the fused host kernels, or the WGSL kernels).
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-
-use super::{ConfigError, StepEngine, TrainConfig, TrainError};
-use crate::backend::cpu_device;
-use crate::data::{Dataset, Split, batches, epoch_order};
-use crate::fused::{AdamSettings, FusedNet};
-use crate::gpu::{self, EMBED_PIECE, GpuNet};
-use crate::loss::{batch_is_usable, triplet_loss};
-use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS, Images};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-/// What [`Trainer::step`] did.
+use super::engine::{Batch, Engine, EngineKind, choose};
+use super::{StepEngine, TrainConfig, TrainError};
+use crate::backend::cpu_device;
+use crate::data::{Dataset, Split, batches, epoch_order};
+use crate::gpu;
+use crate::loss::batch_is_usable;
+use crate::model::{EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
+
+/// What [`Trainer::step`] did (one a step: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum StepOutcome {
     /// A step was taken; `loss` is still on the device.
     Trained {
@@ -31,34 +31,6 @@ pub enum StepOutcome {
     },
 }
 
-/// The weights and the optimiser, in the form the step engine works on.
-enum Engine {
-    /// burn's autodiff and Adam on the device.
-    Autodiff {
-        model: EmbedNet,
-        optim: ModuleOptimizer,
-    },
-    /// The fused host kernels (the CPU device).
-    Fused(Box<FusedNet>),
-    /// The fused WGSL kernels (a wgpu / WebGPU device).
-    Shaders(Box<GpuNet>),
-}
-
-/// Which [`Engine`] a trainer builds (chosen once, from the settings and the device).
-#[derive(Clone, Copy)]
-enum EngineKind {
-    Autodiff,
-    Host,
-    Shaders,
-}
-
-/// Keras' Adam: β 0.9 / 0.999, ε 1e-7.
-const ADAM: AdamSettings = AdamSettings {
-    beta_1: 0.9,
-    beta_2: 0.999,
-    epsilon: 1e-7,
-};
-
 /// Owns the model, the optimiser, the data and the position in the data.
 pub struct Trainer {
     config: TrainConfig,
@@ -71,9 +43,6 @@ pub struct Trainer {
     cursor: usize,
     dropout_rng: Pcg64Mcg,
 }
-
-/// Images embedded per forward pass when embedding a whole set.
-const EMBED_CHUNK: usize = 500;
 
 impl Trainer {
     /// Validates `config`, applies the subsets and initialises the model on `device`.
@@ -100,58 +69,12 @@ impl Trainer {
         }
         let on_cpu = device.clone().inner() == cpu_device();
         // The WGSL engine's limit comes from the device's largest storage binding.
-        let gpu_max = if on_cpu { None } else { gpu::max_batch(device) };
-        let fits = on_cpu || gpu_max.is_some_and(|max| config.batch_size <= max);
-        let fused = match config.engine {
-            StepEngine::Autodiff => false,
-            // Above the WGSL engine's batch limit, burn's autodiff on the GPU.
-            StepEngine::Auto => fits,
-            StepEngine::Fused if !fits => {
-                return Err(TrainError::Config(ConfigError {
-                    field: "engine".into(),
-                    message: format!(
-                        "the fused GPU engine takes batches of up to {} on this device",
-                        gpu_max.unwrap_or(0)
-                    ),
-                }));
-            }
-            StepEngine::Fused => true,
-        };
-        let kind = match (fused, on_cpu) {
-            (false, _) => EngineKind::Autodiff,
-            (true, true) => EngineKind::Host,
-            (true, false) => EngineKind::Shaders,
-        };
+        let wgsl_max = if on_cpu { None } else { gpu::max_batch(device) };
+        let kind = choose(config.engine, on_cpu, config.batch_size, wgsl_max)?;
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
-        let engine = Self::engine_for(model, kind)?;
+        let engine = Engine::build(kind, model)?;
         Ok(Self::assemble(config, device, engine, train, test))
-    }
-
-    fn engine_for(model: EmbedNet, kind: EngineKind) -> Result<Engine, TrainError> {
-        match kind {
-            EngineKind::Host => {
-                let parts = model
-                    .to_parts()
-                    .map_err(|e| TrainError::Device(e.to_string()))?;
-                Ok(Engine::Fused(Box::new(FusedNet::new(parts, ADAM))))
-            }
-            EngineKind::Shaders => {
-                let net = GpuNet::new(model.to_flat(), ADAM).map_err(TrainError::Device)?;
-                Ok(Engine::Shaders(Box::new(net)))
-            }
-            EngineKind::Autodiff => {
-                let optim = AdamConfig::new()
-                    .with_beta_1(ADAM.beta_1)
-                    .with_beta_2(ADAM.beta_2)
-                    .with_epsilon(ADAM.epsilon)
-                    .init();
-                Ok(Engine::Autodiff {
-                    model: model.train(),
-                    optim,
-                })
-            }
-        }
     }
 
     /// Like [`Trainer::new`] but starting from given weights (e.g. an uploaded file).
@@ -162,12 +85,7 @@ impl Trainer {
         model: EmbedNet,
     ) -> Result<Self, TrainError> {
         let mut trainer = Self::new(config, split, device)?;
-        let kind = match trainer.engine {
-            Engine::Autodiff { .. } => EngineKind::Autodiff,
-            Engine::Fused(_) => EngineKind::Host,
-            Engine::Shaders(_) => EngineKind::Shaders,
-        };
-        trainer.engine = Self::engine_for(model.to_device(&trainer.device), kind)?;
+        trainer.engine = Engine::build(trainer.engine.kind(), model.to_device(&trainer.device))?;
         Ok(trainer)
     }
 
@@ -212,20 +130,14 @@ impl Trainer {
 
     /// The model being trained (a copy of the weights, on the trainer's device).
     pub fn model(&self) -> EmbedNet {
-        match &self.engine {
-            Engine::Autodiff { model, .. } => model.clone(),
-            Engine::Fused(net) => {
-                EmbedNetConfig::new().from_parts(net.params().clone(), &self.device)
-            }
-            Engine::Shaders(net) => EmbedNetConfig::new().from_flat(net.params().autodiff()),
-        }
+        self.engine.model(&self.device)
     }
 
     /// The engine that computes the steps: [`StepEngine::Fused`] or [`StepEngine::Autodiff`].
     pub fn engine(&self) -> StepEngine {
-        match self.engine {
-            Engine::Autodiff { .. } => StepEngine::Autodiff,
-            Engine::Fused(_) | Engine::Shaders(_) => StepEngine::Fused,
+        match self.engine.kind() {
+            EngineKind::Autodiff => StepEngine::Autodiff,
+            EngineKind::Host | EngineKind::Wgsl => StepEngine::Fused,
         }
     }
 
@@ -272,67 +184,15 @@ impl Trainer {
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
-        let (rate, lr) = (self.config.dropout, self.config.lr);
-        let loss_of = |embeddings: Tensor<2>| {
-            let c = &self.config;
-            triplet_loss(embeddings, &labels, c.margin, c.metric, c.mining, c.soft)
-        };
-        let loss = match &mut self.engine {
-            Engine::Autodiff { model, optim } => {
-                let images = Images::new(&pixels, &self.device);
-                let masks =
-                    DropoutMasks::draw(&mut self.dropout_rng, batch.len(), rate, &self.device);
-                let loss = loss_of(model.forward_train(&images, masks.as_ref()));
-                // Adam only once the loss is known to be finite (one read of the loss, where the
-                // device allows a synchronous one), as the fused engines do: the weights and
-                // Adam's moments never take a NaN, and the driver stops the run on its read.
-                if loss_is_finite(&loss, &self.device)? {
-                    let grads = GradientsParams::from_grads(loss.backward(), &*model);
-                    *model = optim.step(lr, model.clone(), grads);
-                }
-                loss
-            }
-            Engine::Fused(net) => {
-                let masks = DropoutMasks::draw_host(&mut self.dropout_rng, batch.len(), rate);
-                let embeddings = net.forward_train(&pixels, masks.as_ref()).to_vec();
-                // The loss and its gradient w.r.t. the embeddings in burn (TFA-exact), on the CPU
-                // where reading them back is immediate; the weights stay untouched when the loss
-                // is not finite (the driver then stops the run).
-                let x = Tensor::<2>::from_data(
-                    TensorData::new(embeddings, [batch.len(), EMBEDDING_DIM]),
-                    &self.device,
-                )
-                .require_grad();
-                let loss = loss_of(x.clone());
-                if loss.clone().into_scalar::<f32>().is_finite() {
-                    let grads = loss.backward();
-                    let d = x.grad(&grads).map(|g| g.into_data().try_into_vec::<f32>());
-                    if let Some(Ok(d)) = d {
-                        net.backward(&pixels, &d);
-                        net.adam_step(lr);
-                    }
-                }
-                loss
-            }
-            Engine::Shaders(net) => {
-                // As on the host, but nothing leaves the device: the loss and its gradient come
-                // from burn's autodiff of the loss alone, and Adam checks the loss itself.
-                let masks = DropoutMasks::draw_host(&mut self.dropout_rng, batch.len(), rate);
-                let embeddings = net
-                    .forward_train(&pixels, masks.as_ref())
-                    .map_err(TrainError::Device)?;
-                let x = embeddings.autodiff().require_grad();
-                let loss = loss_of(x.clone());
-                let grads = loss.backward();
-                let d = x
-                    .grad(&grads)
-                    .ok_or_else(|| TrainError::Device("the loss has no gradient".into()))?;
-                net.backward(d).map_err(TrainError::Device)?;
-                net.adam_step(lr, loss.clone().detach().inner())
-                    .map_err(TrainError::Device)?;
-                loss
-            }
-        };
+        let loss = self.engine.step(
+            Batch {
+                pixels: &pixels,
+                labels: &labels,
+            },
+            &self.config,
+            &mut self.dropout_rng,
+            &self.device,
+        )?;
         Ok(StepOutcome::Trained {
             loss: loss.detach(),
             examples: batch.len(),
@@ -353,41 +213,13 @@ impl Trainer {
         let device = self.device.clone().inner();
         let mut out = Vec::with_capacity(rows.len() * EMBEDDING_DIM);
         let all: Vec<usize> = rows.collect();
-        let piece = if matches!(self.engine, Engine::Shaders(_)) {
-            EMBED_PIECE
-        } else {
-            EMBED_CHUNK
-        };
-        for chunk in all.chunks(piece) {
+        for chunk in all.chunks(self.engine.embed_piece()) {
             let mut pixels = Vec::new();
             set.pixels_f32(chunk, &mut pixels);
-            match &self.engine {
-                Engine::Autodiff { model, .. } => {
-                    let images = Images::new(&pixels, &device);
-                    out.extend_from_slice(&read_f32(model.valid().forward(&images)).await?);
-                }
-                Engine::Fused(net) => out.extend_from_slice(&net.embed(&pixels)),
-                Engine::Shaders(net) => {
-                    let embeddings = net.embed(&pixels).map_err(TrainError::Device)?;
-                    out.extend_from_slice(&read_f32(embeddings).await?);
-                }
-            }
+            out.extend_from_slice(&self.engine.embed(&pixels, &device).await?);
         }
         Ok(out)
     }
-}
-
-/// Whether a step's loss is finite, read synchronously before the autodiff engine applies Adam.
-/// A browser cannot block on WebGPU, so there (and only there: a batch above the WGSL engine's
-/// limit, or `engine=autodiff`, on WebGPU) the step is applied unread and the driver stops the
-/// run when it reads the loss.
-fn loss_is_finite(loss: &Tensor<1>, device: &Device) -> Result<bool, TrainError> {
-    if cfg!(target_arch = "wasm32") && device.clone().inner() != cpu_device() {
-        return Ok(true);
-    }
-    let data = loss.clone().try_into_data().map_err(TrainError::device)?;
-    let values = data.try_into_vec::<f32>().map_err(TrainError::device)?;
-    Ok(values.iter().all(|v| v.is_finite()))
 }
 
 /// Reads a tensor's values back asynchronously (the only kind of read the browser allows); a
@@ -405,6 +237,7 @@ pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Tra
 mod tests {
     use super::*;
     use crate::data::load_dir;
+    use crate::model::Images;
 
     fn mnist() -> Split {
         load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/data/mnist"))

@@ -64,12 +64,13 @@ pub fn publish_stats(summary: &crate::train::Summary, marks: &[(usize, f64)], ba
     set("trainSeconds", summary.train_seconds);
     set("totalSeconds", summary.total_seconds);
     set("batchSize", batch_size as f64);
-    if let (Some(first), Some(last)) = (marks.first(), marks.last()) {
-        if last.0 > first.0 && last.1 > first.1 {
-            let ms = (last.1 - first.1) * 1000.0 / (last.0 - first.0) as f64;
-            set("steadyMsPerStep", ms);
-            set("steadyExamplesPerS", batch_size as f64 * 1000.0 / ms);
-        }
+    if let (Some(first), Some(last)) = (marks.first(), marks.last())
+        && last.0 > first.0
+        && last.1 > first.1
+    {
+        let ms = (last.1 - first.1) * 1000.0 / (last.0 - first.0) as f64;
+        set("steadyMsPerStep", ms);
+        set("steadyExamplesPerS", batch_size as f64 * 1000.0 / ms);
     }
     let _ = js_sys::Reflect::set(&window, &"__tripletlabStats".into(), &stats);
 }

@@ -72,12 +72,11 @@ pub async fn detect_webgpu() -> Result<Adapter, String> {
     }
     // `adapter.info` (current browsers); older ones had `requestAdapterInfo()`.
     let mut info = get(&adapter, "info");
-    if info.is_undefined() {
-        if let Ok(f) = get(&adapter, "requestAdapterInfo").dyn_into::<Function>() {
-            if let Ok(p) = f.call0(&adapter).and_then(|p| p.dyn_into::<Promise>()) {
-                info = JsFuture::from(p).await.unwrap_or(JsValue::UNDEFINED);
-            }
-        }
+    if info.is_undefined()
+        && let Ok(f) = get(&adapter, "requestAdapterInfo").dyn_into::<Function>()
+        && let Ok(p) = f.call0(&adapter).and_then(|p| p.dyn_into::<Promise>())
+    {
+        info = JsFuture::from(p).await.unwrap_or(JsValue::UNDEFINED);
     }
     let vendor = get_str(&info, "vendor");
     let architecture = get_str(&info, "architecture");

@@ -371,10 +371,8 @@ fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         let lost_device = matches!(result, Err(TrainError::Device(_)));
         let stopped = matches!(&result, Ok(summary) if summary.stopped);
         session.borrow_mut().active = None;
-        if stopped {
-            if let Some((epoch, step)) = host.stale_embeddings() {
-                embed_stopped(&session, &trainer, &mut host, epoch, step).await;
-            }
+        if stopped && let Some((epoch, step)) = host.stale_embeddings() {
+            embed_stopped(&session, &trainer, &mut host, epoch, step).await;
         }
         host.finish_pca().await;
         {
