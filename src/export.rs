@@ -15,23 +15,17 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
+use crate::shape::{ShapeError, rows_of};
+
 /// Errors from writing or parsing embedding / label TSV files.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The underlying writer failed.
     #[error("I/O error while writing TSV: {0}")]
     Io(#[from] std::io::Error),
-    /// An embedding dimension of zero was given.
-    #[error("embedding dimension must be at least 1")]
-    ZeroDim,
-    /// The flat data buffer does not hold a whole number of rows.
-    #[error("data length {len} is not a multiple of the embedding dimension {dim}")]
-    RaggedData {
-        /// Length of the flat buffer.
-        len: usize,
-        /// Requested row length.
-        dim: usize,
-    },
+    /// The buffer is not a whole number of rows of the dimension.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
     /// The text to parse contains no data lines.
     #[error("the file is empty (no data lines)")]
     Empty,
@@ -122,12 +116,7 @@ fn push_numpy_e18(out: &mut String, x: f32) {
 }
 
 fn check_shape(len: usize, dim: usize) -> Result<(), ExportError> {
-    if dim == 0 {
-        return Err(ExportError::ZeroDim);
-    }
-    if !len.is_multiple_of(dim) {
-        return Err(ExportError::RaggedData { len, dim });
-    }
+    rows_of(len, dim)?;
     Ok(())
 }
 
@@ -154,7 +143,7 @@ fn push_vecs(out: &mut String, data: &[f32], dim: usize) {
 /// `inf` and `-inf`. Empty `data` writes nothing.
 ///
 /// # Errors
-/// [`ExportError::ZeroDim`], [`ExportError::RaggedData`] if `data.len()` is
+/// [`ExportError::Shape`] if `data.len()` is
 /// not a multiple of `dim`, or [`ExportError::Io`] from the writer.
 pub fn write_vecs_tsv<W: Write + ?Sized>(
     w: &mut W,
@@ -178,7 +167,7 @@ pub fn write_vecs_tsv<W: Write + ?Sized>(
 /// downloads).
 ///
 /// # Errors
-/// [`ExportError::ZeroDim`] or [`ExportError::RaggedData`].
+/// [`ExportError::Shape`].
 pub fn vecs_tsv_string(data: &[f32], dim: usize) -> Result<String, ExportError> {
     check_shape(data.len(), dim)?;
     // A typical value takes 24 bytes plus its separator.
@@ -362,11 +351,14 @@ mod tests {
     fn write_rejects_bad_shapes() {
         assert!(matches!(
             vecs_tsv_string(&[1.0], 0),
-            Err(ExportError::ZeroDim)
+            Err(ExportError::Shape(ShapeError::ZeroDim))
         ));
         assert!(matches!(
             write_vecs_tsv(&mut Vec::new(), &[1.0, 2.0, 3.0], 2),
-            Err(ExportError::RaggedData { len: 3, dim: 2 })
+            Err(ExportError::Shape(ShapeError::RaggedData {
+                len: 3,
+                dim: 2
+            }))
         ));
     }
 

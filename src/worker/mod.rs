@@ -7,9 +7,13 @@
 //! classic-worker loader script, so the page's wasm carries no burn.
 
 pub mod device;
+mod export;
 mod host;
 pub mod io;
+mod loads;
+mod run;
 mod session;
+mod tsne;
 
 use std::cell::RefCell;
 use std::rc::Rc;

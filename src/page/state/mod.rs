@@ -1,0 +1,290 @@
+//! The page's one reducer: every change of UI state is an [`Action`] folded into [`State`] —
+//! the worker's [`Reply`]s and the page's own clicks alike. Replies that answer a superseded
+//! request (an older dataset load, run or t-SNE) are dropped here.
+//!
+//! `view`: the pieces the components render; `replies`: what each worker reply does; `events`:
+//! what each event of a run does. This file: [`State`], [`Action`] and the reducer.
+
+mod events;
+mod replies;
+#[cfg(test)]
+mod tests;
+mod view;
+
+pub use view::*;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::backend::BackendChoice;
+use crate::data::Dataset;
+use crate::metrics::Metrics;
+use crate::protocol::{BatchLimit, Id, Reply};
+use crate::train::Control;
+
+use super::form::{Checked, EXTRA_KEYS, Form};
+
+/// Everything the page shows.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// The root's `data-state`.
+    pub phase: Phase,
+    /// The burn device exists.
+    pub device_ready: bool,
+    /// The largest batch the device trains (once it is ready).
+    pub batch_limit: Option<BatchLimit>,
+    /// Header text for the adapter.
+    pub adapter: Option<String>,
+    /// URL `backend=` (cpu, webgpu, or automatic).
+    pub backend: BackendChoice,
+    /// URL `embed_every=N`.
+    pub embed_every: Option<usize>,
+    /// URL keys that are not form fields, kept in the URL.
+    pub extra_query: Rc<Vec<(&'static str, String)>>,
+    /// The settings form.
+    pub form: Form,
+    /// The user's own files are loaded.
+    pub custom_loaded: bool,
+    /// Their description.
+    pub custom_label: Option<String>,
+    /// The last problem with the user's files.
+    pub file_error: Option<String>,
+    /// A dataset is loaded.
+    pub dataset_ready: bool,
+    /// The dataset's description (or what is loading).
+    pub dataset_name: String,
+    /// Train/test sizes.
+    pub dataset_sizes: (usize, usize),
+    /// Legend names for labels 0..=9.
+    pub class_names: Rc<Vec<String>>,
+    /// The full test set (images for the hover).
+    pub test: Option<Shared<Dataset>>,
+    /// An uploaded weights file that the next run starts from.
+    pub weights_label: Option<String>,
+    /// Banner messages.
+    pub notices: Rc<Vec<Notice>>,
+    /// Where the run is.
+    pub progress: ProgressInfo,
+    /// Batches skipped (no positive pair).
+    pub skipped: usize,
+    /// `(global_step, loss)` per trained step.
+    pub losses: Rc<Vec<(usize, f32)>>,
+    /// Mean loss per epoch.
+    pub epoch_losses: Rc<Vec<f32>>,
+    /// Metrics per epoch.
+    pub metrics: Rc<Vec<EpochRow>>,
+    /// The final metrics (kNN against the training set included).
+    pub final_metrics: Option<Rc<Metrics>>,
+    /// The latest embeddings.
+    pub embeddings: Option<Embeddings>,
+    /// What the projection shows.
+    pub projection: Option<ProjectionView>,
+    /// t-SNE progress `(iterations done, total)` while it runs.
+    pub tsne: Option<(usize, usize)>,
+    /// Weights can be downloaded (a finished run's, or the last epoch end's).
+    pub weights_available: bool,
+    /// The latest dataset request.
+    pub load_id: Id,
+    /// The run the worker started, until it ends (its events are the ones shown).
+    pub run_id: Option<Id>,
+    /// Runs the page asked for that the worker has not started or refused yet (a second
+    /// request can be sent before the first is answered; the worker starts one at most).
+    pub requested_runs: Vec<Id>,
+    /// The phase before that request (restored if the worker refuses it).
+    pub phase_before_request: Option<Phase>,
+    /// The latest t-SNE request.
+    pub tsne_id: Id,
+    /// The worker died and is being replaced.
+    pub worker_lost: bool,
+}
+
+impl State {
+    /// Defaults overridden by the URL query.
+    pub fn from_query(pairs: &[(String, String)]) -> Self {
+        let form = Form::from_pairs(pairs);
+        let value = |key: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let backend = BackendChoice::from_query(value("backend").as_deref());
+        let embed_every = value("embed_every").and_then(|v| v.trim().parse::<usize>().ok());
+        let extra_query: Vec<(&'static str, String)> = EXTRA_KEYS
+            .iter()
+            .filter_map(|k| value(k).map(|v| (*k, v)))
+            .collect();
+        State {
+            phase: Phase::Loading,
+            device_ready: false,
+            batch_limit: None,
+            adapter: None,
+            backend,
+            embed_every,
+            extra_query: Rc::new(extra_query),
+            form,
+            custom_loaded: false,
+            custom_label: None,
+            file_error: None,
+            dataset_ready: false,
+            dataset_name: String::new(),
+            dataset_sizes: (0, 0),
+            class_names: Rc::new((0..10).map(|i| i.to_string()).collect()),
+            test: None,
+            weights_label: None,
+            notices: Rc::new(Vec::new()),
+            progress: ProgressInfo::default(),
+            skipped: 0,
+            losses: Rc::new(Vec::new()),
+            epoch_losses: Rc::new(Vec::new()),
+            metrics: Rc::new(Vec::new()),
+            final_metrics: None,
+            embeddings: None,
+            projection: None,
+            tsne: None,
+            weights_available: false,
+            load_id: 0,
+            run_id: None,
+            requested_runs: Vec::new(),
+            phase_before_request: None,
+            tsne_id: 0,
+            worker_lost: false,
+        }
+    }
+
+    /// The header's dataset text.
+    pub fn dataset_label(&self) -> String {
+        if self.dataset_ready {
+            format!(
+                "data: {} ({} train / {} test)",
+                self.dataset_name, self.dataset_sizes.0, self.dataset_sizes.1
+            )
+        } else if self.dataset_name.is_empty() {
+            "data: none".into()
+        } else {
+            format!("data: loading {}…", self.dataset_name)
+        }
+    }
+
+    /// The form checked against what is loaded and what the device can do.
+    pub fn checked(&self) -> Checked {
+        self.form
+            .check(self.custom_loaded, self.batch_limit.as_ref())
+    }
+
+    fn notify(&mut self, notice: Notice) {
+        let notices = Rc::make_mut(&mut self.notices);
+        notices.retain(|n| n != &notice);
+        notices.push(notice);
+    }
+
+    fn settle(&mut self) {
+        if matches!(self.phase, Phase::Loading) && self.device_ready && self.dataset_ready {
+            self.phase = Phase::Ready;
+            self.worker_lost = false;
+        }
+    }
+}
+
+/// Everything that can happen to the page.
+pub enum Action {
+    /// A reply from the worker.
+    Worker(Reply),
+    /// A dataset was requested (bundled or the user's files) under this id.
+    LoadRequested(Id),
+    /// Train was pressed; the run will have this id.
+    TrainRequested(Id),
+    /// t-SNE was requested under this id.
+    TsneRequested(Id),
+    /// A form field changed.
+    Field(String, String),
+    /// The user's files were refused on the page (before reaching the worker).
+    FileError(String),
+    /// Pause / Resume / Stop pressed (the run's state changes when the worker says so).
+    ControlRequested(Control),
+    /// The worker died (e.g. out of memory); a fresh one is starting.
+    WorkerLost(String),
+    /// A banner message.
+    Notice(Notice),
+    /// Close banner message `i`.
+    Dismiss(usize),
+}
+
+impl State {
+    /// Folds one action into the state (the page's `yew::Reducible` calls this).
+    pub fn reduce(mut self, action: Action) -> State {
+        let s = &mut self;
+        match action {
+            Action::Worker(reply) => s.apply_reply(reply),
+            Action::LoadRequested(id) => s.load_id = id,
+            Action::TrainRequested(id) => {
+                s.requested_runs.push(id);
+                // Shown as training at once (the button is disabled from the click on); back to
+                // where it was if the worker refuses.
+                if !matches!(s.phase, Phase::Training | Phase::Paused) {
+                    s.phase_before_request = Some(s.phase);
+                    s.phase = Phase::Training;
+                }
+            }
+            Action::TsneRequested(id) => {
+                s.tsne_id = id;
+                s.tsne = Some((0, 1));
+            }
+            Action::Field(key, value) => {
+                s.form.set(&key, value);
+            }
+            Action::FileError(message) => {
+                s.file_error = Some(message.clone());
+                s.notify(Notice::error(message));
+            }
+            Action::ControlRequested(c) => {
+                if c == Control::Stop
+                    && matches!(s.phase, Phase::Training | Phase::Paused)
+                    && s.progress.stop == StopState::None
+                {
+                    s.progress.stop = StopState::Requested;
+                }
+            }
+            Action::WorkerLost(message) => {
+                let was_busy =
+                    matches!(s.phase, Phase::Training | Phase::Paused) || s.tsne.is_some();
+                s.worker_lost = true;
+                s.device_ready = false;
+                s.custom_loaded = false;
+                s.custom_label = None;
+                s.dataset_ready = false;
+                s.run_id = None;
+                s.requested_runs.clear();
+                s.tsne = None;
+                s.weights_available = false;
+                s.progress.stop = StopState::None;
+                s.phase = Phase::Error;
+                let kept = if s.embeddings.is_some() {
+                    " The projection and metrics so far stay on screen."
+                } else {
+                    ""
+                };
+                let advice = if was_busy {
+                    " It most likely ran out of memory: try a smaller batch or training subset."
+                } else {
+                    ""
+                };
+                s.notify(Notice::error(format!(
+                    "The worker that trains stopped ({message}).{advice}{kept} A fresh one is starting."
+                )));
+            }
+            Action::Notice(n) => s.notify(n),
+            Action::Dismiss(i) => {
+                let notices = Rc::make_mut(&mut s.notices);
+                if i < notices.len() {
+                    notices.remove(i);
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Messages per field key, shared with the form.
+pub type FieldErrors = Rc<BTreeMap<String, String>>;

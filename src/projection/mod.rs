@@ -1,0 +1,56 @@
+//! 2-D projections of embeddings for display: PCA (instant, deterministic)
+//! and Barnes-Hut t-SNE (incremental, so a browser can show progress).
+//!
+//! Both take a row-major `&[f32]` buffer with `dim` values per row and return
+//! one `[x, y]` pair per row.
+
+mod affinities;
+mod pca;
+mod quadtree;
+#[cfg(test)]
+mod tests;
+mod tsne;
+
+use affinities::*;
+pub use pca::*;
+use quadtree::*;
+pub use tsne::*;
+
+use crate::shape::{ShapeError, finite_rows};
+
+/// Errors from the projection functions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProjectionError {
+    /// The buffer is not a whole number of finite rows.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// t-SNE needs at least two points.
+    #[error("t-SNE needs at least 2 points, got {n}")]
+    TooFewPoints {
+        /// Number of rows given.
+        n: usize,
+    },
+    /// The perplexity must be below the number of points.
+    #[error("perplexity {perplexity} must be smaller than the number of points ({n})")]
+    PerplexityTooLarge {
+        /// Requested perplexity.
+        perplexity: f32,
+        /// Number of points.
+        n: usize,
+    },
+    /// A t-SNE parameter is out of range.
+    #[error("t-SNE parameter `{name}` = {value} is invalid: it must be {expected}")]
+    InvalidParam {
+        /// Field of [`TsneParams`].
+        name: &'static str,
+        /// Given value.
+        value: f64,
+        /// What is allowed.
+        expected: &'static str,
+    },
+}
+
+/// Checks the buffer shape and values; returns the number of rows.
+fn check_data(data: &[f32], dim: usize) -> Result<usize, ProjectionError> {
+    Ok(finite_rows(data, dim)?)
+}

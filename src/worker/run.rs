@@ -1,0 +1,117 @@
+//! A training run in the worker: its trainer, its driver on the worker's host, and after a Stop
+//! the test embeddings of the stopped weights.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use wasm_bindgen_futures::spawn_local;
+
+use crate::model::EmbedNetConfig;
+use crate::protocol::{Id, Reply};
+use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run};
+
+use super::host::WorkerHost;
+use super::io::{self, post};
+use super::session::*;
+
+/// Builds the trainer of a new run, or says why it cannot start.
+pub(super) fn new_trainer(s: &Session, config: &TrainConfig) -> Result<Trainer, String> {
+    let device = s
+        .device
+        .as_ref()
+        .ok_or("the device is still starting")?
+        .device
+        .clone();
+    let (split, _) = s.split.as_ref().ok_or("no dataset is loaded yet")?;
+    match &s.weights {
+        Some((name, bytes)) => EmbedNetConfig::new()
+            .load_safetensors(bytes, &device)
+            .map_err(|e| format!("{name}: {e}"))
+            .and_then(|model| {
+                Trainer::with_model(config.clone(), split, &device, model)
+                    .map_err(|e| e.to_string())
+            }),
+        None => Trainer::new(config.clone(), split, &device).map_err(|e| e.to_string()),
+    }
+}
+
+pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
+    let (mut trainer, control, from_weights) = {
+        let mut s = session.borrow_mut();
+        if let Some((active, _)) = &s.active {
+            return post(&Reply::TrainRefused {
+                id,
+                reason: format!("run {active} is still in progress: stop it first"),
+            });
+        }
+        let trainer = match new_trainer(&s, &config) {
+            Ok(t) => t,
+            Err(reason) => return post(&Reply::TrainRefused { id, reason }),
+        };
+        let control = Rc::new(Cell::new(Control::Run));
+        s.active = Some((id, control.clone()));
+        s.kept = None;
+        s.checkpoint = None;
+        s.latest = None;
+        // A new run cancels a running t-SNE (page ids start at 1).
+        s.latest_tsne = 0;
+        (trainer, control, s.weights.as_ref().map(|(n, _)| n.clone()))
+    };
+    post(&Reply::TrainStarted {
+        id,
+        epochs: config.epochs,
+        from_weights,
+    });
+    let session = session.clone();
+    spawn_local(async move {
+        let mut host = WorkerHost::new(session.clone(), id, control);
+        let result = run(&mut trainer, &mut host).await;
+        let lost_device = matches!(result, Err(TrainError::Device(_)));
+        let stopped = matches!(&result, Ok(summary) if summary.stopped);
+        session.borrow_mut().active = None;
+        if stopped && let Some((epoch, step)) = host.stale_embeddings() {
+            embed_stopped(&session, &trainer, &mut host, epoch, step).await;
+        }
+        host.finish_pca().await;
+        {
+            let mut s = session.borrow_mut();
+            if lost_device {
+                // The next Train starts a new device; the checkpoint keeps the weights.
+                s.device = None;
+            } else if s.active.is_none() {
+                s.kept = Some(trainer);
+            }
+        }
+        let weights = session.borrow().kept.is_some() || session.borrow().checkpoint.is_some();
+        post(&Reply::RunEnded { id, weights });
+        if lost_device {
+            start_device(session);
+        }
+    });
+}
+
+/// After a Stop (which ends a run at once, even mid-evaluation), the test embeddings of the
+/// weights at the stop, so the downloads hold what was learnt. In slices; given up when a new
+/// run starts meanwhile.
+pub(super) async fn embed_stopped(
+    session: &SharedSession,
+    trainer: &Trainer,
+    host: &mut WorkerHost,
+    epoch: usize,
+    step: usize,
+) {
+    let set = trainer.test_set();
+    let no_new_run = async || {
+        io::yield_now().await;
+        session.borrow().active.is_none()
+    };
+    if let Ok(Some(vectors)) = embed_sliced(trainer, set, no_new_run).await {
+        host.event(Event::Embeddings {
+            epoch,
+            global_step: step,
+            vectors: Arc::new(vectors),
+            labels: Arc::new(set.labels.clone()),
+        });
+    }
+}
