@@ -172,13 +172,20 @@ def main():
     if any(r["device_ms"] or r["host_ms"] for r in selection):
         w("Selection paths (loss + gradient ms; Auto uses device up to B = 128, host above): " + ", ".join(
             f"B={r['batch']}: device {fmt(r['device_ms'], '.2f')} / host {fmt(r['host_ms'], '.2f')}" for r in selection) + "\n")
-    if mem_rows:
-        w("Peak memory of one loss + gradient (fresh process each; VmHWM; 'loss' = above the warmed-up process):\n")
+    device_rows = memory.get("device_rows") or []
+    for title, path_rows in (("host selection (what Auto takes natively above B = 128)", mem_rows),
+                             ("device selection on the CPU (what the GPU paths run)", device_rows)):
+        if not path_rows:
+            continue
+        w(f"Peak memory of one loss + gradient, {title} (fresh process each; VmHWM; 'loss' = above the warmed-up process):\n")
         prev = None
-        for r in mem_rows:
+        for r in path_rows:
             growth = f"  ×{r['loss_peak_delta_mib'] / prev:.2f} per doubling" if prev else ""
-            w(f"  B = {r['batch']:>4}: {r['peak_rss_mib']:7.0f} MiB peak RSS, {r['loss_peak_delta_mib']:7.0f} MiB for the loss, {r['single_call_s']:.3f} s{growth}\n")
+            ref = tfa_ref.get(str(r["batch"]))
+            tfa = f"  (TFA ref {ref:.0f} ms)" if ref else ""
+            w(f"  B = {r['batch']:>4}: {r['peak_rss_mib']:7.0f} MiB peak RSS, {r['loss_peak_delta_mib']:7.0f} MiB for the loss, {r['single_call_s']:.3f} s{tfa}{growth}\n")
             prev = r["loss_peak_delta_mib"] or None
+    if mem_rows or device_rows:
         w("  (×4 per doubling is O(B²); TFA's B×B×B tensors would grow ×8)\n")
     if mem2048:
         w(f"B = 2048: {mem2048['loss_peak_delta_mib']:.0f} MiB above the warmed-up process ({mem2048['peak_rss_mib']:.0f} MiB peak RSS in all)\n")
@@ -193,6 +200,7 @@ def main():
         "loss": loss_rows,
         "loss_selection_paths": selection,
         "loss_memory": mem_rows,
+        "loss_memory_device_selection": device_rows,
         "keras": keras,
         "targets": {"step_vs_keras": TARGET_STEP, "step_goal": GOAL_STEP, "loss_speedup_at_1024": TARGET_LOSS},
     }

@@ -103,179 +103,272 @@ pub async fn run<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary
     result
 }
 
+/// What the helpers of [`drive`] share: the clock and counters of the run so far.
+struct Progress {
+    /// When the run started (the host's clock).
+    start: f64,
+    /// Milliseconds spent in steps (evaluation excluded).
+    train_ms: f64,
+    /// Training examples in the steps taken.
+    examples: usize,
+    /// Steps taken since the start, skipped ones included.
+    global_step: usize,
+    steps_per_epoch: usize,
+    test_labels: Arc<Vec<u8>>,
+    pacing: ReadPacing,
+    summary: Summary,
+}
+
+impl Progress {
+    /// Reports [`Event::Started`] and starts the clock.
+    fn start<H: Host>(trainer: &Trainer, host: &mut H) -> Self {
+        let config = trainer.config();
+        let steps_per_epoch = trainer.steps_per_epoch();
+        host.event(Event::Started {
+            epochs: config.epochs,
+            steps_per_epoch,
+            train_examples: trainer.train_set().len(),
+            test_examples: trainer.test_set().len(),
+        });
+        Self {
+            start: host.now_ms(),
+            train_ms: 0.0,
+            examples: 0,
+            global_step: 0,
+            steps_per_epoch,
+            test_labels: Arc::new(trainer.test_set().labels.clone()),
+            pacing: ReadPacing::new(config.read_every),
+            summary: Summary {
+                stopped: false,
+                epochs_completed: 0,
+                steps: 0,
+                skipped_batches: 0,
+                epoch_losses: Vec::new(),
+                metrics: Metrics::default(),
+                examples_per_s: 0.0,
+                train_seconds: 0.0,
+                total_seconds: 0.0,
+            },
+        }
+    }
+
+    fn elapsed_s<H: Host>(&self, host: &H) -> f64 {
+        (host.now_ms() - self.start) / 1000.0
+    }
+
+    /// The summary, with the run's rates and times.
+    fn finish<H: Host>(mut self, host: &H) -> Summary {
+        self.summary.train_seconds = self.train_ms / 1000.0;
+        self.summary.examples_per_s = per_second(self.examples, self.train_ms);
+        self.summary.total_seconds = self.elapsed_s(host);
+        self.summary
+    }
+}
+
+/// A step's loss waiting to be read: `(step in the epoch, global step, loss)`.
+type Pending = (usize, usize, Tensor<1>);
+
 async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
     let config = trainer.config().clone();
-    let steps_per_epoch = trainer.steps_per_epoch();
-    let test_labels = Arc::new(trainer.test_set().labels.clone());
-    host.event(Event::Started {
-        epochs: config.epochs,
-        steps_per_epoch,
-        train_examples: trainer.train_set().len(),
-        test_examples: trainer.test_set().len(),
-    });
-    let start = host.now_ms();
-    let mut train_ms = 0.0;
-    let mut examples = 0usize;
-    let mut summary = Summary {
-        stopped: false,
-        epochs_completed: 0,
-        steps: 0,
-        skipped_batches: 0,
-        epoch_losses: Vec::new(),
-        metrics: Metrics::default(),
-        examples_per_s: 0.0,
-        train_seconds: 0.0,
-        total_seconds: 0.0,
-    };
+    let mut run = Progress::start(trainer, host);
     let mut last_test: Option<Arc<Vec<f32>>> = None;
-    let mut global_step = 0usize;
-    let mut pacing = ReadPacing::new(config.read_every);
-
-    'epochs: for epoch in 1..=config.epochs {
-        let mut pending: Vec<(usize, usize, Tensor<1>)> = Vec::new(); // (step, global, loss)
-        let mut tally = EpochLosses::default();
-        for step in 1..=steps_per_epoch {
-            if !host.proceed().await {
-                summary.stopped = true;
-            }
-            if summary.stopped {
+    for epoch in 1..=config.epochs {
+        let tally = train_epoch(trainer, host, &mut run, epoch).await?;
+        // A stopped run ends at once: the embeddings and metrics of the last finished
+        // evaluation stay the run's (the host may embed the stopped weights afterwards).
+        if run.summary.stopped {
+            break;
+        }
+        match end_epoch(trainer, host, &mut run, epoch, tally).await? {
+            Some(vectors) => last_test = Some(vectors),
+            None => {
+                run.summary.stopped = true;
                 break;
             }
-            let t0 = host.now_ms();
-            if pending.is_empty() {
-                pacing.first_submitted = t0;
+        }
+    }
+    if config.knn_against_train
+        && !run.summary.stopped
+        && let Some(test_vectors) = &last_test
+    {
+        final_knn(trainer, host, &mut run, test_vectors).await?;
+    }
+    Ok(run.finish(host))
+}
+
+/// The steps of epoch `epoch`, their losses read in batches (see [`ReadPacing`]) and reported,
+/// and the test embeddings refreshed every `embed_every` steps. Sets `stopped` on a Stop.
+async fn train_epoch<H: Host>(
+    trainer: &mut Trainer,
+    host: &mut H,
+    run: &mut Progress,
+    epoch: usize,
+) -> Result<EpochLosses, TrainError> {
+    let embed_every = trainer.config().embed_every;
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut tally = EpochLosses::default();
+    for step in 1..=run.steps_per_epoch {
+        if !host.proceed().await {
+            run.summary.stopped = true;
+            break;
+        }
+        let t0 = host.now_ms();
+        if pending.is_empty() {
+            run.pacing.first_submitted = t0;
+        }
+        run.global_step += 1;
+        match trainer.step()? {
+            StepOutcome::Trained { loss, examples } => {
+                run.examples += examples;
+                pending.push((step, run.global_step, loss));
             }
-            global_step += 1;
-            match trainer.step()? {
-                StepOutcome::Trained { loss, examples: n } => {
-                    examples += n;
-                    pending.push((step, global_step, loss));
-                }
-                StepOutcome::Skipped { reason } => {
-                    summary.skipped_batches += 1;
-                    host.event(Event::Skipped {
-                        epoch,
-                        step,
-                        reason,
-                    });
-                }
-            }
-            let flush = pending.len() >= pacing.read_every || step == steps_per_epoch;
-            if flush && !pending.is_empty() {
-                let read = pending.len();
-                let losses = read_losses(&mut pending).await?;
-                let now = host.now_ms();
-                pacing.measured(read, now);
-                let at = StepTime {
-                    examples_per_s: per_second(examples, train_ms + now - t0),
-                    elapsed_s: (now - start) / 1000.0,
-                };
-                report_losses(
-                    host,
-                    losses,
-                    at,
-                    (epoch, steps_per_epoch),
-                    &mut tally,
-                    &mut summary,
-                    false,
-                )?;
-            }
-            train_ms += host.now_ms() - t0;
-            if config.embed_every > 0
-                && global_step.is_multiple_of(config.embed_every)
-                && step != steps_per_epoch
-            {
-                let Some(vectors) =
-                    embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
-                else {
-                    summary.stopped = true;
-                    break;
-                };
-                let vectors = Arc::new(vectors);
-                host.event(Event::Embeddings {
+            StepOutcome::Skipped { reason } => {
+                run.summary.skipped_batches += 1;
+                host.event(Event::Skipped {
                     epoch,
-                    global_step,
-                    vectors,
-                    labels: test_labels.clone(),
+                    step,
+                    reason,
                 });
             }
         }
-        // Losses of a stopped epoch that were not read yet: reported like the others, so the
-        // host knows the last step taken.
-        if !pending.is_empty() {
-            let losses = read_losses(&mut pending).await?;
-            let at = StepTime {
-                examples_per_s: per_second(examples, train_ms),
-                elapsed_s: (host.now_ms() - start) / 1000.0,
-            };
-            report_losses(
-                host,
-                losses,
-                at,
-                (epoch, steps_per_epoch),
-                &mut tally,
-                &mut summary,
-                true,
-            )?;
+        let due = pending.len() >= run.pacing.read_every || step == run.steps_per_epoch;
+        if due && !pending.is_empty() {
+            read_pending(host, run, &mut pending, &mut tally, epoch, Some(t0)).await?;
         }
-        // A stopped run ends at once: the embeddings and metrics of the last finished
-        // evaluation stay the run's (the host may embed the stopped weights afterwards).
-        if summary.stopped {
-            break 'epochs;
+        run.train_ms += host.now_ms() - t0;
+        let refresh = embed_every > 0
+            && run.global_step.is_multiple_of(embed_every)
+            && step != run.steps_per_epoch;
+        if refresh && !refresh_embeddings(trainer, host, run, epoch).await? {
+            run.summary.stopped = true;
+            break;
         }
-        let Some(vectors) =
-            embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
-        else {
-            summary.stopped = true;
-            break 'epochs;
-        };
-        let vectors = Arc::new(vectors);
-        last_test = Some(vectors.clone());
-        host.event(Event::Embeddings {
-            epoch,
-            global_step,
-            vectors: vectors.clone(),
-            labels: test_labels.clone(),
-        });
-        let mean_loss = tally.mean();
-        let Some(metrics) = evaluate_sliced(&vectors, &to_u32(&test_labels), None, host).await?
-        else {
-            summary.stopped = true;
-            break 'epochs;
-        };
-        summary.epoch_losses.push(mean_loss);
-        summary.epochs_completed = epoch;
-        summary.metrics = metrics.clone();
-        host.event(Event::EpochEnd {
-            epoch,
-            mean_loss,
-            metrics,
-            elapsed_s: (host.now_ms() - start) / 1000.0,
-        });
-        host.epoch_saved(trainer).await;
     }
+    // Losses of a stopped epoch that were not read yet: reported like the others, so the host
+    // knows the last step taken.
+    if !pending.is_empty() {
+        read_pending(host, run, &mut pending, &mut tally, epoch, None).await?;
+    }
+    Ok(tally)
+}
 
-    if config.knn_against_train
-        && !summary.stopped
-        && let Some(test_vectors) = &last_test
-    {
-        // Stopped during the final evaluation: the last epoch's metrics stand.
-        match embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await? {
-            None => summary.stopped = true,
-            Some(train_vectors) => {
-                let train_labels = to_u32(&trainer.train_set().labels);
-                let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
-                match evaluate_sliced(test_vectors, &to_u32(&test_labels), train, host).await? {
-                    None => summary.stopped = true,
-                    Some(metrics) => summary.metrics = metrics,
-                }
-            }
+/// Reads and reports the pending losses: in the course of the epoch (`step_started`: when the
+/// current step began, for the rate; the read also paces the next ones), or after a Stop
+/// (`None`).
+async fn read_pending<H: Host>(
+    host: &mut H,
+    run: &mut Progress,
+    pending: &mut Vec<Pending>,
+    tally: &mut EpochLosses,
+    epoch: usize,
+    step_started: Option<f64>,
+) -> Result<(), TrainError> {
+    let read = pending.len();
+    let losses = read_losses(pending).await?;
+    let now = host.now_ms();
+    let train_ms = match step_started {
+        Some(t0) => {
+            run.pacing.measured(read, now);
+            run.train_ms + now - t0
         }
+        None => run.train_ms,
+    };
+    let at = StepTime {
+        examples_per_s: per_second(run.examples, train_ms),
+        elapsed_s: (now - run.start) / 1000.0,
+    };
+    report_losses(
+        host,
+        losses,
+        at,
+        (epoch, run.steps_per_epoch),
+        tally,
+        &mut run.summary,
+        step_started.is_none(),
+    )
+}
+
+/// Embeds the test set mid-epoch and reports it; `false` when the host said stop.
+async fn refresh_embeddings<H: Host>(
+    trainer: &Trainer,
+    host: &mut H,
+    run: &Progress,
+    epoch: usize,
+) -> Result<bool, TrainError> {
+    let Some(vectors) =
+        embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+    else {
+        return Ok(false);
+    };
+    host.event(Event::Embeddings {
+        epoch,
+        global_step: run.global_step,
+        vectors: Arc::new(vectors),
+        labels: run.test_labels.clone(),
+    });
+    Ok(true)
+}
+
+/// The end of epoch `epoch`: the test set embedded and scored, [`Event::EpochEnd`], and the
+/// host's copy of the weights. Returns the test embeddings; `None` when the host said stop.
+async fn end_epoch<H: Host>(
+    trainer: &Trainer,
+    host: &mut H,
+    run: &mut Progress,
+    epoch: usize,
+    tally: EpochLosses,
+) -> Result<Option<Arc<Vec<f32>>>, TrainError> {
+    let Some(vectors) =
+        embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+    else {
+        return Ok(None);
+    };
+    let vectors = Arc::new(vectors);
+    host.event(Event::Embeddings {
+        epoch,
+        global_step: run.global_step,
+        vectors: vectors.clone(),
+        labels: run.test_labels.clone(),
+    });
+    let mean_loss = tally.mean();
+    let labels = to_u32(&run.test_labels);
+    let Some(metrics) = evaluate_sliced(&vectors, &labels, None, host).await? else {
+        return Ok(None);
+    };
+    run.summary.epoch_losses.push(mean_loss);
+    run.summary.epochs_completed = epoch;
+    run.summary.metrics = metrics.clone();
+    host.event(Event::EpochEnd {
+        epoch,
+        mean_loss,
+        metrics,
+        elapsed_s: run.elapsed_s(host),
+    });
+    host.epoch_saved(trainer).await;
+    Ok(Some(vectors))
+}
+
+/// The run's last evaluation: kNN of the test embeddings against the embedded training set.
+/// Stopped during it, the last epoch's metrics stand.
+async fn final_knn<H: Host>(
+    trainer: &Trainer,
+    host: &mut H,
+    run: &mut Progress,
+    test_vectors: &[f32],
+) -> Result<(), TrainError> {
+    let embedded = embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await?;
+    let Some(train_vectors) = embedded else {
+        run.summary.stopped = true;
+        return Ok(());
+    };
+    let train_labels = to_u32(&trainer.train_set().labels);
+    let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
+    let test_labels = to_u32(&run.test_labels);
+    match evaluate_sliced(test_vectors, &test_labels, train, host).await? {
+        None => run.summary.stopped = true,
+        Some(metrics) => run.summary.metrics = metrics,
     }
-    summary.train_seconds = train_ms / 1000.0;
-    summary.examples_per_s = per_second(examples, train_ms);
-    summary.total_seconds = (host.now_ms() - start) / 1000.0;
-    Ok(summary)
+    Ok(())
 }
 
 /// How many losses wait unread: at most `read_every`, and no more than [`QUEUED_WORK_MS`] of

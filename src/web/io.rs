@@ -49,7 +49,8 @@ pub use crate::js::now_ms;
 /// Publishes a finished run's timing as `window.__tripletlabStats` (read by the benchmark).
 /// `marks` are `(global_step, elapsed_s)` at each loss read-back; the steady-state rate is
 /// measured between the first and the last read-back, so shader compilation and the first
-/// uploads are not counted.
+/// uploads are not counted. The marks themselves go out too (`marks`: `[step, elapsed_s]`, on
+/// the worker's clock).
 pub fn publish_stats(summary: &crate::train::Summary, marks: &[(usize, f64)], batch_size: usize) {
     let Some(window) = web_sys::window() else {
         return;
@@ -72,5 +73,13 @@ pub fn publish_stats(summary: &crate::train::Summary, marks: &[(usize, f64)], ba
         set("steadyMsPerStep", ms);
         set("steadyExamplesPerS", batch_size as f64 * 1000.0 / ms);
     }
+    let pairs = js_sys::Array::new();
+    for &(step, elapsed_s) in marks {
+        pairs.push(&js_sys::Array::of2(
+            &(step as f64).into(),
+            &elapsed_s.into(),
+        ));
+    }
+    let _ = js_sys::Reflect::set(&stats, &"marks".into(), &pairs);
     let _ = js_sys::Reflect::set(&window, &"__tripletlabStats".into(), &stats);
 }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::train::{Event, TrainError};
+use crate::train::{Event, Summary, TrainError};
 
 impl State {
     pub(super) fn apply_event(&mut self, event: Event) {
@@ -71,51 +71,55 @@ impl State {
                     metrics,
                 });
             }
-            Event::Done(summary) => {
-                self.phase = Phase::Done;
-                self.progress.stop = StopState::None;
-                self.progress.elapsed_s = summary.total_seconds;
-                if summary.examples_per_s > 0.0 {
-                    self.progress.examples_per_s = summary.examples_per_s;
-                }
-                self.skipped = summary.skipped_batches;
-                if summary.stopped {
-                    self.notify(Notice::info(format!(
-                        "Stopped after {} steps ({} epochs complete). The weights are those at the stop; \
-                         the downloads panel says which step the test embeddings are from.",
-                        summary.steps, summary.epochs_completed
-                    )));
-                } else {
-                    self.progress.complete = true;
-                    self.progress.global_step = self.progress.total_steps();
-                }
-                // A run stopped before any epoch ended has no metrics to show.
-                if !summary.stopped || summary.epochs_completed > 0 {
-                    self.final_metrics = Some(Rc::new(summary.metrics));
-                }
-            }
-            Event::Failed(error) => {
-                self.phase = Phase::Error;
-                self.progress.stop = StopState::None;
-                let kept = if self.embeddings.is_some() {
-                    " The embeddings computed so far can still be downloaded."
-                } else {
-                    ""
-                };
-                if matches!(error, TrainError::Device(_)) {
-                    // The worker starts a new device; Train waits for it.
-                    self.device_ready = false;
-                }
-                let text = match &error {
-                    TrainError::Device(_) => format!(
-                        "Training stopped: {error} (the GPU device was lost or reset).{kept} \
-                         Download weights, when enabled, holds the weights of the last finished \
-                         epoch. The next Train starts a new device."
-                    ),
-                    _ => format!("Training failed: {error}.{kept}"),
-                };
-                self.notify(Notice::error(text));
-            }
+            Event::Done(summary) => self.run_done(summary),
+            Event::Failed(error) => self.run_failed(error),
         }
+    }
+
+    fn run_done(&mut self, summary: Summary) {
+        self.phase = Phase::Done;
+        self.progress.stop = StopState::None;
+        self.progress.elapsed_s = summary.total_seconds;
+        if summary.examples_per_s > 0.0 {
+            self.progress.examples_per_s = summary.examples_per_s;
+        }
+        self.skipped = summary.skipped_batches;
+        if summary.stopped {
+            self.notify(Notice::info(format!(
+                "Stopped after {} steps ({} epochs complete). The weights are those at the stop; \
+                 the downloads panel says which step the test embeddings are from.",
+                summary.steps, summary.epochs_completed
+            )));
+        } else {
+            self.progress.complete = true;
+            self.progress.global_step = self.progress.total_steps();
+        }
+        // A run stopped before any epoch ended has no metrics to show.
+        if !summary.stopped || summary.epochs_completed > 0 {
+            self.final_metrics = Some(Rc::new(summary.metrics));
+        }
+    }
+
+    fn run_failed(&mut self, error: TrainError) {
+        self.phase = Phase::Error;
+        self.progress.stop = StopState::None;
+        let kept = if self.embeddings.is_some() {
+            " The embeddings computed so far can still be downloaded."
+        } else {
+            ""
+        };
+        if matches!(error, TrainError::Device(_)) {
+            // The worker starts a new device; Train waits for it.
+            self.device_ready = false;
+        }
+        let text = match &error {
+            TrainError::Device(_) => format!(
+                "Training stopped: {error} (the GPU device was lost or reset).{kept} \
+                 Download weights, when enabled, holds the weights of the last finished \
+                 epoch. The next Train starts a new device."
+            ),
+            _ => format!("Training failed: {error}.{kept}"),
+        };
+        self.notify(Notice::error(text));
     }
 }

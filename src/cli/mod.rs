@@ -1,0 +1,210 @@
+//! The native CLI: `train`, `eval` and `loss`. This file: the command line (clap) and reading
+//! inputs; `train`: a run in the terminal (the driver's host: a progress bar) and its outputs;
+//! `tools`: `eval` and `loss`.
+
+mod tools;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use tripletlab::backend::BackendKind;
+use tripletlab::data::{BundledDataset, Split, load_dir};
+use tripletlab::export::text_of;
+use tripletlab::loss::{Metric, Mining};
+use tripletlab::train::StepEngine;
+use tripletlab::train::settings;
+
+/// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+#[derive(Parser)]
+#[command(
+    name = "tripletlab",
+    version,
+    about = "Semi-hard triplet-loss embeddings of MNIST, TFA-exact, with burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the notebook's net and write vecs.tsv, meta.tsv, metrics.json, weights.safetensors.
+    Train(TrainArgs),
+    /// Score any vecs.tsv/meta.tsv pair (kNN against a train pair when given).
+    Eval {
+        /// Test embeddings (numpy savetxt TSV).
+        #[arg(long)]
+        vecs: PathBuf,
+        /// Test labels, one per line.
+        #[arg(long)]
+        meta: PathBuf,
+        /// Reference (train) embeddings for kNN accuracy.
+        #[arg(long, requires = "train_meta")]
+        train_vecs: Option<PathBuf>,
+        /// Reference (train) labels.
+        #[arg(long, requires = "train_vecs")]
+        train_meta: Option<PathBuf>,
+    },
+    /// Semi-hard loss and gradient for cases in the golden-file schema, as JSON on stdout.
+    Loss {
+        /// JSON file: {"cases": [...]} or [...], each with labels, embeddings, margin,
+        /// distance_metric, name.
+        #[arg(long)]
+        cases: PathBuf,
+        /// Where the negatives are selected.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "device", "host"])]
+        selection: String,
+        /// Backend.
+        #[arg(long, default_value = "cpu")]
+        backend: BackendKind,
+    },
+}
+
+/// The flags of `train`: each setting's name and aliases come from
+/// [`tripletlab::train::settings`], like the page's URL and form.
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// `mnist` (bundled 8k/2k), `fashion` (bundled 60k/10k) or a folder with the four IDX files.
+    #[arg(long = settings::DATASET.flag, default_value = "mnist")]
+    dataset: String,
+    #[arg(long = settings::EPOCHS.flag, default_value_t = 5)]
+    epochs: usize,
+    #[arg(long = settings::BATCH.flag, aliases = settings::BATCH.aliases.iter().copied(), default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long = settings::LR.flag, aliases = settings::LR.aliases.iter().copied(), default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long = settings::MARGIN.flag, default_value_t = 1.0)]
+    margin: f32,
+    /// l2 | squared-l2 | angular
+    #[arg(long = settings::METRIC.flag, default_value = "l2")]
+    metric: Metric,
+    /// semi-hard | hard
+    #[arg(long = settings::MINING.flag, default_value = "semi-hard")]
+    mining: Mining,
+    /// Soft-margin batch-hard loss (with --mining hard).
+    #[arg(long)]
+    soft: bool,
+    #[arg(long = settings::SEED.flag, default_value_t = 0)]
+    seed: u64,
+    /// Shuffle-buffer size; 0 = full shuffle.
+    #[arg(long = settings::SHUFFLE_BUFFER.flag, default_value_t = 1024)]
+    shuffle_buffer: usize,
+    /// Train on the first N training examples.
+    #[arg(long = settings::TRAIN_LIMIT.flag, aliases = settings::TRAIN_LIMIT.aliases.iter().copied())]
+    train_limit: Option<usize>,
+    /// Embed, score and export the first N test examples.
+    #[arg(long = settings::TEST_LIMIT.flag, aliases = settings::TEST_LIMIT.aliases.iter().copied())]
+    test_limit: Option<usize>,
+    /// cpu | wgpu
+    #[arg(long = settings::BACKEND.flag, default_value = "cpu")]
+    backend: BackendKind,
+    /// How steps are computed: auto = fused (hand-fused kernels: host kernels on the CPU,
+    /// WGSL kernels on wgpu) | autodiff (burn's autodiff of the net, any device).
+    #[arg(long = settings::ENGINE.flag, default_value = "auto")]
+    engine: StepEngine,
+    /// Skip the final kNN against the train embeddings.
+    #[arg(long)]
+    no_knn: bool,
+    /// Start from these weights (safetensors, as `train` writes them) instead of the seed's
+    /// initialisation.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// No progress bar (log lines per epoch on stdout instead).
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn main() {
+    tripletlab::backend::tune_allocator();
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        eprintln!("error: internal error: {msg}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line, not clap's usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see tripletlab --help)");
+            std::process::exit(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Train(args) => train::train(args),
+        Command::Eval {
+            vecs,
+            meta,
+            train_vecs,
+            train_meta,
+        } => tools::eval(&vecs, &meta, train_vecs.zip(train_meta)),
+        Command::Loss {
+            cases,
+            selection,
+            backend,
+        } => tools::loss(&cases, &selection, backend),
+    };
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+}
+
+/// The bytes of an input file, refused above [`MAX_INPUT_BYTES`] before it is read.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_INPUT_BYTES {
+        return Err(format!(
+            "{}: the file is {size} bytes, more than the {} MiB limit on an input file",
+            path.display(),
+            MAX_INPUT_BYTES >> 20
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// An input file as UTF-8 text (the error names the line of the first invalid byte).
+fn read(path: &Path) -> Result<String, String> {
+    let bytes = read_bytes(path)?;
+    text_of(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(String::from_utf8(bytes).unwrap_or_default())
+}
+
+fn load_dataset(name: &str) -> Result<Split, String> {
+    let dir = match name.parse::<BundledDataset>() {
+        Ok(bundled) => {
+            let rel = Path::new("www/data").join(bundled.dir_name());
+            let in_repo = Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel);
+            if in_repo.is_dir() { in_repo } else { rel }
+        }
+        Err(_) => PathBuf::from(name),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "dataset '{name}' is neither mnist, fashion nor a folder with the four IDX files"
+        ));
+    }
+    load_dir(&dir).map_err(|e| e.to_string())
+}

@@ -1,0 +1,247 @@
+//! `tripletlab train`: the driver's run in a terminal (a progress bar, or log lines with
+//! `--quiet`), and its outputs (vecs.tsv, meta.tsv, metrics.json, weights.safetensors), written
+//! for the last state the engine kept even when the run fails.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use tripletlab::backend::native_device;
+use tripletlab::export::{write_meta_tsv, write_vecs_tsv};
+use tripletlab::metrics::evaluate;
+use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
+use tripletlab::train::settings;
+use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
+
+use super::*;
+
+struct Terminal {
+    bar: ProgressBar,
+    start: Instant,
+    quiet: bool,
+}
+
+impl Host for Terminal {
+    async fn proceed(&mut self) -> bool {
+        true
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Started {
+                epochs,
+                steps_per_epoch,
+                train_examples,
+                test_examples,
+            } => {
+                self.bar.set_length((epochs * steps_per_epoch) as u64);
+                self.bar.println(format!(
+                    "training on {train_examples} examples, {steps_per_epoch} steps/epoch × {epochs} epochs; {test_examples} test examples"
+                ));
+            }
+            Event::Step {
+                epoch,
+                step,
+                steps_per_epoch,
+                global_step,
+                loss,
+                examples_per_s,
+                ..
+            } => {
+                self.bar.set_position(global_step as u64);
+                self.bar.set_message(format!(
+                    "epoch {epoch} step {step}/{steps_per_epoch} loss {loss:.4} {examples_per_s:.0} ex/s"
+                ));
+            }
+            Event::Skipped {
+                epoch,
+                step,
+                reason,
+            } => {
+                self.bar
+                    .println(format!("epoch {epoch} step {step}: skipped ({reason})"));
+            }
+            Event::EpochEnd {
+                epoch,
+                mean_loss,
+                metrics,
+                elapsed_s,
+            } => {
+                let line = format!(
+                    "epoch {epoch}: loss {mean_loss:.4}  test P@1 {:.4}  MAP@R {:.4}  ({elapsed_s:.1} s)",
+                    metrics.precision_at_1, metrics.map_at_r
+                );
+                if self.quiet {
+                    // stdout: stderr is for the one line of an error.
+                    println!("{line}");
+                } else {
+                    self.bar.println(line);
+                }
+            }
+            Event::Embeddings { .. } | Event::Done(_) | Event::Failed(_) => {}
+        }
+    }
+
+    fn now_ms(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
+pub(super) fn train(args: TrainArgs) -> Result<(), String> {
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        margin: args.margin,
+        metric: args.metric,
+        mining: args.mining,
+        soft: args.soft,
+        seed: args.seed,
+        shuffle_buffer: args.shuffle_buffer,
+        train_limit: args.train_limit,
+        test_limit: args.test_limit,
+        knn_against_train: !args.no_knn,
+        engine: args.engine,
+        ..TrainConfig::default()
+    };
+    config.validate().map_err(|e| {
+        format!(
+            "invalid setting {}: {}",
+            settings::flag_of(&e.field),
+            e.message
+        )
+    })?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let split = load_dataset(&args.dataset)?;
+    let device = native_device(args.backend)?;
+    let mut trainer = match &args.weights {
+        Some(path) => {
+            let model = EmbedNetConfig::new()
+                .load_safetensors(&read_bytes(path)?, &device)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Trainer::with_model(config.clone(), &split, &device, model)
+        }
+        None => Trainer::new(config.clone(), &split, &device),
+    }
+    .map_err(|e| e.to_string())?;
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}] {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut host = Terminal {
+        bar,
+        start: Instant::now(),
+        quiet: args.quiet,
+    };
+    let outcome = pollster::block_on(run(&mut trainer, &mut host));
+    host.bar.finish_and_clear();
+    match outcome {
+        Ok(summary) => {
+            write_outputs(&args, &config, &trainer, Ok(&summary))?;
+            let m = &summary.metrics;
+            println!(
+                "done: kNN-1 {}  kNN-5 {}  P@1 {:.4}  MAP@R {:.4}  {:.0} ex/s  -> {}",
+                m.knn1_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                m.knn5_acc.map_or("-".into(), |v| format!("{v:.4}")),
+                m.precision_at_1,
+                m.map_at_r,
+                summary.examples_per_s,
+                args.out.display()
+            );
+            Ok(())
+        }
+        // Nothing already learnt is lost: the engines never apply a non-finite step, so the
+        // trainer holds the last finite weights; write them and what they give.
+        Err(e) => match write_outputs(&args, &config, &trainer, Err(&e.to_string())) {
+            Ok(()) => Err(format!(
+                "{e}; the last finite state was written to {}",
+                args.out.display()
+            )),
+            Err(w) => Err(format!("{e} (writing the outputs failed too: {w})")),
+        },
+    }
+}
+
+/// Writes vecs.tsv, meta.tsv, weights.safetensors and metrics.json for the trainer's current
+/// weights: after a finished run (`Ok(summary)`) or a failed one (`Err(message)`, which goes
+/// into metrics.json with the test-set scores of those weights where they are finite).
+fn write_outputs(
+    args: &TrainArgs,
+    config: &TrainConfig,
+    trainer: &Trainer,
+    outcome: Result<&Summary, &str>,
+) -> Result<(), String> {
+    let test_vectors =
+        pollster::block_on(trainer.embed(trainer.test_set())).map_err(|e| e.to_string())?;
+    let test_labels = &trainer.test_set().labels;
+    let write =
+        |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>| {
+            let path = args.out.join(name);
+            let file =
+                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            f(&mut w)?;
+            use std::io::Write;
+            w.flush().map_err(|e| format!("{}: {e}", path.display()))
+        };
+    write("vecs.tsv", &|w| {
+        write_vecs_tsv(w, &test_vectors, EMBEDDING_DIM).map_err(|e| e.to_string())
+    })?;
+    write("meta.tsv", &|w| {
+        write_meta_tsv(w, test_labels).map_err(|e| e.to_string())
+    })?;
+    let weights =
+        pollster::block_on(trainer.model().to_safetensors()).map_err(|e| e.to_string())?;
+    let weights_path = args.out.join("weights.safetensors");
+    std::fs::write(&weights_path, weights)
+        .map_err(|e| format!("{}: {e}", weights_path.display()))?;
+    let mut report = json!({
+        "dataset": args.dataset,
+        "backend": args.backend.as_str(),
+        "engine": trainer.engine().as_str(),
+        "config": config,
+        "n_train": trainer.train_set().len(),
+        "n_test": trainer.test_set().len(),
+    });
+    match outcome {
+        Ok(summary) => {
+            let m = &summary.metrics;
+            report["knn1_acc"] = json!(m.knn1_acc);
+            report["knn5_acc"] = json!(m.knn5_acc);
+            report["precision_at_1"] = json!(m.precision_at_1);
+            report["map_at_r"] = json!(m.map_at_r);
+            report["examples_per_s"] = json!(summary.examples_per_s);
+            report["train_seconds"] = json!(summary.train_seconds);
+            report["total_seconds"] = json!(summary.total_seconds);
+            report["epoch_losses"] = json!(summary.epoch_losses);
+            report["skipped_batches"] = json!(summary.skipped_batches);
+            report["steps"] = json!(summary.steps);
+        }
+        Err(error) => {
+            report["error"] = json!(error);
+            let labels: Vec<u32> = test_labels.iter().map(|&l| u32::from(l)).collect();
+            match evaluate(&test_vectors, &labels, None, EMBEDDING_DIM) {
+                Ok(m) => {
+                    report["precision_at_1"] = json!(m.precision_at_1);
+                    report["map_at_r"] = json!(m.map_at_r);
+                }
+                Err(e) => report["metrics_error"] = json!(e.to_string()),
+            }
+        }
+    }
+    let metrics_path = args.out.join("metrics.json");
+    std::fs::write(
+        &metrics_path,
+        serde_json::to_string_pretty(&report).expect("json"),
+    )
+    .map_err(|e| format!("{}: {e}", metrics_path.display()))
+}
