@@ -2,6 +2,8 @@
 # The browser tests: (1) wasm-bindgen tests in headless Chromium (golden loss cases and a few
 # training steps on WebGPU/SwiftShader, and on the CPU fallback), (2) the Playwright end-to-end
 # test of the trunk-built page. Every process started here is stopped by the tests themselves.
+# Run from `make test`, both builds go through clippy-driver (see the Makefile's LINT): the
+# wasm32 code is linted as it is compiled.
 #   scripts/test-web.sh [wasm|e2e]   (both by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +14,6 @@ what="${1:-all}"
 scripts/setup-web.sh
 
 if [ "$what" = all ] || [ "$what" = wasm ]; then
-  # clippy on the wasm32 code (the worker with the engine, the page without it, the browser
-  # tests); warnings are errors, as on the host.
-  cargo clippy --locked --target wasm32-unknown-unknown --lib --bins --test wasm_browser -- -D warnings
-  cargo clippy --locked --target wasm32-unknown-unknown --no-default-features --lib --bins -- -D warnings
   # wasm-bindgen-test-runner drives chromedriver; webdriver.json adds the WebGPU flags.
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
   export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"

@@ -105,26 +105,7 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
         case: name.clone(),
         message,
     };
-    let labels: Vec<i64> = c
-        .get("labels")
-        .and_then(Value::as_array)
-        .ok_or_else(|| err("missing \"labels\" array".into()))
-        .and_then(|labels| {
-            if labels.len() > MAX_CASE_ROWS {
-                return Err(err(format!(
-                    "{} rows, more than the limit of {MAX_CASE_ROWS} rows per case (the loss \
-                     needs B² memory)",
-                    labels.len()
-                )));
-            }
-            Ok(labels)
-        })?
-        .iter()
-        .map(|l| {
-            l.as_i64()
-                .ok_or_else(|| err(format!("label {l} is not an integer")))
-        })
-        .collect::<Result<_, _>>()?;
+    let labels = parse_labels(c, &err)?;
     let rows = c
         .get("embeddings")
         .and_then(Value::as_array)
@@ -139,23 +120,7 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
     if labels.is_empty() {
         return Err(err("empty batch".into()));
     }
-    let matrix = |rows: &[Value], what: &str| -> Result<(Vec<f32>, usize), CaseError> {
-        let mut dim = None;
-        let mut out = Vec::new();
-        for (r, row) in rows.iter().enumerate() {
-            let row = row
-                .as_array()
-                .ok_or_else(|| err(format!("{what} row {r} is not an array")))?;
-            if *dim.get_or_insert(row.len()) != row.len() {
-                return Err(err(format!("{what} row {r} has {} values", row.len())));
-            }
-            for v in row {
-                out.push(float(v).ok_or_else(|| err(format!("{what} value {v} is not a number")))?);
-            }
-        }
-        Ok((out, dim.unwrap_or(0)))
-    };
-    let (embeddings, dim) = matrix(rows, "embedding")?;
+    let (embeddings, dim) = parse_matrix(rows, "embedding", &err)?;
     if dim == 0 {
         return Err(err("embeddings have no columns".into()));
     }
@@ -169,7 +134,7 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
     };
     let expected_loss = c.get("loss").and_then(float);
     let expected_grad = match c.get("grad").and_then(Value::as_array) {
-        Some(g) => Some(matrix(g, "grad")?.0),
+        Some(g) => Some(parse_matrix(g, "grad", &err)?.0),
         None => None,
     };
     let flag = |k: &str| c.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -185,6 +150,50 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
         nondifferentiable_point: flag("nondifferentiable_point"),
         ill_conditioned: flag("ill_conditioned"),
     })
+}
+
+/// A case's `labels`: integers, at most [`MAX_CASE_ROWS`] of them.
+fn parse_labels(c: &Value, err: &dyn Fn(String) -> CaseError) -> Result<Vec<i64>, CaseError> {
+    let labels = c
+        .get("labels")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err("missing \"labels\" array".into()))?;
+    if labels.len() > MAX_CASE_ROWS {
+        return Err(err(format!(
+            "{} rows, more than the limit of {MAX_CASE_ROWS} rows per case (the loss needs B² \
+             memory)",
+            labels.len()
+        )));
+    }
+    labels
+        .iter()
+        .map(|l| {
+            l.as_i64()
+                .ok_or_else(|| err(format!("label {l} is not an integer")))
+        })
+        .collect()
+}
+
+/// A matrix of numbers given as rows of equal length: the values, row-major, and the row length.
+fn parse_matrix(
+    rows: &[Value],
+    what: &str,
+    err: &dyn Fn(String) -> CaseError,
+) -> Result<(Vec<f32>, usize), CaseError> {
+    let mut dim = None;
+    let mut out = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        let row = row
+            .as_array()
+            .ok_or_else(|| err(format!("{what} row {r} is not an array")))?;
+        if *dim.get_or_insert(row.len()) != row.len() {
+            return Err(err(format!("{what} row {r} has {} values", row.len())));
+        }
+        for v in row {
+            out.push(float(v).ok_or_else(|| err(format!("{what} value {v} is not a number")))?);
+        }
+    }
+    Ok((out, dim.unwrap_or(0)))
 }
 
 /// Loss and gradient of one case.

@@ -88,7 +88,8 @@ impl Host for Terminal {
     }
 }
 
-pub(super) fn train(args: TrainArgs) -> Result<(), String> {
+/// The run's settings from the flags, validated (an error names the flag).
+fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -112,6 +113,11 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
             e.message
         )
     })?;
+    Ok(config)
+}
+
+pub(super) fn train(args: TrainArgs) -> Result<(), String> {
+    let config = config_of(&args)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let split = load_dataset(&args.dataset)?;
     let device = native_device(args.backend)?;

@@ -114,8 +114,37 @@ fn read_idx<const NDIMS: usize>(
     } else {
         &mut plain
     };
+    let header_len = 4 + 4 * NDIMS as u64;
+    read_magic(reader, bytes, gz, role, expected_magic, header_len)?;
+    let dims = read_dims::<NDIMS>(reader, role, header_len)?;
+    check_dims(&dims)?;
+    let payload_len: u64 = dims.iter().map(|&d| d as u64).product();
+    if payload_len > MAX_PAYLOAD_BYTES {
+        return Err(DataError::BadHeader {
+            role,
+            detail: format!(
+                "the header describes {payload_len} bytes of data (dimensions {dims:?}), more than \
+                 the {} MiB limit on one file's data ({MAX_PAYLOAD_BYTES} bytes)",
+                MAX_PAYLOAD_BYTES >> 20
+            ),
+        });
+    }
+    if payload_len == 0 {
+        return Err(DataError::Empty { role });
+    }
+    let payload = read_payload(reader, bytes.len(), gz, role, header_len, payload_len)?;
+    Ok((dims, payload))
+}
 
-    // Magic number.
+/// Reads the magic number: an IDX file's, and `expected`; else says what the bytes look like.
+fn read_magic(
+    reader: &mut dyn Read,
+    bytes: &[u8],
+    gz: bool,
+    role: FileRole,
+    expected: u32,
+    header_len: u64,
+) -> Result<(), DataError> {
     let mut magic_bytes = [0u8; 4];
     let got = read_up_to(reader, &mut magic_bytes, role)?;
     if gz && got == 0 {
@@ -142,7 +171,6 @@ fn read_idx<const NDIMS: usize>(
             },
         });
     }
-    let header_len = 4 + 4 * NDIMS as u64;
     if got < 4 {
         return Err(DataError::Truncated {
             role,
@@ -151,15 +179,22 @@ fn read_idx<const NDIMS: usize>(
         });
     }
     let magic = u32::from_be_bytes(magic_bytes);
-    if magic != expected_magic {
+    if magic != expected {
         return Err(DataError::WrongMagic {
             role,
             found: magic,
-            expected: expected_magic,
+            expected,
         });
     }
+    Ok(())
+}
 
-    // Dimensions.
+/// Reads the `NDIMS` big-endian dimensions after the magic number.
+fn read_dims<const NDIMS: usize>(
+    reader: &mut dyn Read,
+    role: FileRole,
+    header_len: u64,
+) -> Result<[u32; NDIMS], DataError> {
     let mut dims_bytes = [0u8; 16];
     let dims_bytes = &mut dims_bytes[..4 * NDIMS];
     let got = read_up_to(reader, dims_bytes, role)?;
@@ -174,37 +209,32 @@ fn read_idx<const NDIMS: usize>(
     for (d, chunk) in dims.iter_mut().zip(dims_bytes.chunks_exact(4)) {
         *d = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
-    check_dims(&dims)?;
-    let payload_len: u64 = dims.iter().map(|&d| d as u64).product();
-    if payload_len > MAX_PAYLOAD_BYTES {
-        return Err(DataError::BadHeader {
-            role,
-            detail: format!(
-                "the header describes {payload_len} bytes of data (dimensions {dims:?}), more than \
-                 the {} MiB limit on one file's data ({MAX_PAYLOAD_BYTES} bytes)",
-                MAX_PAYLOAD_BYTES >> 20
-            ),
-        });
-    }
-    if payload_len == 0 {
-        return Err(DataError::Empty { role });
-    }
+    Ok(dims)
+}
+
+/// Reads the `payload_len` bytes the header describes, and at most one more (trailing data is
+/// an error; an arbitrarily large stream is never decompressed). Every allocation is fallible
+/// (a browser page runs out of memory long before a native process does) and grows by doubling
+/// up to the described size plus one byte at most.
+fn read_payload(
+    reader: &mut dyn Read,
+    file_len: usize,
+    gz: bool,
+    role: FileRole,
+    header_len: u64,
+    payload_len: u64,
+) -> Result<Vec<u8>, DataError> {
     let expected_total = header_len + payload_len;
     // `payload_len <= MAX_PAYLOAD_BYTES` fits `usize` on every supported target (wasm32 included).
     let payload_usize = usize::try_from(payload_len).map_err(|_| DataError::BadHeader {
         role,
         detail: format!("{payload_len} bytes do not fit in memory on this platform"),
     })?;
-
-    // Payload: read at most one byte more than described, to detect trailing data without
-    // decompressing an arbitrarily large stream.
     let capacity = if gz {
-        payload_usize.min(bytes.len().saturating_mul(16).max(1 << 16))
+        payload_usize.min(file_len.saturating_mul(16).max(1 << 16))
     } else {
-        payload_usize.min(bytes.len())
+        payload_usize.min(file_len)
     };
-    // Every allocation is fallible (a browser page runs out of memory long before a native
-    // process does), and grows by doubling up to the described size plus one byte at most.
     let out_of_memory = |_| DataError::OutOfMemory {
         role,
         bytes: payload_len,
@@ -245,7 +275,7 @@ fn read_idx<const NDIMS: usize>(
         });
     }
     // For gzip, reaching the end of the stream (which `take` just did) also verified the CRC.
-    Ok((dims, payload))
+    Ok(payload)
 }
 
 /// Parses an images file (`idx3-ubyte`, gzipped or plain). Images must be 28×28.

@@ -1,3 +1,5 @@
+//! Tests of the IDX reader, its errors, the file roles and the input pipeline.
+
 use super::*;
 use proptest::prelude::*;
 use std::io::{Read, Write};

@@ -48,7 +48,7 @@ pub const CHUNK: usize = 8;
 /// Side of the pooled map after stage 1 (the 15×15 grid less its padding row/column).
 const SIDE1: usize = GRID1 - 1;
 /// Side of the pooled map after stage 2.
-const SIDE2: usize = 7;
+const SIDE2: usize = crate::model::SIDE2;
 /// Conv2's taps (kh, kw) as row offsets in the flattened 15×15 grid.
 const TAPS: [usize; 4] = [0, 1, GRID1, GRID1 + 1];
 /// Zero rows after a chunk's last grid, so that every tap's shifted view stays in bounds.

@@ -47,21 +47,7 @@ pub(super) fn forward(
             mask1.map(|v| &v[start * GRID1_CELLS * CONV1..(start + m) * GRID1_CELLS * CONV1]);
         let mask2 = mask2.map(|v| &v[start * FLAT..(start + m) * FLAT]);
         stage1_forward(work, px, w1, b1, mask1);
-        // Conv2: one product per tap over the shifted grid.
-        let grid = m * GRID1_CELLS;
-        sized(&mut work.y2, grid * CONV2);
-        for (t, &shift) in TAPS.iter().enumerate() {
-            matmul(
-                &mut work.y2,
-                0,
-                CONV2,
-                t > 0,
-                (grid, CONV2, CONV1),
-                rows(&work.a1, shift * CONV1, CONV1),
-                rows(w2, t * CONV1 * CONV2, CONV2),
-                gemm::Parallelism::None,
-            );
-        }
+        conv2_forward(work, m, w2);
         stage2_forward(work, m, b2, mask2, a2);
     });
 
@@ -211,21 +197,7 @@ pub(super) fn backward(
     }
     let [_, _, w2, _, w3, _] = params;
 
-    // Normalisation: d(x/‖x‖) = d/‖x‖ − x·(d·x)/‖x‖³ (only the first term under the floor).
-    sized(&mut batch.d_dense, n * EMBEDDING_DIM);
-    for (r, &(norm, active)) in batch.norms.iter().enumerate() {
-        let span = r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM;
-        let (x, d) = (&batch.dense[span.clone()], &d_embeddings[span.clone()]);
-        let dot: f32 = if active {
-            x.iter().zip(d).map(|(a, b)| a * b).sum()
-        } else {
-            0.0
-        };
-        let k = dot / (norm * norm * norm);
-        for ((o, &dv), &xv) in batch.d_dense[span].iter_mut().zip(d).zip(x) {
-            *o = dv / norm - xv * k;
-        }
-    }
+    norm_backward(batch, d_embeddings);
     // Dense layer: bias, kernel (a2ᵀ·d) and input (d·W3ᵀ) gradients.
     let [g1, gb1, g2, gb2, g3, gb3] = grads;
     gb3.fill(0.0);
@@ -264,76 +236,7 @@ pub(super) fn backward(
         .zip(batch.d_a2.chunks(CHUNK * FLAT))
         .collect();
     each(tasks, |((work, px), d_a2)| {
-        let m = px.len() / IMAGE_PIXELS;
-        let grid = m * GRID1_CELLS;
-        for (g, size) in work.grads.iter_mut().zip(PARAM_SIZES) {
-            zeroed(g, size);
-        }
-        // Pooling, relu and dropout of stage 2: scatter to the winning offsets.
-        zeroed(&mut work.d_y2, grid * CONV2);
-        for b in 0..m {
-            for i in 0..SIDE2 {
-                for j in 0..SIDE2 {
-                    let unit = ((b * SIDE2 + i) * SIDE2 + j) * CONV2;
-                    for o in 0..CONV2 {
-                        let g = d_a2[unit + o] * work.gate2[unit + o];
-                        work.grads[3][o] += g;
-                        let q = work.arg2[unit + o] as usize;
-                        let cell = b * GRID1_CELLS + (2 * i + q / 2) * GRID1 + 2 * j + q % 2;
-                        work.d_y2[cell * CONV2 + o] = g;
-                    }
-                }
-            }
-        }
-        // Conv2: kernel gradient (shifted gridᵀ · d_y2) and input gradient (d_y2 · tap kernelᵀ
-        // added into the shifted grid), one product per tap.
-        // The first tap (shift 0) sets rows 0..grid, the others add; the tail rows beyond are
-        // only added to, so they start at zero.
-        sized(&mut work.d_a1, work.a1.len());
-        work.d_a1[grid * CONV1..].fill(0.0);
-        for (t, &shift) in TAPS.iter().enumerate() {
-            let block = t * CONV1 * CONV2;
-            matmul(
-                &mut work.grads[2],
-                block,
-                CONV2,
-                false,
-                (CONV1, CONV2, grid),
-                cols(&work.a1, shift * CONV1, CONV1),
-                rows(&work.d_y2, 0, CONV2),
-                gemm::Parallelism::None,
-            );
-            matmul(
-                &mut work.d_a1,
-                shift * CONV1,
-                CONV1,
-                t > 0,
-                (grid, CONV1, CONV2),
-                rows(&work.d_y2, 0, CONV2),
-                cols(w2, block, CONV2),
-                gemm::Parallelism::None,
-            );
-        }
-        // Stage 1: gate, bias gradient, and the kernel gradient from the winning patches.
-        let [gk1, gb1, ..] = &mut work.grads;
-        for b in 0..m {
-            let image = &px[b * IMAGE_PIXELS..(b + 1) * IMAGE_PIXELS];
-            for i in 0..SIDE1 {
-                for j in 0..SIDE1 {
-                    let cell = (b * GRID1_CELLS + i * GRID1 + j) * CONV1;
-                    let unit = ((b * SIDE1 + i) * SIDE1 + j) * CONV1;
-                    let patches = window_patches(image, i, j);
-                    for c in 0..CONV1 {
-                        let g = work.d_a1[cell + c] * work.gate1[unit + c];
-                        gb1[c] += g;
-                        let p = patches[work.arg1[unit + c] as usize];
-                        for t in 0..4 {
-                            gk1[t * CONV1 + c] += p[t] * g;
-                        }
-                    }
-                }
-            }
-        }
+        chunk_backward(work, px, d_a2, w2)
     });
     // Partial conv gradients, summed in chunk order.
     for (total, part) in [g1, gb1, g2, gb2].into_iter().zip(0..4) {
@@ -343,5 +246,136 @@ pub(super) fn backward(
                 *t += v;
             }
         }
+    }
+}
+
+/// One chunk's share of the conv gradients, from the gradient of stage 2's output `d_a2`.
+fn chunk_backward(work: &mut ChunkWork, px: &[f32], d_a2: &[f32], w2: &[f32]) {
+    let m = px.len() / IMAGE_PIXELS;
+    let grid = m * GRID1_CELLS;
+    for (g, size) in work.grads.iter_mut().zip(PARAM_SIZES) {
+        zeroed(g, size);
+    }
+    stage2_backward(work, m, d_a2);
+    conv2_backward(work, grid, w2);
+    stage1_backward(work, m, px);
+}
+
+/// Stage 2's pooling, relu and dropout backwards: `d_a2` scattered to the winning offsets of
+/// conv2's output, and conv2's bias gradient.
+fn stage2_backward(work: &mut ChunkWork, m: usize, d_a2: &[f32]) {
+    let grid = m * GRID1_CELLS;
+    // Pooling, relu and dropout of stage 2: scatter to the winning offsets.
+    zeroed(&mut work.d_y2, grid * CONV2);
+    for b in 0..m {
+        for i in 0..SIDE2 {
+            for j in 0..SIDE2 {
+                let unit = ((b * SIDE2 + i) * SIDE2 + j) * CONV2;
+                for o in 0..CONV2 {
+                    let g = d_a2[unit + o] * work.gate2[unit + o];
+                    work.grads[3][o] += g;
+                    let q = work.arg2[unit + o] as usize;
+                    let cell = b * GRID1_CELLS + (2 * i + q / 2) * GRID1 + 2 * j + q % 2;
+                    work.d_y2[cell * CONV2 + o] = g;
+                }
+            }
+        }
+    }
+}
+
+/// Conv2 backwards: the kernel gradient (shifted gridᵀ · d_y2) and the input gradient (d_y2 ·
+/// tap kernelᵀ added into the shifted grid), one product per tap.
+fn conv2_backward(work: &mut ChunkWork, grid: usize, w2: &[f32]) {
+    // Conv2: kernel gradient (shifted gridᵀ · d_y2) and input gradient (d_y2 · tap kernelᵀ
+    // added into the shifted grid), one product per tap.
+    // The first tap (shift 0) sets rows 0..grid, the others add; the tail rows beyond are
+    // only added to, so they start at zero.
+    sized(&mut work.d_a1, work.a1.len());
+    work.d_a1[grid * CONV1..].fill(0.0);
+    for (t, &shift) in TAPS.iter().enumerate() {
+        let block = t * CONV1 * CONV2;
+        matmul(
+            &mut work.grads[2],
+            block,
+            CONV2,
+            false,
+            (CONV1, CONV2, grid),
+            cols(&work.a1, shift * CONV1, CONV1),
+            rows(&work.d_y2, 0, CONV2),
+            gemm::Parallelism::None,
+        );
+        matmul(
+            &mut work.d_a1,
+            shift * CONV1,
+            CONV1,
+            t > 0,
+            (grid, CONV1, CONV2),
+            rows(&work.d_y2, 0, CONV2),
+            cols(w2, block, CONV2),
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Stage 1 backwards: the gate, conv1's bias gradient and its kernel gradient from the winning
+/// patches of `px`.
+fn stage1_backward(work: &mut ChunkWork, m: usize, px: &[f32]) {
+    // Stage 1: gate, bias gradient, and the kernel gradient from the winning patches.
+    let [gk1, gb1, ..] = &mut work.grads;
+    for b in 0..m {
+        let image = &px[b * IMAGE_PIXELS..(b + 1) * IMAGE_PIXELS];
+        for i in 0..SIDE1 {
+            for j in 0..SIDE1 {
+                let cell = (b * GRID1_CELLS + i * GRID1 + j) * CONV1;
+                let unit = ((b * SIDE1 + i) * SIDE1 + j) * CONV1;
+                let patches = window_patches(image, i, j);
+                for c in 0..CONV1 {
+                    let g = work.d_a1[cell + c] * work.gate1[unit + c];
+                    gb1[c] += g;
+                    let p = patches[work.arg1[unit + c] as usize];
+                    for t in 0..4 {
+                        gk1[t * CONV1 + c] += p[t] * g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The row normalisation backwards: d(x/‖x‖) = d/‖x‖ − x·(d·x)/‖x‖³ (only the first term
+/// under the floor), into `batch.d_dense`.
+fn norm_backward(batch: &mut Batch, d_embeddings: &[f32]) {
+    let n = batch.n;
+    sized(&mut batch.d_dense, n * EMBEDDING_DIM);
+    for (r, &(norm, active)) in batch.norms.iter().enumerate() {
+        let span = r * EMBEDDING_DIM..(r + 1) * EMBEDDING_DIM;
+        let (x, d) = (&batch.dense[span.clone()], &d_embeddings[span.clone()]);
+        let dot: f32 = if active {
+            x.iter().zip(d).map(|(a, b)| a * b).sum()
+        } else {
+            0.0
+        };
+        let k = dot / (norm * norm * norm);
+        for ((o, &dv), &xv) in batch.d_dense[span].iter_mut().zip(d).zip(x) {
+            *o = dv / norm - xv * k;
+        }
+    }
+}
+
+/// Conv2 on one chunk: one product per tap over the shifted grid `work.a1`, into `work.y2`.
+fn conv2_forward(work: &mut ChunkWork, m: usize, w2: &[f32]) {
+    let grid = m * GRID1_CELLS;
+    sized(&mut work.y2, grid * CONV2);
+    for (t, &shift) in TAPS.iter().enumerate() {
+        matmul(
+            &mut work.y2,
+            0,
+            CONV2,
+            t > 0,
+            (grid, CONV2, CONV1),
+            rows(&work.a1, shift * CONV1, CONV1),
+            rows(w2, t * CONV1 * CONV2, CONV2),
+            gemm::Parallelism::None,
+        );
     }
 }

@@ -1,3 +1,5 @@
+//! Tests of the fused CPU kernels against the reference net under burn's autodiff.
+
 use super::*;
 use crate::backend::cpu_device;
 use crate::model::tests::{assert_close, values};

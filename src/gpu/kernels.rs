@@ -9,6 +9,7 @@ use cubecl::server::KernelArguments;
 
 use crate::model::{
     CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, IMAGE_SIDE, PARAM_SIZES,
+    SIDE2,
 };
 
 /// Threads per workgroup (every kernel is one-dimensional).
@@ -121,8 +122,8 @@ fn header() -> String {
         ("CELLS", GRID1_CELLS),
         ("SIDE1", GRID1 - 1),
         ("UNITS1", (GRID1 - 1) * (GRID1 - 1)),
-        ("SIDE2", 7),
-        ("UNITS2", 49),
+        ("SIDE2", SIDE2),
+        ("UNITS2", SIDE2 * SIDE2),
         ("FLAT", FLAT),
         ("EMB", EMBEDDING_DIM),
         ("W1", offsets[0]),

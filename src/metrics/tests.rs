@@ -1,3 +1,5 @@
+//! Tests of the metrics on hand-computed cases, the sliced evaluation and the errors.
+
 use super::*;
 use rand::{Rng, SeedableRng};
 

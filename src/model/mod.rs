@@ -36,8 +36,10 @@ pub use layers::*;
 pub(crate) const CONV1: usize = 64;
 /// Conv2's output channels.
 pub(crate) const CONV2: usize = 32;
+/// Side of the second pooled map (28 → 14 → 7).
+pub(crate) const SIDE2: usize = IMAGE_SIDE / 4;
 /// Width of the flattened `[7, 7, 32]` map the dense layer reads.
-pub(crate) const FLAT: usize = 7 * 7 * CONV2;
+pub(crate) const FLAT: usize = SIDE2 * SIDE2 * CONV2;
 
 /// Builds an [`EmbedNet`]. The architecture is fixed; the dropout rate is a training setting
 /// (`TrainConfig::dropout`, applied through [`DropoutMasks`]), not part of the net.

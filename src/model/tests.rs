@@ -1,3 +1,5 @@
+//! Tests of the reference net: layouts, Keras' initialisation, masks and weights files.
+
 use super::*;
 use crate::backend::cpu_device;
 use burn::optim::GradientsParams;

@@ -150,6 +150,18 @@ impl Form {
             .collect()
     }
 
+    /// What is wrong with the dataset field, if anything.
+    fn dataset_problem(&self, custom_loaded: bool) -> Option<String> {
+        match self.get("dataset") {
+            "mnist" | "fashion" => None,
+            "custom" if custom_loaded => None,
+            "custom" => Some("open your four IDX files first".into()),
+            other => Some(format!(
+                "unknown dataset '{other}' (expected mnist or fashion)"
+            )),
+        }
+    }
+
     /// Parses every field, then applies the core's own range checks and the device's batch
     /// limit (once the device is known).
     pub fn check(&self, custom_loaded: bool, batch_limit: Option<&BatchLimit>) -> Checked {
@@ -158,14 +170,8 @@ impl Form {
         let mut err = |k: &str, m: String| {
             errors.entry(k.to_string()).or_insert(m);
         };
-        match self.get("dataset") {
-            "mnist" | "fashion" => {}
-            "custom" if custom_loaded => {}
-            "custom" => err("dataset", "open your four IDX files first".into()),
-            other => err(
-                "dataset",
-                format!("unknown dataset '{other}' (expected mnist or fashion)"),
-            ),
+        if let Some(problem) = self.dataset_problem(custom_loaded) {
+            err(settings::DATASET.key, problem);
         }
         let whole = |k: &str| -> Result<usize, String> {
             let raw = self.get(k).trim();

@@ -1,3 +1,5 @@
+//! Tests of PCA and t-SNE: known geometry, determinism, slicing, Barnes-Hut and errors.
+
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 

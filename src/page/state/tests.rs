@@ -1,3 +1,5 @@
+//! Tests of the reducer: every reply of the worker, stale replies, controls, refusals.
+
 use std::sync::Arc;
 
 use super::*;
