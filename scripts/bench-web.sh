@@ -23,7 +23,9 @@ echo "release wasm, page + worker: $total bytes gzipped ($(awk "BEGIN { printf \
 node tests/browser/bench.mjs "$@"
 
 # TensorFlow.js 4.22 peer of the same training step (net, TFA loss, Adam) in the same headless
-# Chromium: tfjs-webgpu and tfjs-wasm (bench/web/README.md).
+# Chromium: tfjs-webgpu and tfjs-wasm (bench/web/README.md). Skipped when BENCH_PARTS picks
+# only some parts of ours.
+[ -z "${BENCH_PARTS:-}" ] || exit 0
 [ -f bench/web/node_modules/@tensorflow/tfjs-backend-wasm/package.json ] ||
   (cd bench/web && npm ci --no-audit --no-fund --silent)
 node bench/web/bench-tfjs.mjs

@@ -9,6 +9,9 @@
 import { clickStop, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 
 const trainLimit = Number(process.argv[2] ?? 512);
+// BENCH_PARTS=paths,fashion,block (all by default) runs only those parts.
+const parts = (process.env.BENCH_PARTS ?? 'paths,fashion,block').split(',');
+const part = (name) => parts.includes(name);
 const server = await startServer();
 const chrome = await startBrowser();
 const results = [];
@@ -48,7 +51,7 @@ async function ready(page, q) {
 }
 
 try {
-  for (const backend of ['webgpu', 'cpu']) {
+  for (const backend of part('paths') ? ['webgpu', 'cpu'] : []) {
     const page = await chrome.browser.newPage();
     await page.addInitScript(observeLongTasks);
     const errors = watchErrors(page);
@@ -89,7 +92,7 @@ try {
   // main-thread long tasks from Train to the end, and the time of the evaluation at its end
   // (embedding 10k test and 60k training images, P@1/MAP@R within the test set, kNN of 10k
   // test queries against 60k training embeddings).
-  if (process.env.BENCH_FULL !== '0') {
+  if (part('fashion') && process.env.BENCH_FULL !== '0') {
     const page = await chrome.browser.newPage();
     await page.addInitScript(observeLongTasks);
     const { readyMs } = await ready(page, '?dataset=fashion&epochs=1&batch=32&backend=cpu');
@@ -111,7 +114,7 @@ try {
   // outright for 5 s in the middle of a CPU run (20,000 Fashion-MNIST images, so it outlasts
   // the block) and counts, on the worker's own clock (the read-back marks it reports), the
   // steps it took meanwhile, against its pace in the 2 s before.
-  {
+  if (part('block')) {
     const page = await chrome.browser.newPage();
     await page.goto(server.url + '?dataset=fashion&train_limit=20000&test_limit=100&epochs=1&batch=32&backend=cpu');
     await waitState(page, ['ready'], 300_000);
