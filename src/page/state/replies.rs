@@ -17,29 +17,10 @@ impl State {
                 fallback,
                 batch_limit,
             } => self.device_ready(webgpu, adapter, fallback, batch_limit),
-            Reply::DatasetLoading { id, name } => {
-                if id == self.load_id {
-                    self.dataset_ready = false;
-                    self.dataset_name = name;
-                    if !matches!(self.phase, Phase::Training | Phase::Paused) {
-                        self.phase = Phase::Loading;
-                    }
-                }
-            }
             loaded @ Reply::DatasetLoaded { .. } => self.dataset_loaded(loaded),
-            Reply::DatasetFailed { id, message } => {
-                if id == self.load_id {
-                    self.dataset_ready = false;
-                    self.phase = Phase::Error;
-                    self.notify(Notice::error(message));
-                }
-            }
-            Reply::FilesRejected { id, message } => {
-                if id == self.load_id {
-                    self.file_error = Some(message.clone());
-                    self.notify(Notice::error(message));
-                }
-            }
+            other @ (Reply::DatasetLoading { .. }
+            | Reply::DatasetFailed { .. }
+            | Reply::FilesRejected { .. }) => self.dataset_reply(other),
             Reply::WeightsLoaded { name } => {
                 self.notify(Notice::info(format!(
                     "The next run starts from the weights in {name}."
@@ -212,6 +193,29 @@ impl State {
                 if id == self.tsne_id {
                     self.tsne = None;
                 }
+            }
+            _ => {}
+        }
+    }
+
+    /// A dataset request's progress or failure (only the latest request's counts).
+    fn dataset_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::DatasetLoading { id, name } if id == self.load_id => {
+                self.dataset_ready = false;
+                self.dataset_name = name;
+                if !matches!(self.phase, Phase::Training | Phase::Paused) {
+                    self.phase = Phase::Loading;
+                }
+            }
+            Reply::DatasetFailed { id, message } if id == self.load_id => {
+                self.dataset_ready = false;
+                self.phase = Phase::Error;
+                self.notify(Notice::error(message));
+            }
+            Reply::FilesRejected { id, message } if id == self.load_id => {
+                self.file_error = Some(message.clone());
+                self.notify(Notice::error(message));
             }
             _ => {}
         }
