@@ -93,18 +93,9 @@ fn lenient(key: &str, value: &str) -> String {
             .parse::<BundledDataset>()
             .ok()
             .map(BundledDataset::as_str),
-        "metric" => value
-            .trim()
-            .to_ascii_lowercase()
-            .parse::<Metric>()
-            .ok()
-            .map(Metric::as_str),
-        "mining" => value
-            .trim()
-            .to_ascii_lowercase()
-            .parse::<Mining>()
-            .ok()
-            .map(Mining::as_str),
+        // The names' parsers trim and ignore case themselves (`names!`).
+        "metric" => value.parse::<Metric>().ok().map(Metric::as_str),
+        "mining" => value.parse::<Mining>().ok().map(Mining::as_str),
         _ => None,
     };
     canonical.map_or_else(|| value.to_string(), str::to_string)

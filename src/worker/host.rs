@@ -12,7 +12,7 @@ use crate::projection::Pca2d;
 use crate::protocol::{Id, Reply};
 use crate::train::{Control, Event, Host, Trainer};
 
-use super::io::{self, SLICE_MS, post};
+use super::io::{self, post};
 use super::session::{Latest, SharedSession};
 
 /// How often a paused run looks at its control again.
@@ -53,15 +53,10 @@ impl WorkerHost {
         }
     }
 
-    /// Works on the pending PCA for up to [`SLICE_MS`]; posts it when it is done.
+    /// Works on the pending PCA for up to [`io::SLICE_MS`]; posts it when it is done.
     fn advance_pca(&mut self) {
         let Some(pending) = &mut self.pca else { return };
-        let t0 = io::now_ms();
-        let mut done = false;
-        while !done && io::now_ms() - t0 < SLICE_MS {
-            done = pending.job.advance(&pending.vectors, PCA_ROWS);
-        }
-        if !done {
+        if !io::work_a_slice(|| pending.job.advance(&pending.vectors, PCA_ROWS)) {
             return;
         }
         if let Some(p) = self.pca.take() {

@@ -98,6 +98,17 @@ pub use crate::js::now_ms;
 /// command queue.
 pub const SLICE_MS: f64 = 20.0;
 
+/// Calls `advance` (which says whether the work is done) until the work is done or
+/// [`SLICE_MS`] have passed; whether it is done.
+pub fn work_a_slice(mut advance: impl FnMut() -> bool) -> bool {
+    let t0 = now_ms();
+    let mut done = false;
+    while !done && now_ms() - t0 < SLICE_MS {
+        done = advance();
+    }
+    done
+}
+
 /// One long-lived channel whose messages resolve the pending yields in order.
 struct Yielder {
     port: MessagePort,

@@ -45,12 +45,7 @@ pub(super) fn tsne(session: SharedSession, id: Id) {
         };
         // The neighbour search (seconds for 10,000 points), in slices of about 20 ms.
         loop {
-            let t0 = io::now_ms();
-            let mut done = false;
-            while !done && io::now_ms() - t0 < SLICE_MS {
-                done = prep.advance(TSNE_PREP_POINTS);
-            }
-            if done {
+            if io::work_a_slice(|| prep.advance(TSNE_PREP_POINTS)) {
                 break;
             }
             io::yield_now().await;
