@@ -1,5 +1,5 @@
-//! Loss cases in the schema of TFA's golden vectors (`tests/golden/triplet_semihard.json`):
-//! parse them, evaluate loss and gradient with burn autodiff, and write the results as JSON.
+//! Loss cases in the schema of TFA's golden vectors (`tests/golden/triplet_semihard.json`, and
+//! `triplet_hard.json` for the batch-hard loss): parse them, evaluate loss and gradient with burn autodiff, and write the results as JSON.
 //! This is how `tripletlab loss --cases FILE` lets anyone check parity from outside. A case
 //! may hold at most [`MAX_CASE_ROWS`] rows (the loss and its gradient need O(B²) memory).
 
@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+use crate::loss::{Metric, Mining, Selection, hard_triplet_loss, semi_hard_triplet_loss_with};
 
 /// Most rows (labels) one case may have: the largest training batch. The loss and its gradient
 /// hold a few `B x B` matrices (B = 4096: a few hundred MiB); 20,000 rows would need tens of GB.
@@ -28,6 +28,10 @@ pub struct LossCase {
     pub margin: f32,
     /// Distance.
     pub metric: Metric,
+    /// Which loss: a case's `"mining"` (`semi-hard`, the default, or `hard`).
+    pub mining: Mining,
+    /// Soft-margin batch-hard loss (a case's `"soft"`; only with [`Mining::Hard`]).
+    pub soft: bool,
     /// Expected loss, when the file has one.
     pub expected_loss: Option<f32>,
     /// Expected gradient, when the file has one.
@@ -132,6 +136,10 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
         None => Metric::L2,
         Some(s) => s.parse().map_err(err)?,
     };
+    let mining = match c.get("mining").and_then(Value::as_str) {
+        None => Mining::SemiHard,
+        Some(s) => s.parse().map_err(err)?,
+    };
     let expected_loss = c.get("loss").and_then(float);
     let expected_grad = match c.get("grad").and_then(Value::as_array) {
         Some(g) => Some(parse_matrix(g, "grad", &err)?.0),
@@ -145,6 +153,8 @@ fn parse_case(index: usize, c: &Value) -> Result<LossCase, CaseError> {
         dim,
         margin,
         metric,
+        mining,
+        soft: flag("soft"),
         expected_loss,
         expected_grad,
         nondifferentiable_point: flag("nondifferentiable_point"),
@@ -201,7 +211,7 @@ fn parse_matrix(
 pub struct CaseResult {
     /// The case's name.
     pub name: String,
-    /// Semi-hard loss.
+    /// The loss.
     pub loss: f32,
     /// d loss / d embeddings, row-major like the input.
     pub grad: Vec<f32>,
@@ -209,7 +219,7 @@ pub struct CaseResult {
     pub dim: usize,
 }
 
-/// Evaluates the semi-hard loss and its gradient on `device` (autodiff is enabled here).
+/// Evaluates the case's loss and its gradient on `device` (autodiff is enabled here).
 /// Uses synchronous reads: native only, or the wasm tests' own async variant.
 pub fn evaluate_case(case: &LossCase, device: &Device, selection: Selection) -> CaseResult {
     let (loss, grad) = case_tensors(case, device, selection);
@@ -255,8 +265,19 @@ fn case_tensors(case: &LossCase, device: &Device, selection: Selection) -> (Tens
         &device,
     )
     .require_grad();
-    let loss =
-        semi_hard_triplet_loss_with(x.clone(), &case.labels, case.margin, case.metric, selection);
+    let loss = match case.mining {
+        Mining::SemiHard => semi_hard_triplet_loss_with(
+            x.clone(),
+            &case.labels,
+            case.margin,
+            case.metric,
+            selection,
+        ),
+        // Batch-hard has no negative selection to place: `selection` does not apply.
+        Mining::Hard => {
+            hard_triplet_loss(x.clone(), &case.labels, case.margin, case.metric, case.soft)
+        }
+    };
     let grads = loss.backward();
     let grad = x.grad(&grads).expect("embeddings require grad");
     (loss.detach(), grad.detach())

@@ -2,61 +2,48 @@
 //! a GPU this runs on Mesa's lavapipe (a software Vulkan driver, installed by
 //! `scripts/setup-native.sh`): golden loss cases with the device-side selection (the path the
 //! browser uses) and a few training steps. Set TRIPLETLAB_SKIP_WGPU=1 only on a machine that
-//! has no Vulkan driver at all; the test then says so instead of passing silently.
+//! has no Vulkan driver at all; each test then prints "SKIPPED" past the harness's capture, so
+//! `make test` shows it (`common::wgpu_device`).
+
+mod common;
 
 use std::sync::Arc;
 
-use tripletlab::backend::{BackendKind, native_device};
-use tripletlab::cases::{evaluate_case, parse_cases};
-use tripletlab::data::load_dir;
+use common::golden::{self, HARD, SEMI_HARD};
+use common::mnist;
+use tripletlab::cases::evaluate_case;
 use tripletlab::loss::Selection;
 use tripletlab::train::{Event, Host, TrainConfig, Trainer, run};
 
-fn device() -> Option<burn::tensor::Device> {
-    match native_device(BackendKind::Wgpu) {
-        Ok(d) => Some(d),
-        Err(e) if std::env::var_os("TRIPLETLAB_SKIP_WGPU").is_some() => {
-            eprintln!("SKIPPED (TRIPLETLAB_SKIP_WGPU set): {e}");
-            None
-        }
-        Err(e) => panic!("{e} — install mesa-vulkan-drivers (scripts/setup-native.sh)"),
-    }
+fn device(test: &str) -> Option<burn::tensor::Device> {
+    common::wgpu_device(test)
 }
 
+/// Every golden case (semi-hard and batch-hard) on wgpu with the device-side selection (the
+/// browser's path): every loss,
+/// every gradient (another subgradient only at the flagged cases), at ten times the CPU's
+/// tolerance; the ill-conditioned case lands on TF's float32 value as on the CPU.
 #[test]
 fn golden_cases_on_wgpu_match_tfa() {
-    let Some(device) = device() else { return };
-    let cases = parse_cases(include_str!("golden/triplet_semihard.json")).unwrap();
-    let mut checked = 0;
-    for case in cases
-        .iter()
-        .filter(|c| !c.ill_conditioned && !c.nondifferentiable_point)
-    {
-        let got = evaluate_case(case, &device, Selection::Device);
-        let want = case.expected_loss.unwrap();
-        if want.is_nan() {
-            assert!(got.loss.is_nan(), "{}: {}", case.name, got.loss);
-            continue;
-        }
-        // GPU matmuls sum in another order than Eigen: a little more slack than on the CPU.
-        assert!(
-            (got.loss - want).abs() <= 1e-5 + 1e-4 * want.abs(),
-            "{}: loss {} vs TFA {}",
-            case.name,
-            got.loss,
-            want
-        );
-        let want_grad = case.expected_grad.as_ref().unwrap();
-        for (i, (g, w)) in got.grad.iter().zip(want_grad).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-5 + 1e-3 * w.abs(),
-                "{}: grad[{i}] {g} vs TFA {w}",
-                case.name
-            );
-        }
-        checked += 1;
-    }
-    assert!(checked >= 35, "only {checked} cases checked");
+    let Some(device) = device("golden_cases_on_wgpu_match_tfa") else {
+        return;
+    };
+    let report = golden::check(SEMI_HARD, &device, Selection::Device, golden::WGPU);
+    golden::assert_report("wgpu", &report, SEMI_HARD);
+    let report = golden::check(HARD, &device, Selection::Device, golden::WGPU);
+    golden::assert_report("wgpu batch-hard", &report, HARD);
+    let case = golden::cases(SEMI_HARD)
+        .into_iter()
+        .find(|c| c.ill_conditioned)
+        .unwrap();
+    let (got, want) = (
+        evaluate_case(&case, &device, Selection::Device).loss,
+        case.expected_loss.unwrap(),
+    );
+    assert!(
+        (got - want).abs() <= 1e-3,
+        "ill-conditioned: {got} vs TF's {want}"
+    );
 }
 
 struct Collect {
@@ -82,12 +69,10 @@ impl Host for Collect {
 
 #[test]
 fn a_few_training_steps_on_wgpu() {
-    let Some(device) = device() else { return };
-    let split = load_dir(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/www/data/mnist"
-    )))
-    .unwrap();
+    let Some(device) = device("a_few_training_steps_on_wgpu") else {
+        return;
+    };
+    let split = mnist();
     let config = TrainConfig {
         epochs: 2,
         train_limit: Some(128),
@@ -108,22 +93,11 @@ fn a_few_training_steps_on_wgpu() {
         "{:?}",
         host.losses
     );
-    assert!(
-        summary.epoch_losses[1] < summary.epoch_losses[0] + 0.1,
-        "{:?}",
-        summary.epoch_losses
-    );
+    // Whether these steps learn is `tests/learning.rs`'s question (held-out loss, every engine).
+    assert_eq!(summary.epoch_losses.len(), 2);
     let e = host.embeddings.unwrap();
     assert_eq!(e.len(), 64 * 256);
     assert!(e.iter().all(|v| v.is_finite()));
-}
-
-fn mnist() -> tripletlab::data::Split {
-    load_dir(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/www/data/mnist"
-    )))
-    .unwrap()
 }
 
 fn read(t: burn::tensor::Tensor<1>) -> Vec<f32> {
@@ -151,7 +125,9 @@ fn wgsl_kernels_match_the_host_kernels() {
     use tripletlab::gpu::GpuNet;
     use tripletlab::model::{DropoutMasks, EmbedNetConfig};
 
-    let Some(device) = device() else { return };
+    let Some(device) = device("wgsl_kernels_match_the_host_kernels") else {
+        return;
+    };
     let cpu = tripletlab::backend::cpu_device();
     let split = mnist();
     let parts = EmbedNetConfig::new().init(7, &cpu).to_parts().unwrap();
@@ -267,7 +243,9 @@ fn wgsl_kernels_match_the_host_kernels() {
 #[test]
 fn wgsl_engine_steps_like_the_cpu_engine() {
     use tripletlab::train::{StepEngine, StepOutcome};
-    let Some(device) = device() else { return };
+    let Some(device) = device("wgsl_engine_steps_like_the_cpu_engine") else {
+        return;
+    };
     let split = mnist();
     let config = TrainConfig {
         train_limit: Some(650),

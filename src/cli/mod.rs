@@ -1,7 +1,10 @@
-//! The native CLI: `train`, `eval` and `loss`. This file: the command line (clap) and reading
-//! inputs; `train`: a run in the terminal (the driver's host: a progress bar) and its outputs;
-//! `tools`: `eval` and `loss`.
+//! The native CLI: `train`, `embed`, `eval` and `loss`. This file: the command line (clap) and
+//! reading inputs; `train`: a run in the terminal (the driver's host: a progress bar); `embed`:
+//! a net's embeddings without training; `outputs`: the files both leave; `tools`: `eval` and
+//! `loss`.
 
+mod embed;
+mod outputs;
 mod tools;
 mod train;
 
@@ -35,6 +38,9 @@ struct Cli {
 enum Command {
     /// Train the notebook's net and write vecs.tsv, meta.tsv, metrics.json, weights.safetensors.
     Train(TrainArgs),
+    /// Embed and score the test set with given weights or the seed's untrained net (no
+    /// training): vecs.tsv, meta.tsv, metrics.json, weights.safetensors.
+    Embed(embed::EmbedArgs),
     /// Score any vecs.tsv/meta.tsv pair (kNN against a train pair when given).
     Eval {
         /// Test embeddings (numpy savetxt TSV).
@@ -50,10 +56,11 @@ enum Command {
         #[arg(long, requires = "train_vecs")]
         train_meta: Option<PathBuf>,
     },
-    /// Semi-hard loss and gradient for cases in the golden-file schema, as JSON on stdout.
+    /// The triplet loss (semi-hard, or batch-hard for a case with "mining": "hard") and its
+    /// gradient for cases in the golden-file schema, as JSON on stdout.
     Loss {
         /// JSON file: {"cases": [...]} or [...], each with labels, embeddings, margin,
-        /// distance_metric, name.
+        /// distance_metric, name, and optionally mining ("semi-hard" or "hard") and soft.
         #[arg(long)]
         cases: PathBuf,
         /// Where the negatives are selected.
@@ -148,6 +155,7 @@ pub fn main() {
     };
     let result = match cli.command {
         Command::Train(args) => train::train(args),
+        Command::Embed(args) => embed::embed(args),
         Command::Eval {
             vecs,
             meta,

@@ -8,12 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use tripletlab::backend::native_device;
-use tripletlab::export::{write_meta_tsv, write_vecs_tsv};
 use tripletlab::metrics::evaluate;
 use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
 use tripletlab::train::settings;
 use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
 
+use super::outputs::{report_of, write_embedding_files, write_report};
 use super::*;
 
 struct Terminal {
@@ -186,38 +186,9 @@ fn write_outputs(
     trainer: &Trainer,
     outcome: Result<&Summary, &str>,
 ) -> Result<(), String> {
-    let test_vectors =
-        pollster::block_on(trainer.embed(trainer.test_set())).map_err(|e| e.to_string())?;
-    let test_labels = &trainer.test_set().labels;
-    let write =
-        |name: &str, f: &dyn Fn(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>| {
-            let path = args.out.join(name);
-            let file =
-                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut w = std::io::BufWriter::new(file);
-            f(&mut w)?;
-            use std::io::Write;
-            w.flush().map_err(|e| format!("{}: {e}", path.display()))
-        };
-    write("vecs.tsv", &|w| {
-        write_vecs_tsv(w, &test_vectors, EMBEDDING_DIM).map_err(|e| e.to_string())
-    })?;
-    write("meta.tsv", &|w| {
-        write_meta_tsv(w, test_labels).map_err(|e| e.to_string())
-    })?;
-    let weights =
-        pollster::block_on(trainer.model().to_safetensors()).map_err(|e| e.to_string())?;
-    let weights_path = args.out.join("weights.safetensors");
-    std::fs::write(&weights_path, weights)
-        .map_err(|e| format!("{}: {e}", weights_path.display()))?;
-    let mut report = json!({
-        "dataset": args.dataset,
-        "backend": args.backend.as_str(),
-        "engine": trainer.engine().as_str(),
-        "config": config,
-        "n_train": trainer.train_set().len(),
-        "n_test": trainer.test_set().len(),
-    });
+    let test_vectors = write_embedding_files(&args.out, trainer)?;
+    let mut report = report_of(&args.dataset, args.backend, trainer, &test_vectors);
+    report["config"] = json!(config);
     match outcome {
         Ok(summary) => {
             let m = &summary.metrics;
@@ -234,7 +205,12 @@ fn write_outputs(
         }
         Err(error) => {
             report["error"] = json!(error);
-            let labels: Vec<u32> = test_labels.iter().map(|&l| u32::from(l)).collect();
+            let labels: Vec<u32> = trainer
+                .test_set()
+                .labels
+                .iter()
+                .map(|&l| u32::from(l))
+                .collect();
             match evaluate(&test_vectors, &labels, None, EMBEDDING_DIM) {
                 Ok(m) => {
                     report["precision_at_1"] = json!(m.precision_at_1);
@@ -244,10 +220,5 @@ fn write_outputs(
             }
         }
     }
-    let metrics_path = args.out.join("metrics.json");
-    std::fs::write(
-        &metrics_path,
-        serde_json::to_string_pretty(&report).expect("json"),
-    )
-    .map_err(|e| format!("{}: {e}", metrics_path.display()))
+    write_report(&args.out, &report)
 }

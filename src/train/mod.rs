@@ -16,6 +16,8 @@ mod driver;
 #[cfg(feature = "engine")]
 mod engine;
 mod events;
+#[cfg(feature = "engine")]
+mod held_out;
 pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
@@ -24,5 +26,7 @@ pub use config::*;
 #[cfg(feature = "engine")]
 pub use driver::*;
 pub use events::*;
+#[cfg(feature = "engine")]
+pub use held_out::held_out_loss;
 #[cfg(feature = "engine")]
 pub use trainer::*;

@@ -1,0 +1,41 @@
+//! Helpers shared by the integration tests (each test file takes what it needs).
+#![allow(dead_code)]
+
+pub mod golden;
+pub mod learning;
+
+use std::io::Write;
+
+use tripletlab::backend::{BackendKind, native_device};
+
+/// The switch that lets the wgpu tests skip on a machine without any Vulkan driver.
+pub const SKIP_WGPU: &str = "TRIPLETLAB_SKIP_WGPU";
+
+/// burn's wgpu device (lavapipe without a GPU). Without one, the test fails, unless
+/// [`SKIP_WGPU`] is set to 1: then it is skipped, and says so on the terminal's stderr
+/// (written past the test harness's capture, so `make test` shows it).
+pub fn wgpu_device(test: &str) -> Option<burn::tensor::Device> {
+    match native_device(BackendKind::Wgpu) {
+        Ok(d) => Some(d),
+        Err(e) if std::env::var(SKIP_WGPU).as_deref() == Ok("1") => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no wgpu device ({e}); {SKIP_WGPU}=1 allows it"
+            );
+            None
+        }
+        Err(e) => panic!(
+            "{test}: no wgpu device: {e}. Install mesa-vulkan-drivers (scripts/setup-native.sh), \
+             or set {SKIP_WGPU}=1 to skip the wgpu tests on a machine without Vulkan"
+        ),
+    }
+}
+
+/// The bundled mnist10k.
+pub fn mnist() -> tripletlab::data::Split {
+    tripletlab::data::load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/www/data/mnist"
+    )))
+    .expect("bundled MNIST loads")
+}
