@@ -302,6 +302,39 @@ fn eval_scores_a_hand_made_case() {
     assert!((number(&m, "precision_at_1") - 0.5).abs() < 1e-9, "{m}");
 }
 
+/// Batches without a defined loss (semi-hard, no label twice: most batches of 2) are skipped,
+/// counted, said on the epoch's line, and the run goes on to its outputs.
+#[test]
+fn batches_without_a_loss_are_skipped_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = train(
+        dir.path(),
+        &[
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--train-limit",
+            "64",
+            "--test-limit",
+            "40",
+            "--no-knn",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics_of(dir.path());
+    let skipped = m["skipped_batches"].as_u64().unwrap();
+    let steps = m["steps"].as_u64().unwrap();
+    assert!(skipped > 0, "{m}");
+    assert_eq!(skipped + steps, 32, "{m}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("{skipped} of 32 batches skipped")),
+        "{out}"
+    );
+    assert_eq!(read(dir.path().join("vecs.tsv")).lines().count(), 40);
+}
+
 #[test]
 fn same_seed_gives_identical_vecs_and_another_seed_does_not() {
     let args = [

@@ -20,6 +20,9 @@ struct Terminal {
     bar: ProgressBar,
     start: Instant,
     quiet: bool,
+    /// Batches skipped in the current epoch (said on its line).
+    skipped: usize,
+    steps_per_epoch: usize,
 }
 
 impl Host for Terminal {
@@ -35,6 +38,7 @@ impl Host for Terminal {
                 train_examples,
                 test_examples,
             } => {
+                self.steps_per_epoch = steps_per_epoch;
                 self.bar.set_length((epochs * steps_per_epoch) as u64);
                 self.bar.println(format!(
                     "training on {train_examples} examples, {steps_per_epoch} steps/epoch × {epochs} epochs; {test_examples} test examples"
@@ -59,6 +63,7 @@ impl Host for Terminal {
                 step,
                 reason,
             } => {
+                self.skipped += 1;
                 self.bar
                     .println(format!("epoch {epoch} step {step}: skipped ({reason})"));
             }
@@ -68,10 +73,17 @@ impl Host for Terminal {
                 metrics,
                 elapsed_s,
             } => {
-                let line = format!(
+                let mut line = format!(
                     "epoch {epoch}: loss {mean_loss:.4}  test P@1 {:.4}  MAP@R {:.4}  ({elapsed_s:.1} s)",
                     metrics.precision_at_1, metrics.map_at_r
                 );
+                if self.skipped > 0 {
+                    line.push_str(&format!(
+                        "  {} of {} batches skipped (no loss defined)",
+                        self.skipped, self.steps_per_epoch
+                    ));
+                    self.skipped = 0;
+                }
                 if self.quiet {
                     // stdout: stderr is for the one line of an error.
                     println!("{line}");
@@ -147,6 +159,8 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
         bar,
         start: Instant::now(),
         quiet: args.quiet,
+        skipped: 0,
+        steps_per_epoch: 0,
     };
     let outcome = pollster::block_on(run(&mut trainer, &mut host));
     host.bar.finish_and_clear();

@@ -18,10 +18,9 @@ pub fn wgpu_device(test: &str) -> Option<burn::tensor::Device> {
     match native_device(BackendKind::Wgpu) {
         Ok(d) => Some(d),
         Err(e) if std::env::var(SKIP_WGPU).as_deref() == Ok("1") => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: no wgpu device ({e}); {SKIP_WGPU}=1 allows it"
-            );
+            // One write, so parallel tests' lines do not interleave.
+            let line = format!("SKIPPED {test}: no wgpu device ({e}); {SKIP_WGPU}=1 allows it\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
             None
         }
         Err(e) => panic!(
