@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The browser tests: (1) wasm-bindgen tests in headless Chromium (golden loss cases and a few
 # training steps on WebGPU/SwiftShader, and on the CPU fallback), (2) the Playwright end-to-end
-# test of the trunk-built page. Every process started here is stopped by the tests themselves.
+# test of the trunk-built page, whose downloads the native CLI (built here) recomputes. Every
+# process started here is stopped by the tests themselves.
 # Run from `make test`, both builds go through clippy-driver (see the Makefile's LINT): the
 # wasm32 code is linted as it is compiled.
 #   scripts/test-web.sh [wasm|e2e]   (both by default)
@@ -22,6 +23,9 @@ if [ "$what" = all ] || [ "$what" = wasm ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = e2e ]; then
+  # The e2e test checks the page's downloads against the native CLI (`tripletlab embed`/`eval`).
+  time cargo build --locked --bin tripletlab
+  export TRIPLETLAB_BIN="${TRIPLETLAB_BIN:-$CARGO_TARGET_DIR/debug/tripletlab}"
   time trunk build
   (cd tests/browser && time node --test --test-concurrency=1 e2e.test.mjs)
 fi

@@ -68,10 +68,13 @@ pub fn loss_chart(props: &LossChartProps) -> Html {
         .flatten()
         .collect::<Vec<_>>()
         .join(" · ");
+    // The steps the chart plots (what `draw` draws: every finite loss received).
+    let plotted = props.losses.iter().filter(|(_, l)| l.is_finite()).count();
     html! {
         <section class="chart" aria-label="Loss curve">
             <h2>{ "Loss" }</h2>
             <canvas ref={canvas} width={W.to_string()} height={H.to_string()} role="img"
+                data-points={plotted.to_string()}
                 aria-label={format!("loss curve: {}", if summary.is_empty() { "no steps yet".to_string() } else { summary.clone() })}></canvas>
             <p class="legend-line">
                 <span class="key step">{ "per step" }</span>

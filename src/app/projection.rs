@@ -255,6 +255,12 @@ pub fn projection(props: &ProjectionProps) -> Html {
         Callback::from(move |_: MouseEvent| cb.emit(()))
     };
     let n = props.points.as_ref().map_or(0, |p| p.0.len());
+    // The points the canvas draws (the finite ones; see the main canvas effect).
+    let drawn = props.points.as_ref().map_or(0, |p| {
+        p.0.iter()
+            .filter(|p| p[0].is_finite() && p[1].is_finite())
+            .count()
+    });
 
     html! {
         <section class="projection" aria-label="Projection">
@@ -275,6 +281,7 @@ pub fn projection(props: &ProjectionProps) -> Html {
                 width={W.to_string()}
                 height={H.to_string()}
                 role="img"
+                data-points={drawn.to_string()}
                 aria-label={format!("2-D projection of the test embeddings ({})", if props.kind.is_empty() { "none yet" } else { props.kind.as_str() })}
                 {onmousemove}
                 {onmouseleave}

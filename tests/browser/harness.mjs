@@ -64,13 +64,14 @@ export async function startServer(dir = dist) {
   return { url, stop, pid: child.pid };
 }
 
-/** Launches headless Chromium with a fresh profile; resolves to { browser, stop }. */
-export async function startBrowser() {
+/** Launches headless Chromium with a fresh profile (with `args`, by default the WebGPU ones);
+ *  resolves to { browser, stop }. */
+export async function startBrowser(args = CHROMIUM_ARGS) {
   const profile = mkdtempSync(join(tmpdir(), 'tripletlab-chromium-'));
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
     headless: true,
-    args: CHROMIUM_ARGS,
+    args,
     acceptDownloads: true,
     viewport: { width: 1400, height: 1000 },
   });
@@ -104,7 +105,8 @@ export async function waitState(page, states, timeout) {
 
 /** Clicks Stop; resolves to ms from the click to the worker's answer (`data-stop="seen"`:
  *  nothing new starts; null if the run ended first) and to the run's end (the next
- *  data-state change: the device has finished what was already sent to it). */
+ *  data-state change: the device has finished what was already sent to it), and to the steps
+ *  the loss chart had plotted at the click (`stepsAtClick`). */
 export async function clickStop(page) {
   return page.evaluate(() => new Promise((resolve) => {
     const root = document.querySelector('.app[data-state]');
@@ -117,9 +119,10 @@ export async function clickStop(page) {
       if (seenMs === null && root.querySelector('.progress')?.getAttribute('data-stop') === 'seen') seenMs = now;
       if (root.getAttribute('data-state') !== before) {
         obs.disconnect();
-        resolve({ seenMs: seenMs === null ? null : Math.round(seenMs), endedMs: Math.round(now) });
+        resolve({ seenMs: seenMs === null ? null : Math.round(seenMs), endedMs: Math.round(now), stepsAtClick });
       }
     }).observe(root, { attributes: true, subtree: true, attributeFilter: ['data-state', 'data-stop'] });
+    const stepsAtClick = Number(root.querySelector('section.chart canvas')?.getAttribute('data-points'));
     t0 = performance.now();
     button.click();
   }));
