@@ -336,7 +336,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::metrics::{Confusion, Metrics};
     use crate::train::{Summary, TrainError};
 
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
@@ -392,6 +392,7 @@ mod tests {
             knn5_acc: None,
             precision_at_1: 0.8,
             map_at_r: 0.5,
+            knn1_confusion: Some(Confusion::from_pairs([(1, 1), (1, 7), (7, 7)])),
         };
         let events = vec![
             Event::Started {

@@ -10,7 +10,7 @@ use tripletlab::metrics::evaluate;
 use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
 use tripletlab::train::{TrainConfig, Trainer, settings};
 
-use super::outputs::{report_of, write_embedding_files, write_report};
+use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
 use super::*;
 
 /// The flags of `embed`: the data flags are `train`'s.
@@ -98,10 +98,10 @@ pub(super) fn embed(args: EmbedArgs) -> Result<(), String> {
     let mut report = report_of(&args.dataset, args.backend, &trainer, &test);
     report["weights"] = json!(args.weights.as_ref().map(|p| p.display().to_string()));
     report["seed"] = json!(args.weights.is_none().then_some(args.seed));
-    report["knn1_acc"] = json!(m.knn1_acc);
-    report["knn5_acc"] = json!(m.knn5_acc);
-    report["precision_at_1"] = json!(m.precision_at_1);
-    report["map_at_r"] = json!(m.map_at_r);
+    add_scores(&mut report, &m);
+    if !args.no_knn {
+        report["raw_pixel_knn1"] = json!(raw_pixel_knn1(&trainer)?);
+    }
     write_report(&args.out, &report)?;
     println!(
         "kNN-1 {}  P@1 {:.4}  MAP@R {:.4}  test loss {}  -> {}",

@@ -1,10 +1,11 @@
 //! The native CLI: `train`, `embed`, `eval` and `loss`. This file: the command line (clap) and
 //! reading inputs; `train`: a run in the terminal (the driver's host: a progress bar); `embed`:
-//! a net's embeddings without training; `outputs`: the files both leave; `tools`: `eval` and
-//! `loss`.
+//! a net's embeddings without training; `outputs`: the files both leave; `project`: a measured
+//! 2-D layout; `tools`: `eval` and `loss`.
 
 mod embed;
 mod outputs;
+mod project;
 mod tools;
 mod train;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Embed and score the test set with given weights or the seed's untrained net (no
     /// training): vecs.tsv, meta.tsv, metrics.json, weights.safetensors.
     Embed(embed::EmbedArgs),
+    /// A 2-D layout (PCA, t-SNE or UMAP) of a vecs.tsv, written as layout.tsv, with its
+    /// trustworthiness.
+    Project(project::ProjectArgs),
     /// Score any vecs.tsv/meta.tsv pair (kNN against a train pair when given).
     Eval {
         /// Test embeddings (numpy savetxt TSV).
@@ -156,6 +160,7 @@ pub fn main() {
     let result = match cli.command {
         Command::Train(args) => train::train(args),
         Command::Embed(args) => embed::embed(args),
+        Command::Project(args) => project::project(args),
         Command::Eval {
             vecs,
             meta,

@@ -8,7 +8,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use tripletlab::backend::BackendKind;
+use tripletlab::data::Dataset;
 use tripletlab::export::{write_meta_tsv, write_vecs_tsv};
+use tripletlab::metrics::{Metrics, evaluate};
 use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{Trainer, held_out_loss};
 
@@ -65,6 +67,47 @@ pub(super) fn report_of(
             EMBEDDING_DIM,
         ),
     })
+}
+
+/// The scores of a set of embeddings into metrics.json: kNN-1/kNN-5 against the training
+/// embeddings (when computed), with kNN-1's confusion matrix (`confusion`: `labels`, and
+/// `counts[true][predicted]`) and accuracy per class (`per_class_knn1`, by label), and the
+/// leave-one-out precision@1 and MAP@R.
+pub(super) fn add_scores(report: &mut Value, m: &Metrics) {
+    report["knn1_acc"] = json!(m.knn1_acc);
+    report["knn5_acc"] = json!(m.knn5_acc);
+    report["precision_at_1"] = json!(m.precision_at_1);
+    report["map_at_r"] = json!(m.map_at_r);
+    report["confusion"] = json!(m.knn1_confusion);
+    report["per_class_knn1"] = match &m.knn1_confusion {
+        Some(c) => c
+            .labels
+            .iter()
+            .zip(c.per_class_accuracy())
+            .filter_map(|(l, acc)| acc.map(|a| (l.to_string(), json!(a))))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        None => Value::Null,
+    };
+}
+
+/// What the raw pixels score: kNN-1 of the test images against the training images by cosine
+/// on pixels / 255, the same references and queries as the embeddings' kNN-1 (what the learnt
+/// embedding adds is the difference).
+pub(super) fn raw_pixel_knn1(trainer: &Trainer) -> Result<Option<f64>, String> {
+    let pixels = |set: &Dataset| {
+        let mut out = Vec::new();
+        set.pixels_f32(&(0..set.len()).collect::<Vec<_>>(), &mut out);
+        (
+            out,
+            set.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(),
+        )
+    };
+    let (train, test) = (pixels(trainer.train_set()), pixels(trainer.test_set()));
+    let dim = trainer.test_set().image_len();
+    let m =
+        evaluate(&test.0, &test.1, Some((&train.0, &train.1)), dim).map_err(|e| e.to_string())?;
+    Ok(m.knn1_acc)
 }
 
 /// Writes metrics.json.

@@ -13,7 +13,7 @@ use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
 use tripletlab::train::settings;
 use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
 
-use super::outputs::{report_of, write_embedding_files, write_report};
+use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
 use super::*;
 
 struct Terminal {
@@ -205,11 +205,10 @@ fn write_outputs(
     report["config"] = json!(config);
     match outcome {
         Ok(summary) => {
-            let m = &summary.metrics;
-            report["knn1_acc"] = json!(m.knn1_acc);
-            report["knn5_acc"] = json!(m.knn5_acc);
-            report["precision_at_1"] = json!(m.precision_at_1);
-            report["map_at_r"] = json!(m.map_at_r);
+            add_scores(&mut report, &summary.metrics);
+            if config.knn_against_train {
+                report["raw_pixel_knn1"] = json!(raw_pixel_knn1(trainer)?);
+            }
             report["examples_per_s"] = json!(summary.examples_per_s);
             report["train_seconds"] = json!(summary.train_seconds);
             report["total_seconds"] = json!(summary.total_seconds);

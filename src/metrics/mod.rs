@@ -77,6 +77,51 @@ pub struct Metrics {
     pub precision_at_1: f64,
     /// MAP@R within the test set (see [`map_at_r`]).
     pub map_at_r: f64,
+    /// Where kNN-1 against the training set goes right and wrong, if one was given.
+    #[serde(default)]
+    pub knn1_confusion: Option<Confusion>,
+}
+
+/// A confusion matrix: `counts[t][p]` queries of label `labels[t]` predicted as `labels[p]`
+/// (the labels that occur as truth or prediction, ascending).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Confusion {
+    /// The labels, ascending; rows and columns follow them.
+    pub labels: Vec<u32>,
+    /// Rows: the true label; columns: the predicted one.
+    pub counts: Vec<Vec<u64>>,
+}
+
+impl Confusion {
+    /// The matrix of `(truth, prediction)` pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, u32)> + Clone) -> Self {
+        let mut labels: Vec<u32> = pairs
+            .clone()
+            .into_iter()
+            .flat_map(|(t, p)| [t, p])
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
+        let at = |l: u32| labels.binary_search(&l).unwrap_or_default();
+        let mut counts = vec![vec![0u64; labels.len()]; labels.len()];
+        for (t, p) in pairs {
+            counts[at(t)][at(p)] += 1;
+        }
+        Self { labels, counts }
+    }
+
+    /// Per true label (in [`Confusion::labels`] order): the share predicted right, `None` for a
+    /// label that only occurs as a prediction.
+    pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
+        self.counts
+            .iter()
+            .enumerate()
+            .map(|(t, row)| {
+                let total: u64 = row.iter().sum();
+                (total > 0).then(|| row[t] as f64 / total as f64)
+            })
+            .collect()
+    }
 }
 
 /// L2-normalised copy of a validated embedding set.
@@ -277,12 +322,12 @@ impl Evaluation {
 
     /// The metrics (call after [`Evaluation::advance`] returned `true`).
     pub fn finish(self) -> Metrics {
-        let (knn1_acc, knn5_acc) = match &self.knn {
+        let (knn1_acc, knn5_acc, knn1_confusion) = match &self.knn {
             Some(knn) => {
                 let acc = knn.accuracies(self.test.rows);
-                (Some(acc[0]), Some(acc[1]))
+                (Some(acc[0]), Some(acc[1]), Some(knn.confusion()))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let (precision_at_1, map_at_r) = self.loo.scores();
         Metrics {
@@ -290,6 +335,7 @@ impl Evaluation {
             knn5_acc,
             precision_at_1,
             map_at_r,
+            knn1_confusion,
         }
     }
 }

@@ -4,12 +4,14 @@
 use super::*;
 
 /// `k`-NN votes against a reference set, accumulated one slice of queries at a
-/// time: how many queries each `k` of `ks` got right.
+/// time: how many queries each `k` of `ks` got right, and each query's 1-NN prediction.
 pub(super) struct KnnTally {
     reference: Tiled,
     labels: Vec<u32>,
     ks: Vec<usize>,
     correct: Vec<usize>,
+    /// `(truth, nearest reference's label)` per query answered.
+    nearest: Vec<(u32, u32)>,
 }
 
 impl KnnTally {
@@ -19,12 +21,14 @@ impl KnnTally {
             labels: labels.to_vec(),
             ks: ks.to_vec(),
             correct: vec![0; ks.len()],
+            nearest: Vec::new(),
         }
     }
 
     pub(super) fn add(&mut self, query: &Normalized, query_labels: &[u32], rows: Range<usize>) {
         let k_max = self.ks.iter().copied().max().unwrap_or(0);
-        let (ks, labels, correct) = (&self.ks, &self.labels, &mut self.correct);
+        let (ks, labels, correct, nearest) =
+            (&self.ks, &self.labels, &mut self.correct, &mut self.nearest);
         for_each_top_k(
             query,
             rows,
@@ -32,6 +36,9 @@ impl KnnTally {
             false,
             |_| k_max,
             |q, neighbours| {
+                if let Some(first) = neighbours.first() {
+                    nearest.push((query_labels[q], labels[first.index as usize]));
+                }
                 for (hits, &k) in correct.iter_mut().zip(ks) {
                     let k = k.min(neighbours.len());
                     if vote(&neighbours[..k], labels) == Some(query_labels[q]) {
@@ -40,6 +47,11 @@ impl KnnTally {
                 }
             },
         );
+    }
+
+    /// The kNN-1 predictions' confusion matrix.
+    pub(super) fn confusion(&self) -> Confusion {
+        Confusion::from_pairs(self.nearest.iter().copied())
     }
 
     pub(super) fn accuracies(&self, queries: usize) -> Vec<f64> {

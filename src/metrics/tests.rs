@@ -428,3 +428,34 @@ fn huge_values_do_not_overflow_the_normalisation() {
         1.0
     ));
 }
+
+#[test]
+fn knn1_confusion_counts_each_prediction() {
+    // References: label 3 at 0°, label 8 at 90°, label 5 at 180°.
+    // Queries: 10° (3) → 3; 80° (3) → 8; 100° (8) → 8; 170° (8) → 5; 190° (5) → 5.
+    let train = flat(&[at(0.0), at(90.0), at(180.0)]);
+    let test = flat(&[at(10.0), at(80.0), at(100.0), at(170.0), at(190.0)]);
+    let m = evaluate(&test, &[3, 3, 8, 8, 5], Some((&train, &[3, 8, 5])), 2).unwrap();
+    let c = m.knn1_confusion.clone().unwrap();
+    assert_eq!(c.labels, [3, 5, 8]);
+    // Rows: truth 3, 5, 8; columns: predicted 3, 5, 8.
+    assert_eq!(c.counts, [[1, 0, 1], [0, 1, 0], [0, 1, 1]]);
+    assert_eq!(c.per_class_accuracy(), [Some(0.5), Some(1.0), Some(0.5)]);
+    let right: u64 = (0..3).map(|i| c.counts[i][i]).sum();
+    assert!(close(m.knn1_acc.unwrap(), right as f64 / 5.0));
+    // A label only ever predicted has no accuracy of its own.
+    let only_predicted = Confusion::from_pairs([(1, 1), (1, 2)]);
+    assert_eq!(only_predicted.per_class_accuracy(), [Some(0.5), None]);
+    // Without references there is no kNN, so no confusion either.
+    assert!(
+        evaluate(&test, &[3, 3, 8, 8, 5], None, 2)
+            .unwrap()
+            .knn1_confusion
+            .is_none()
+    );
+    // Sliced evaluation: the same matrix.
+    let mut sliced =
+        Evaluation::new(&test, &[3, 3, 8, 8, 5], Some((&train, &[3, 8, 5])), 2).unwrap();
+    while !sliced.advance(1) {}
+    assert_eq!(sliced.finish(), m);
+}

@@ -1,22 +1,47 @@
-//! 2-D projections of embeddings for display: PCA (instant, deterministic)
-//! and Barnes-Hut t-SNE (incremental, so a browser can show progress).
+//! 2-D projections of embeddings for display: PCA (instant, deterministic), Barnes-Hut t-SNE
+//! and UMAP (both incremental, so a browser can show progress), and the trustworthiness that
+//! measures how faithful a layout is.
 //!
-//! Both take a row-major `&[f32]` buffer with `dim` values per row and return
+//! Each takes a row-major `&[f32]` buffer with `dim` values per row and return
 //! one `[x, y]` pair per row.
 
 mod affinities;
+mod neighbours;
 mod pca;
 mod quadtree;
 #[cfg(test)]
 mod tests;
+mod trust;
 mod tsne;
+mod umap;
+#[cfg(test)]
+mod umap_tests;
 
 use affinities::*;
 pub use pca::*;
 use quadtree::*;
+pub use trust::trustworthiness;
 pub use tsne::*;
+pub use umap::*;
 
 use crate::shape::{ShapeError, finite_rows};
+
+/// A 2-D projection method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// [`pca_2d`].
+    Pca,
+    /// [`Tsne`].
+    Tsne,
+    /// [`Umap`].
+    Umap,
+}
+
+names!(Method, "projection method", {
+    Pca => "pca",
+    Tsne => "tsne" | "t-sne",
+    Umap => "umap",
+});
 
 /// Errors from the projection functions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,10 +63,10 @@ pub enum ProjectionError {
         /// Number of points.
         n: usize,
     },
-    /// A t-SNE parameter is out of range.
-    #[error("t-SNE parameter `{name}` = {value} is invalid: it must be {expected}")]
+    /// A parameter (of [`TsneParams`], [`UmapParams`] or [`trustworthiness`]) is out of range.
+    #[error("parameter `{name}` = {value} is invalid: it must be {expected}")]
     InvalidParam {
-        /// Field of [`TsneParams`].
+        /// Which parameter.
         name: &'static str,
         /// Given value.
         value: f64,

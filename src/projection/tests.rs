@@ -95,7 +95,7 @@ fn pca_errors() {
     );
 }
 
-fn blobs(per_blob: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
+pub(super) fn blobs(per_blob: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
     // Three unit-variance Gaussian blobs with centres 10 apart.
     let mut rng = Pcg64::seed_from_u64(seed);
     let mut data = Vec::new();
@@ -170,7 +170,7 @@ fn jacobi_matches_a_hand_computed_2x2() {
 }
 
 /// Share of points whose nearest other point in 2-D has the same label.
-fn neighbour_agreement(points: &[[f32; 2]], labels: &[usize]) -> f64 {
+pub(super) fn neighbour_agreement(points: &[[f32; 2]], labels: &[usize]) -> f64 {
     let dist = |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2);
     let agree = (0..points.len())
         .filter(|&i| {

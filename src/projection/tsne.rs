@@ -167,7 +167,11 @@ impl TsnePrep {
     pub fn finish(mut self) -> Tsne {
         self.affinities.advance(usize::MAX);
         let n = self.affinities.rows();
-        let y = initial_layout(&self.affinities.data, self.affinities.dim, &self.params);
+        let y = initial_layout(
+            &self.affinities.knn.data,
+            self.affinities.knn.dim,
+            &self.params,
+        );
         let (p_start, p_index, p_value) = self.affinities.finish();
         let params = self.params;
         let learning_rate = match params.learning_rate {

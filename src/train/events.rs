@@ -38,6 +38,15 @@ pub enum TrainError {
     Data(String),
 }
 
+/// A runtime error's text for one line of the page: its first line, without wasm-bindgen's
+/// `JsValue(…)` wrapper (the `Debug` text of a JS error inside goes on with its stack, one frame
+/// a line).
+pub fn first_line(error: impl std::fmt::Display) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or_default().trim();
+    first.replace("JsValue(", "")
+}
+
 impl TrainError {
     /// A device failure, from the runtime's error (whose `Debug` nests each cause under
     /// "Caused by:" and ends with a backtrace section): its innermost cause, on one line.
@@ -161,6 +170,21 @@ pub enum Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_js_error_is_its_first_line_without_the_wrapper() {
+        // The text burn's wgpu start gave for a refused device request (e2e test).
+        let text = "Unable to request a wgpu device: JsValue(Error: device request refused in \
+                    the test\nError: device request refused in the test\n    at \
+                    GPUAdapter.requestDevice (<anonymous>:1:64)\n    at \
+                    tripletlab.wasm.wasm-function[1234]:0x5678)";
+        assert_eq!(
+            first_line(text),
+            "Unable to request a wgpu device: Error: device request refused in the test"
+        );
+        assert_eq!(first_line("plain"), "plain");
+        assert_eq!(first_line(""), "");
+    }
 
     #[test]
     fn a_device_error_is_its_innermost_cause_on_one_line() {

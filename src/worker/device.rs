@@ -27,6 +27,7 @@ pub struct DeviceInfo {
 
 use crate::js::get;
 pub use crate::js::js_error_text;
+use crate::train::first_line;
 
 fn get_str(target: &JsValue, key: &str) -> String {
     get(target, key).as_string().unwrap_or_default()
@@ -152,7 +153,8 @@ pub async fn init_device(choice: BackendChoice, start: usize) -> DeviceInfo {
                         fallback: None,
                     },
                     Err(e) => cpu(format!(
-                        "WebGPU could not be started ({e}). Training runs on the CPU instead, which is slower than a GPU"
+                        "WebGPU could not be started ({}). Training runs on the CPU instead, which is slower than a GPU",
+                        first_line(e)
                     )),
                 },
                 () = timeout => cpu(format!(
