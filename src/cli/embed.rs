@@ -55,13 +55,7 @@ pub(super) fn embed(args: EmbedArgs) -> Result<(), String> {
         knn_against_train: !args.no_knn,
         ..TrainConfig::default()
     };
-    config.validate().map_err(|e| {
-        format!(
-            "invalid setting {}: {}",
-            settings::flag_of(&e.field),
-            e.message
-        )
-    })?;
+    validated(&config)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let split = load_dataset(&args.dataset)?;
     let device = native_device(args.backend)?;

@@ -183,6 +183,17 @@ pub fn main() {
     std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
 }
 
+/// `Ok` for valid settings, else the error naming the flag.
+fn validated(config: &tripletlab::train::TrainConfig) -> Result<(), String> {
+    config.validate().map_err(|e| {
+        format!(
+            "invalid setting {}: {}",
+            settings::flag_of(&e.field),
+            e.message
+        )
+    })
+}
+
 /// The bytes of an input file, refused above [`MAX_INPUT_BYTES`] before it is read.
 fn read_bytes(path: &Path) -> Result<Vec<u8>, String> {
     let size = std::fs::metadata(path)

@@ -10,7 +10,6 @@ use serde_json::json;
 use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
 use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
-use tripletlab::train::settings;
 use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
@@ -118,13 +117,7 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
         engine: args.engine,
         ..TrainConfig::default()
     };
-    config.validate().map_err(|e| {
-        format!(
-            "invalid setting {}: {}",
-            settings::flag_of(&e.field),
-            e.message
-        )
-    })?;
+    validated(&config)?;
     Ok(config)
 }
 
