@@ -24,7 +24,9 @@ fi
 
 if [ "$what" = all ] || [ "$what" = e2e ]; then
   # The e2e test checks the page's downloads against the native CLI (`tripletlab embed`/`eval`).
-  time cargo build --locked --bin tripletlab
+  # Built as the CLI tests build it (their feature set), so after `make test-native` this reuses
+  # that build instead of compiling every dependency again for a plain `cargo build`.
+  time cargo test --locked --no-run --test cli
   export TRIPLETLAB_BIN="${TRIPLETLAB_BIN:-$CARGO_TARGET_DIR/debug/tripletlab}"
   time trunk build
   (cd tests/browser && time node --test --test-concurrency=1 e2e.test.mjs)

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod model;
 pub mod page;
 pub mod projection;
+pub mod projector;
 pub mod protocol;
 pub mod shape;
 pub mod train;

@@ -82,6 +82,9 @@ pub enum Export {
     Meta,
     /// The weights as safetensors.
     Weights,
+    /// `projector.zip`: vecs.tsv, meta.tsv, sprite.png, projector_config.json and a README
+    /// (see [`crate::projector`]).
+    Projector,
 }
 
 /// A test set as the page shows it (images for the hover), bytes kept as bytes on the wire.
@@ -254,6 +257,10 @@ pub enum Reply {
     TsneDone {
         /// The request.
         id: Id,
+        /// Its perplexity.
+        perplexity: f32,
+        /// Its iterations.
+        iterations: usize,
     },
     /// t-SNE `id` ended early: cancelled by a new run or request, or failed (`error`).
     TsneEnded {
@@ -379,6 +386,7 @@ mod tests {
             Command::Export(Export::Vecs),
             Command::Export(Export::Meta),
             Command::Export(Export::Weights),
+            Command::Export(Export::Projector),
         ];
         for c in commands {
             round_trip(c);
@@ -521,7 +529,11 @@ mod tests {
                 total: 1000,
                 points: vec![[0.0, 1.0]],
             },
-            Reply::TsneDone { id: 4 },
+            Reply::TsneDone {
+                id: 4,
+                perplexity: 30.0,
+                iterations: 1000,
+            },
             Reply::TsneEnded {
                 id: 4,
                 error: Some("no".into()),

@@ -102,7 +102,7 @@ fn learned(untrained: f64, trained: f64) -> Result<(), String> {
 #[test]
 fn short_training_run_learns_and_writes_projector_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["--epochs", "1", "--seed", "3"];
+    let mut args = vec!["--epochs", "1", "--seed", "3", "--projector"];
     args.extend(SHORT);
     let o = train(dir.path(), &args);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
@@ -219,6 +219,61 @@ fn short_training_run_learns_and_writes_projector_files() {
     ] {
         assert_eq!(a[key], m[key], "{key}");
     }
+
+    // projector.zip opens with a standard unzip and holds exactly the Projector's files: the
+    // same vecs.tsv and meta.tsv, a 23×23-cell sprite of the test images (500 points), the
+    // config naming them.
+    let zip = dir.path().join("projector.zip");
+    let listed = Command::new("unzip")
+        .arg("-Z1")
+        .arg(&zip)
+        .output()
+        .expect("unzip runs");
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        tripletlab::projector::BUNDLE_FILES
+    );
+    let unzipped = tempfile::tempdir().unwrap();
+    let o = Command::new("unzip")
+        .args([
+            "-q",
+            zip.to_str().unwrap(),
+            "-d",
+            unzipped.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(unzipped.path().join("vecs.tsv")), vecs);
+    assert_eq!(read(unzipped.path().join("meta.tsv")), meta);
+    let png = std::fs::read(unzipped.path().join("sprite.png")).unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((frame.width, frame.height), (23 * 28, 23 * 28));
+    for cell in [0, 1, 22, 23, 499] {
+        let (gy, gx) = (cell / 23, cell % 23);
+        for r in 0..28 {
+            let at = (gy * 28 + r) * 23 * 28 + gx * 28;
+            assert_eq!(
+                &pixels[at..at + 28],
+                &split.test.image(cell)[r * 28..(r + 1) * 28],
+                "sprite cell {cell}, row {r}"
+            );
+        }
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&read(unzipped.path().join("projector_config.json"))).unwrap();
+    assert_eq!(
+        config["embeddings"][0]["tensorShape"],
+        serde_json::json!([500, 256])
+    );
+    assert_eq!(m["projector_points"], 500);
 
     // `eval` scores the files it wrote the same way.
     let o = run(&[

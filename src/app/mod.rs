@@ -298,6 +298,24 @@ pub fn app() -> Html {
         let link = link.clone();
         Callback::from(move |what: Export| link.borrow().send(&Command::Export(what)))
     };
+    let on_layout = {
+        let projection = state.projection.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |_: ()| {
+            let Some(p) = &projection else { return };
+            let header = format!("{}, {} points", p.kind, p.points.0.len());
+            let text = crate::projector::layout_tsv(&header, &p.points.0);
+            if let Err(e) = io::download(
+                "projection.tsv",
+                text.as_bytes(),
+                "text/tab-separated-values",
+            ) {
+                dispatch.dispatch(Action::Notice(state::Notice::error(format!(
+                    "download failed: {e}"
+                ))));
+            }
+        })
+    };
     let on_tsne = {
         let link = link.clone();
         let dispatch = state.dispatcher();
@@ -352,7 +370,9 @@ pub fn app() -> Html {
                         can_download={can_download}
                         can_weights={can_weights}
                         embeddings_note={state.embeddings.as_ref().map(|e| e.note())}
+                        can_layout={proj.is_some()}
                         on_download={on_download}
+                        on_layout={on_layout}
                     />
                 </aside>
                 <section class="main">

@@ -131,6 +131,11 @@ struct TrainArgs {
     /// No progress bar (log lines per epoch on stdout instead).
     #[arg(long)]
     quiet: bool,
+    /// Also write projector.zip: vecs.tsv, meta.tsv, sprite.png, projector_config.json and a
+    /// README, everything the Embedding Projector needs (the page's "Download for the
+    /// Projector").
+    #[arg(long)]
+    projector: bool,
 }
 
 pub fn main() {

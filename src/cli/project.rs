@@ -3,7 +3,6 @@
 //! vector, in meta.tsv's order) and measured: its trustworthiness at k = 10 (scikit-learn's
 //! definition) and how often a point's nearest neighbour in the layout shares its label.
 
-use std::io::Write;
 use std::time::Instant;
 
 use tripletlab::export::{parse_meta_tsv, parse_vecs_tsv};
@@ -111,15 +110,10 @@ pub(super) fn project(args: ProjectArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The layout file: `# <method and parameters>`, then `x<TAB>y` per point.
+/// The layout file ([`tripletlab::projector::layout_tsv`]).
 fn write_layout(out: &Path, header: &str, layout: &[[f32; 2]]) -> Result<(), String> {
-    let error = |e: std::io::Error| format!("{}: {e}", out.display());
-    let mut w = std::io::BufWriter::new(std::fs::File::create(out).map_err(error)?);
-    writeln!(w, "# {header}").map_err(error)?;
-    for [x, y] in layout {
-        writeln!(w, "{x}\t{y}").map_err(error)?;
-    }
-    w.flush().map_err(error)
+    std::fs::write(out, tripletlab::projector::layout_tsv(header, layout))
+        .map_err(|e| format!("{}: {e}", out.display()))
 }
 
 /// The share of points whose nearest other point in the layout has their label.

@@ -226,5 +226,18 @@ fn write_outputs(
             }
         }
     }
+    if args.projector {
+        let (zip, points) = tripletlab::projector::bundle(
+            "tripletlab",
+            &test_vectors,
+            EMBEDDING_DIM,
+            &trainer.test_set().labels,
+            trainer.test_set(),
+        )
+        .map_err(|e| e.to_string())?;
+        report["projector_points"] = json!(points);
+        let path = args.out.join("projector.zip");
+        std::fs::write(&path, zip).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     write_report(&args.out, &report)
 }

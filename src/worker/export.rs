@@ -1,9 +1,11 @@
-//! The downloads: vecs.tsv, meta.tsv and the weights, from what the session holds.
+//! The downloads: vecs.tsv, meta.tsv, the weights and the Projector bundle, from what the
+//! session holds.
 
 use wasm_bindgen_futures::spawn_local;
 
 use crate::export::{meta_tsv_string, vecs_tsv_string};
 use crate::model::EMBEDDING_DIM;
+use crate::projector::bundle;
 use crate::protocol::{Export, Reply};
 
 use super::io::post;
@@ -36,6 +38,21 @@ pub(super) fn export(session: SharedSession, what: Export) {
                     "text/tab-separated-values",
                     meta_tsv_string(&latest.labels).into_bytes(),
                 );
+            }
+        }
+        Export::Projector => {
+            let Some(latest) = session.borrow().latest.clone() else {
+                return problem("there are no embeddings to download yet".into());
+            };
+            match bundle(
+                "tripletlab",
+                &latest.vectors,
+                EMBEDDING_DIM,
+                &latest.labels,
+                &latest.images,
+            ) {
+                Ok((zip, _)) => download("projector.zip", "application/zip", zip),
+                Err(e) => problem(format!("projector.zip: {e}")),
             }
         }
         Export::Weights => {

@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::data::Dataset;
 use crate::model::EMBEDDING_DIM;
 use crate::projection::Pca2d;
 use crate::protocol::{Id, Reply};
@@ -38,10 +39,17 @@ pub struct WorkerHost {
     embedded_at: Option<usize>,
     /// The projection of the latest embeddings, until it is done (a newer one replaces it).
     pca: Option<PendingPca>,
+    /// The run's test images (what every embedding of the run embeds).
+    test_images: Rc<Dataset>,
 }
 
 impl WorkerHost {
-    pub fn new(session: SharedSession, id: Id, control: Rc<Cell<Control>>) -> Self {
+    pub fn new(
+        session: SharedSession,
+        id: Id,
+        control: Rc<Cell<Control>>,
+        test_images: Rc<Dataset>,
+    ) -> Self {
         Self {
             session,
             id,
@@ -50,6 +58,7 @@ impl WorkerHost {
             last_step: (0, 0),
             embedded_at: None,
             pca: None,
+            test_images,
         }
     }
 
@@ -142,6 +151,7 @@ impl Host for WorkerHost {
             self.session.borrow_mut().latest = Some(Latest {
                 vectors: vectors.clone(),
                 labels: labels.clone(),
+                images: self.test_images.clone(),
             });
             self.pca = match Pca2d::new(vectors, EMBEDDING_DIM) {
                 Ok(job) => Some(PendingPca {

@@ -65,7 +65,8 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
     });
     let session = session.clone();
     spawn_local(async move {
-        let mut host = WorkerHost::new(session.clone(), id, control);
+        let test_images = Rc::new(trainer.test_set().clone());
+        let mut host = WorkerHost::new(session.clone(), id, control, test_images);
         let result = run(&mut trainer, &mut host).await;
         let lost_device = matches!(result, Err(TrainError::Device(_)));
         let stopped = matches!(&result, Ok(summary) if summary.stopped);

@@ -11,7 +11,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::File;
 
 use crate::backend::{BackendChoice, BackendKind};
-use crate::data::{BundledDataset, Split};
+use crate::data::{BundledDataset, Dataset, Split};
 use crate::gpu;
 use crate::protocol::{BatchLimit, Command, Id, Reply};
 use crate::train::{self, Control, Trainer};
@@ -28,6 +28,8 @@ use super::tsne::tsne;
 pub struct Latest {
     pub vectors: Arc<Vec<f32>>,
     pub labels: Arc<Vec<u8>>,
+    /// The images they embed (the run's test set), for the Projector's sprite.
+    pub images: Rc<Dataset>,
 }
 
 /// Everything the worker keeps.

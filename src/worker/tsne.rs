@@ -78,6 +78,10 @@ pub(super) fn tsne(session: SharedSession, id: Id) {
                 points: tsne.embedding(),
             });
         }
-        post(&Reply::TsneDone { id });
+        post(&Reply::TsneDone {
+            id,
+            perplexity: params.perplexity,
+            iterations: total,
+        });
     });
 }

@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHROMIUM_ARGS, clickStop, repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 import {
-  cleanup, embedNative, evalNative, nearestRows, parseMeta, parseVecs, saveFile, testImage,
-  testLabels, vecsDiff, weightsDiff,
+  cleanup, embedNative, evalNative, nearestRows, parseMeta, parseVecs, pcaNative, saveFile, testImage,
+  testLabels, vecsDiff, weightsDiff, zipEntry, zipNames,
 } from './native.mjs';
 
 const READY_MS = 180_000;
@@ -365,6 +365,9 @@ async function checkHover(page, vecs, labels, where) {
   return i;
 }
 
+/** What a finished t-SNE of 500 points calls itself (the worker's perplexity 30, 1000 iterations). */
+const TSNE_DONE = 't-SNE, perplexity 30, 1000 iterations';
+
 test('the projection and the loss chart follow the run; hover shows a point\'s image and neighbours; t-SNE converges and redraws', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
@@ -437,9 +440,41 @@ test('the projection and the loss chart follow the run; hover shows a point\'s i
   assert.deepEqual(rows.map((r) => r[0]), ['1', '2', 'final']);
   for (const r of rows.slice(0, 2)) assert.ok(Number.isFinite(Number(r[1])) && Number(r[4]) > 0, `epoch row ${r}`);
 
-  const vecs = parseVecs((await download(page, 'Download vecs.tsv')).text);
+  const vecsText = (await download(page, 'Download vecs.tsv')).text;
+  const metaText = (await download(page, 'Download meta.tsv')).text;
+  const vecs = parseVecs(vecsText);
   const labels = testLabels(testLimit);
   const hoveredPca = await checkHover(page, vecs, labels, 'PCA');
+
+  // projection.tsv: the layout on screen, a '#' line naming it, then one row per test example
+  // in meta.tsv's order: the PCA's rows are the CLI's PCA of the downloaded vecs.tsv, exactly.
+  const layout = await download(page, 'Download projection.tsv');
+  assert.equal(layout.file, 'projection.tsv');
+  const [header, ...layoutRows] = layout.text.trimEnd().split('\n');
+  assert.equal(header, `# PCA, epoch 2, step ${steps}, ${testLimit} points`);
+  const [, ...cliRows] = (await pcaNative(vecsText, metaText)).trimEnd().split('\n');
+  assert.equal(layoutRows.length, testLimit);
+  // The same arithmetic compiled twice (wasm32 and native, each with its own libm): equal to
+  // float rounding, relative to the layout's extent.
+  const coords = (rs) => rs.map((r) => r.split('\t').map(Number));
+  const [ours, native] = [coords(layoutRows), coords(cliRows)];
+  const extent = Math.max(...native.flat().map(Math.abs));
+  const worst = Math.max(...ours.flatMap((p, i) => p.map((v, d) => Math.abs(v - native[i][d]))));
+  assert.ok(worst <= 1e-5 * extent, `projection.tsv differs from the CLI's PCA of vecs.tsv by ${worst} (extent ${extent}): not the same layout in the same order`);
+
+  // projector.zip: exactly the Projector's files, the same vecs.tsv and meta.tsv, a sprite of
+  // the test images (23×23 cells of 28 px for 500 points), the config naming them.
+  const bundle = await downloadBytes(page, 'Download for the Projector');
+  assert.equal(bundle.file, 'projector.zip');
+  const zip = saveFile('projector.zip', bundle.bytes);
+  assert.deepEqual(await zipNames(zip), ['vecs.tsv', 'meta.tsv', 'sprite.png', 'projector_config.json', 'README.txt']);
+  assert.equal((await zipEntry(zip, 'vecs.tsv')).toString('utf8'), vecsText);
+  assert.equal((await zipEntry(zip, 'meta.tsv')).toString('utf8'), metaText);
+  const png = await zipEntry(zip, 'sprite.png');
+  assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [23 * 28, 23 * 28]);
+  const config = JSON.parse((await zipEntry(zip, 'projector_config.json')).toString('utf8'));
+  assert.deepEqual(config.embeddings[0].tensorShape, [testLimit, 256]);
+  assert.deepEqual(config.embeddings[0].sprite, { imagePath: 'sprite.png', singleImageDim: [28, 28] });
 
   // t-SNE: it runs, redraws as it goes, and ends with a finite point for every test example.
   const pca = await probe(page);
@@ -447,8 +482,8 @@ test('the projection and the loss chart follow the run; hover shows a point\'s i
   const seen = [];
   for (const t0 = Date.now(); ; ) {
     const s = await probe(page);
-    if (s.kind.startsWith('t-SNE,')) seen.push(s);
-    if (!s.tsne && s.kind === `t-SNE · ${testLimit} points`) break;
+    if (s.kind.startsWith('t-SNE, iteration')) seen.push(s);
+    if (!s.tsne && s.kind === `${TSNE_DONE} · ${testLimit} points`) break;
     assert.ok(Date.now() - t0 < TRAIN_MS, `t-SNE did not end (${s.kind})`);
   }
   const iterations = new Set(seen.map((s) => s.kind));
@@ -459,6 +494,11 @@ test('the projection and the loss chart follow the run; hover shows a point\'s i
   assert.equal(done.projPoints, testLimit, 't-SNE ended with non-finite points');
   assert.notEqual(done.projHash, pca.projHash, 'the t-SNE layout was not drawn');
   const hoveredTsne = await checkHover(page, vecs, labels, 't-SNE');
+  // The t-SNE layout downloads as what it is, with its parameters.
+  const tsneLayout = (await download(page, 'Download projection.tsv')).text.trimEnd().split('\n');
+  assert.equal(tsneLayout[0], `# ${TSNE_DONE}, ${testLimit} points`);
+  assert.equal(tsneLayout.length, testLimit + 1);
+  assert.ok(tsneLayout.slice(1).every((r) => r.split('\t').length === 2 && r.split('\t').every((v) => Number.isFinite(Number(v)))));
   console.log(`# hovered test #${hoveredPca} on the PCA, #${hoveredTsne} on the t-SNE`);
   assert.deepEqual(errors, [], 'console errors');
   await page.close();

@@ -72,6 +72,28 @@ export async function evalNative(vecsText, metaText) {
   return JSON.parse(await cli(['eval', '--vecs', join(dir, 'vecs.tsv'), '--meta', join(dir, 'meta.tsv')]));
 }
 
+/** `tripletlab project --method pca` of a vecs.tsv / meta.tsv pair given as text: the layout
+ *  file's text. */
+export async function pcaNative(vecsText, metaText) {
+  const dir = tempDir('project');
+  writeFileSync(join(dir, 'vecs.tsv'), vecsText);
+  writeFileSync(join(dir, 'meta.tsv'), metaText);
+  const out = join(dir, 'layout.tsv');
+  await cli(['project', '--method', 'pca', '--vecs', join(dir, 'vecs.tsv'), '--meta', join(dir, 'meta.tsv'), '--out', out]);
+  return readFileSync(out, 'utf8');
+}
+
+/** The entries of a zip file (`unzip -Z1`), and one entry's bytes (`unzip -p`). */
+export async function zipNames(path) {
+  const { stdout } = await run('unzip', ['-Z1', path]);
+  return stdout.trim().split('\n');
+}
+
+export async function zipEntry(path, name) {
+  const { stdout } = await run('unzip', ['-p', path, name], { encoding: 'buffer', maxBuffer: 256 << 20 });
+  return stdout;
+}
+
 /** Writes `bytes` to a scratch file; returns its path. */
 export function saveFile(name, bytes) {
   const dir = tempDir('file');

@@ -177,10 +177,14 @@ impl State {
                     kind: format!("t-SNE, iteration {iter} of {total}"),
                 });
             }
-            Reply::TsneDone { id } if id == self.tsne_id => {
+            Reply::TsneDone {
+                id,
+                perplexity,
+                iterations,
+            } if id == self.tsne_id => {
                 self.tsne = None;
                 if let Some(p) = &mut self.projection {
-                    p.kind = "t-SNE".into();
+                    p.kind = format!("t-SNE, perplexity {perplexity}, {iterations} iterations");
                 }
             }
             Reply::TsneEnded { id, error } => {

@@ -530,9 +530,19 @@ fn only_the_latest_tsne_draws() {
         s.projection.as_ref().unwrap().kind,
         "t-SNE, iteration 20 of 100"
     );
-    let s = reply(s, Reply::TsneDone { id: 5 });
+    let s = reply(
+        s,
+        Reply::TsneDone {
+            id: 5,
+            perplexity: 30.0,
+            iterations: 100,
+        },
+    );
     assert_eq!(s.tsne, None);
-    assert_eq!(s.projection.as_ref().unwrap().kind, "t-SNE");
+    assert_eq!(
+        s.projection.as_ref().unwrap().kind,
+        "t-SNE, perplexity 30, 100 iterations"
+    );
     let s = reply(
         s.reduce(Action::TsneRequested(6)),
         Reply::TsneEnded {
