@@ -25,13 +25,11 @@ pub const BUNDLE_FILES: [&str; 5] = [
 /// A bundle could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
-    /// The vectors, labels and images do not describe the same points.
-    #[error("{vectors} vectors, {labels} labels and {images} images: one of each per point")]
+    /// The vectors and images do not describe the same points.
+    #[error("{vectors} vectors for {images} images: one vector per image")]
     Counts {
         /// Rows of vectors.
         vectors: usize,
-        /// Labels.
-        labels: usize,
         /// Images.
         images: usize,
     },
@@ -145,21 +143,20 @@ fn readme(name: &str, points: usize, total: usize) -> String {
     )
 }
 
-/// The zipped bundle of `vectors` (rows of `dim`), `labels` and `images` (one each per point),
-/// subsampled as [`sprite_points`] says; returns the zip and the number of points it holds.
+/// The zipped bundle of `vectors` (rows of `dim`) and the `images` they embed, with their
+/// labels (one vector per image), subsampled as [`sprite_points`] says; returns the zip and the
+/// number of points it holds.
 pub fn bundle(
     name: &str,
     vectors: &[f32],
     dim: usize,
-    labels: &[u8],
     images: &Dataset,
 ) -> Result<(Vec<u8>, usize), ProjectorError> {
-    let n = labels.len();
-    if dim == 0 || vectors.len() != n * dim || images.len() != n {
+    let (n, labels) = (images.len(), &images.labels);
+    if dim == 0 || vectors.len() != n * dim {
         return Err(ProjectorError::Counts {
             vectors: vectors.len() / dim.max(1),
-            labels: n,
-            images: images.len(),
+            images: n,
         });
     }
     if n == 0 {

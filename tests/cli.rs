@@ -408,6 +408,15 @@ fn batches_without_a_loss_are_skipped_and_said() {
     assert_eq!(read(dir.path().join("vecs.tsv")).lines().count(), 40);
 }
 
+/// The number `said` states after `label`, up to `end`.
+fn stated(said: &str, label: &str, end: char) -> f64 {
+    said.split(label)
+        .nth(1)
+        .and_then(|r| r.split(end).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' number in: {said}"))
+}
+
 /// `project`: each method writes a `#` line and one finite `x<TAB>y` row per vector, in order,
 /// and states the layout's trustworthiness; UMAP's beats PCA's (on the notebook's 2,000 test
 /// embeddings: UMAP 0.983, t-SNE 0.989, PCA 0.883, see the README). A bad method is one line.
@@ -450,20 +459,8 @@ fn project_writes_measured_layouts() {
                 .all(|r| r.len() == 2 && r.iter().all(|v| v.is_finite()))
         );
         let said = String::from_utf8_lossy(&o.stdout).into_owned();
-        let t: f64 = said
-            .split("trustworthiness (k = 10) ")
-            .nth(1)
-            .and_then(|r| r.split(';').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no trustworthiness in: {said}"));
-        trust.insert(method, t);
-        let knn1: f64 = said
-            .split("layout kNN-1 ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no layout kNN-1 in: {said}"));
-        knn.insert(method, knn1);
+        trust.insert(method, stated(&said, "trustworthiness (k = 10) ", ';'));
+        knn.insert(method, stated(&said, "layout kNN-1 ", ' '));
     }
     assert!(
         trust["umap"] > trust["pca"] && trust["umap"] > 0.9,

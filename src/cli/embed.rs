@@ -7,8 +7,8 @@ use serde_json::json;
 
 use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
-use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
-use tripletlab::train::{TrainConfig, Trainer, settings};
+use tripletlab::model::EMBEDDING_DIM;
+use tripletlab::train::{TrainConfig, settings};
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
 use super::*;
@@ -59,29 +59,17 @@ pub(super) fn embed(args: EmbedArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let split = load_dataset(&args.dataset)?;
     let device = native_device(args.backend)?;
-    let trainer = match &args.weights {
-        Some(path) => {
-            let model = EmbedNetConfig::new()
-                .load_safetensors(&read_bytes(path)?, &device)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Trainer::with_model(config, &split, &device, model)
-        }
-        None => Trainer::new(config, &split, &device),
-    }
-    .map_err(|e| e.to_string())?;
+    let trainer = trainer_from(config, &split, &device, args.weights.as_deref())?;
 
     let test = write_embedding_files(&args.out, &trainer)?;
-    let labels = |set: &tripletlab::data::Dataset| -> Vec<u32> {
-        set.labels.iter().map(|&l| u32::from(l)).collect()
-    };
     let train = if args.no_knn {
         None
     } else {
         let vectors =
             pollster::block_on(trainer.embed(trainer.train_set())).map_err(|e| e.to_string())?;
-        Some((vectors, labels(trainer.train_set())))
+        Some((vectors, trainer.train_set().labels_u32()))
     };
-    let test_labels = labels(trainer.test_set());
+    let test_labels = trainer.test_set().labels_u32();
     let m = evaluate(
         &test,
         &test_labels,

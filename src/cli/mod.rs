@@ -18,8 +18,8 @@ use tripletlab::backend::BackendKind;
 use tripletlab::data::{BundledDataset, Split, load_dir};
 use tripletlab::export::text_of;
 use tripletlab::loss::{Metric, Mining};
-use tripletlab::train::StepEngine;
 use tripletlab::train::settings;
+use tripletlab::train::{StepEngine, TrainConfig, Trainer};
 
 /// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
 const MAX_INPUT_BYTES: u64 = 1 << 30;
@@ -188,8 +188,23 @@ pub fn main() {
     std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
 }
 
+/// A run's trainer, from the `--weights` file when one is given ([`Trainer::starting_from`]).
+fn trainer_from(
+    config: TrainConfig,
+    split: &Split,
+    device: &burn::tensor::Device,
+    weights: Option<&Path>,
+) -> Result<Trainer, String> {
+    let file = match weights {
+        Some(path) => Some((path.display().to_string(), read_bytes(path)?)),
+        None => None,
+    };
+    let weights = file.as_ref().map(|(n, b)| (n.as_str(), b.as_slice()));
+    Trainer::starting_from(config, split, device, weights)
+}
+
 /// `Ok` for valid settings, else the error naming the flag.
-fn validated(config: &tripletlab::train::TrainConfig) -> Result<(), String> {
+fn validated(config: &TrainConfig) -> Result<(), String> {
     config.validate().map_err(|e| {
         format!(
             "invalid setting {}: {}",

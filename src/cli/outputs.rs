@@ -98,10 +98,7 @@ pub(super) fn raw_pixel_knn1(trainer: &Trainer) -> Result<Option<f64>, String> {
     let pixels = |set: &Dataset| {
         let mut out = Vec::new();
         set.pixels_f32(&(0..set.len()).collect::<Vec<_>>(), &mut out);
-        (
-            out,
-            set.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(),
-        )
+        (out, set.labels_u32())
     };
     let (train, test) = (pixels(trainer.train_set()), pixels(trainer.test_set()));
     let dim = trainer.test_set().image_len();

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
-use tripletlab::model::{EMBEDDING_DIM, EmbedNetConfig};
+use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
@@ -126,16 +126,7 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let split = load_dataset(&args.dataset)?;
     let device = native_device(args.backend)?;
-    let mut trainer = match &args.weights {
-        Some(path) => {
-            let model = EmbedNetConfig::new()
-                .load_safetensors(&read_bytes(path)?, &device)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Trainer::with_model(config.clone(), &split, &device, model)
-        }
-        None => Trainer::new(config.clone(), &split, &device),
-    }
-    .map_err(|e| e.to_string())?;
+    let mut trainer = trainer_from(config.clone(), &split, &device, args.weights.as_deref())?;
 
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -211,12 +202,7 @@ fn write_outputs(
         }
         Err(error) => {
             report["error"] = json!(error);
-            let labels: Vec<u32> = trainer
-                .test_set()
-                .labels
-                .iter()
-                .map(|&l| u32::from(l))
-                .collect();
+            let labels = trainer.test_set().labels_u32();
             match evaluate(&test_vectors, &labels, None, EMBEDDING_DIM) {
                 Ok(m) => {
                     report["precision_at_1"] = json!(m.precision_at_1);
@@ -231,7 +217,6 @@ fn write_outputs(
             "tripletlab",
             &test_vectors,
             EMBEDDING_DIM,
-            &trainer.test_set().labels,
             trainer.test_set(),
         )
         .map_err(|e| e.to_string())?;

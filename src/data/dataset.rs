@@ -59,6 +59,11 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// The labels as the metrics take them.
+    pub fn labels_u32(&self) -> Vec<u32> {
+        self.labels.iter().map(|&l| u32::from(l)).collect()
+    }
+
     /// Pixels per image (`rows * cols`).
     pub fn image_len(&self) -> usize {
         self.rows * self.cols

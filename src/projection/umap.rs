@@ -205,7 +205,7 @@ impl UmapPrep {
         self.advance(usize::MAX);
         let n = self.knn.rows();
         let total = self.params.total_epochs(n);
-        let graph = fuzzy_union(&fuzzy_sets(&self.neighbours, self.params.n_neighbors), n);
+        let graph = fuzzy_union(&fuzzy_sets(&self.neighbours, self.params.n_neighbors));
         let max = graph.iter().map(|e| e.2).fold(0.0f64, f64::max);
         let (mut head, mut tail, mut epochs_per_sample) = (Vec::new(), Vec::new(), Vec::new());
         for &(i, j, w) in &graph {
@@ -297,7 +297,7 @@ pub(super) fn fuzzy_sets(neighbours: &[Vec<(u32, f64)>], k: usize) -> Vec<(u32, 
 
 /// The fuzzy union `A + Aᵀ − A∘Aᵀ` of the directed memberships, as sorted `(i, j, w)` edges in
 /// both directions.
-pub(super) fn fuzzy_union(directed: &[(u32, u32, f64)], n: usize) -> Vec<(u32, u32, f64)> {
+pub(super) fn fuzzy_union(directed: &[(u32, u32, f64)]) -> Vec<(u32, u32, f64)> {
     let mut both: Vec<(u32, u32, f64, bool)> = Vec::with_capacity(2 * directed.len());
     for &(i, j, w) in directed {
         both.push((i, j, w, true));
@@ -317,7 +317,6 @@ pub(super) fn fuzzy_union(directed: &[(u32, u32, f64)], n: usize) -> Vec<(u32, u
             }
             k += 1;
         }
-        debug_assert!((i as usize) < n && (j as usize) < n);
         out.push((i, j, a + at - a * at));
     }
     out

@@ -33,7 +33,7 @@ fn fuzzy_sets_are_calibrated_and_their_union_is_symmetric() {
     assert!((sum - 5f64.log2()).abs() < 1e-4, "{sum}");
     assert!(first.windows(2).all(|w| w[0] > w[1]));
     // Union: w01 = a + b - ab for the two directions; a lone direction keeps its weight.
-    let union = fuzzy_union(&[(0, 1, 0.5), (1, 0, 0.4), (0, 2, 0.3)], 3);
+    let union = fuzzy_union(&[(0, 1, 0.5), (1, 0, 0.4), (0, 2, 0.3)]);
     let w = |i, j| union.iter().find(|e| (e.0, e.1) == (i, j)).map(|e| e.2);
     assert_eq!(w(0, 1), Some(0.5 + 0.4 - 0.2));
     assert_eq!(w(1, 0), w(0, 1));

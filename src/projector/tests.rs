@@ -72,7 +72,7 @@ fn more_points_than_cells_are_subsampled_evenly() {
 fn the_bundle_holds_the_projectors_files_and_nothing_else() {
     let set = images(12);
     let vectors: Vec<f32> = (0..12 * 3).map(|v| v as f32 / 10.0).collect();
-    let (zip_bytes, points) = bundle("tripletlab", &vectors, 3, &set.labels, &set).unwrap();
+    let (zip_bytes, points) = bundle("tripletlab", &vectors, 3, &set).unwrap();
     assert_eq!(points, 12);
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
     let names: Vec<String> = archive.file_names().map(str::to_string).collect();
@@ -104,9 +104,9 @@ fn the_bundle_holds_the_projectors_files_and_nothing_else() {
     let readme = String::from_utf8(read("README.txt")).unwrap();
     assert!(readme.contains("projector.tensorflow.org") && !readme.contains("subsampled"));
     // Counts that disagree are an error, not a panic.
-    assert!(bundle("x", &vectors[..33], 3, &set.labels, &set).is_err());
-    assert!(bundle("x", &vectors, 3, &set.labels[..11], &set).is_err());
-    assert!(bundle("x", &[], 3, &[], &images(0)).is_err());
+    assert!(bundle("x", &vectors[..33], 3, &set).is_err());
+    assert!(bundle("x", &vectors, 3, &images(11)).is_err());
+    assert!(bundle("x", &[], 3, &images(0)).is_err());
 }
 
 #[test]

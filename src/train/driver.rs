@@ -88,10 +88,6 @@ async fn evaluate_sliced<H: Host>(
     }
 }
 
-fn to_u32(labels: &[u8]) -> Vec<u32> {
-    labels.iter().map(|&l| u32::from(l)).collect()
-}
-
 /// Runs `trainer` to the end of its epochs, reporting through `host`. Returns the summary that
 /// was also sent as [`Event::Done`], or the error that was also sent as [`Event::Failed`].
 pub async fn run<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
@@ -331,7 +327,7 @@ async fn end_epoch<H: Host>(
         labels: run.test_labels.clone(),
     });
     let mean_loss = tally.mean();
-    let labels = to_u32(&run.test_labels);
+    let labels = trainer.test_set().labels_u32();
     let Some(metrics) = evaluate_sliced(&vectors, &labels, None, host).await? else {
         return Ok(None);
     };
@@ -361,9 +357,9 @@ async fn final_knn<H: Host>(
         run.summary.stopped = true;
         return Ok(());
     };
-    let train_labels = to_u32(&trainer.train_set().labels);
+    let train_labels = trainer.train_set().labels_u32();
     let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
-    let test_labels = to_u32(&run.test_labels);
+    let test_labels = trainer.test_set().labels_u32();
     match evaluate_sliced(test_vectors, &test_labels, train, host).await? {
         None => run.summary.stopped = true,
         Some(metrics) => run.summary.metrics = metrics,

@@ -89,6 +89,27 @@ impl Trainer {
         Ok(trainer)
     }
 
+    /// How a host starts a run: from safetensors `weights` (a name for the error, and the bytes)
+    /// when there are some, else from the seed's initialisation ([`Trainer::new`]). The error
+    /// is the host's one line: the weights' name and what is wrong with them, or the trainer's.
+    pub fn starting_from(
+        config: TrainConfig,
+        split: &Split,
+        device: &Device,
+        weights: Option<(&str, &[u8])>,
+    ) -> Result<Self, String> {
+        match weights {
+            Some((name, bytes)) => {
+                let model = EmbedNetConfig::new()
+                    .load_safetensors(bytes, device)
+                    .map_err(|e| format!("{name}: {e}"))?;
+                Self::with_model(config, split, device, model)
+            }
+            None => Self::new(config, split, device),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     fn assemble(
         config: TrainConfig,
         device: Device,

@@ -36,7 +36,7 @@ pub(super) fn export(session: SharedSession, what: Export) {
                 download(
                     "meta.tsv",
                     "text/tab-separated-values",
-                    meta_tsv_string(&latest.labels).into_bytes(),
+                    meta_tsv_string(&latest.images.labels).into_bytes(),
                 );
             }
         }
@@ -44,13 +44,7 @@ pub(super) fn export(session: SharedSession, what: Export) {
             let Some(latest) = session.borrow().latest.clone() else {
                 return problem("there are no embeddings to download yet".into());
             };
-            match bundle(
-                "tripletlab",
-                &latest.vectors,
-                EMBEDDING_DIM,
-                &latest.labels,
-                &latest.images,
-            ) {
+            match bundle("tripletlab", &latest.vectors, EMBEDDING_DIM, &latest.images) {
                 Ok((zip, _)) => download("projector.zip", "application/zip", zip),
                 Err(e) => problem(format!("projector.zip: {e}")),
             }

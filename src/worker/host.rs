@@ -145,12 +145,11 @@ impl Host for WorkerHost {
             epoch,
             global_step,
             vectors,
-            labels,
+            ..
         } = &event
         {
             self.session.borrow_mut().latest = Some(Latest {
                 vectors: vectors.clone(),
-                labels: labels.clone(),
                 images: self.test_images.clone(),
             });
             self.pca = match Pca2d::new(vectors, EMBEDDING_DIM) {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use wasm_bindgen_futures::spawn_local;
 
-use crate::model::EmbedNetConfig;
 use crate::protocol::{Id, Reply};
 use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run};
 
@@ -24,16 +23,8 @@ pub(super) fn new_trainer(s: &Session, config: &TrainConfig) -> Result<Trainer, 
         .device
         .clone();
     let (split, _) = s.split.as_ref().ok_or("no dataset is loaded yet")?;
-    match &s.weights {
-        Some((name, bytes)) => EmbedNetConfig::new()
-            .load_safetensors(bytes, &device)
-            .map_err(|e| format!("{name}: {e}"))
-            .and_then(|model| {
-                Trainer::with_model(config.clone(), split, &device, model)
-                    .map_err(|e| e.to_string())
-            }),
-        None => Trainer::new(config.clone(), split, &device).map_err(|e| e.to_string()),
-    }
+    let weights = s.weights.as_ref().map(|(n, b)| (n.as_str(), b.as_slice()));
+    Trainer::starting_from(config.clone(), split, &device, weights)
 }
 
 pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {

@@ -27,8 +27,7 @@ use super::tsne::tsne;
 #[derive(Clone)]
 pub struct Latest {
     pub vectors: Arc<Vec<f32>>,
-    pub labels: Arc<Vec<u8>>,
-    /// The images they embed (the run's test set), for the Projector's sprite.
+    /// The images they embed (the run's test set), with their labels.
     pub images: Rc<Dataset>,
 }
 

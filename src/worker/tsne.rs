@@ -28,7 +28,7 @@ pub(super) fn tsne(session: SharedSession, id: Id) {
     };
     spawn_local(async move {
         io::yield_now().await;
-        let n = latest.labels.len();
+        let n = latest.images.len();
         let params = TsneParams {
             // t-SNE needs perplexity < n; keep the usual 30 when there are enough points.
             perplexity: 30f32.min((n.saturating_sub(1) / 3).max(1) as f32),
