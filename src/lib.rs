@@ -19,6 +19,7 @@
 pub mod names;
 
 pub mod backend;
+pub mod baseline;
 #[cfg(feature = "engine")]
 pub mod cases;
 pub mod data;
@@ -36,6 +37,7 @@ pub mod page;
 pub mod projection;
 pub mod projector;
 pub mod protocol;
+pub mod query;
 pub mod shape;
 pub mod train;
 

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendChoice;
 use crate::data::{BundledDataset, Dataset};
+use crate::metrics::Metrics;
 use crate::train::{Control, Event, TrainConfig};
 
-/// Identifies a request that starts work (a dataset load, a run, a t-SNE).
+/// Identifies a request that starts work (a dataset load, a run, a layout).
 pub type Id = u64;
 
 /// What the page asks of the worker.
@@ -64,13 +65,48 @@ pub enum Command {
     },
     /// Pause, resume or stop the active run (ignored when none is active).
     Control(Control),
-    /// Run t-SNE on the latest test embeddings (a later one, or a new run, cancels it).
-    Tsne {
+    /// Lay out the latest test embeddings with t-SNE or UMAP (a later request, a Cancel or a
+    /// new run cancels it).
+    Layout {
         /// Request id.
         id: Id,
+        /// Which layout.
+        request: LayoutRequest,
+    },
+    /// Cancel the running layout, if any.
+    CancelLayout,
+    /// Ask the embedding about one image, with the current weights (during a run or after it).
+    Query {
+        /// Request id (only the latest is answered).
+        id: Id,
+        /// Which image.
+        image: QueryImage,
     },
     /// Make the bytes of a download.
     Export(Export),
+}
+
+/// A layout the page asks for (the worker fits the rest of the parameters to the points).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LayoutRequest {
+    /// t-SNE, perplexity 30 (lowered for small sets).
+    Tsne,
+    /// UMAP with these parameters.
+    Umap {
+        /// Neighbourhood size, the point itself included.
+        n_neighbors: usize,
+        /// How tightly points may pack.
+        min_dist: f32,
+    },
+}
+
+/// The image of a [`Command::Query`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum QueryImage {
+    /// Drawn on the pad, already MNIST-style (28 × 28 bytes, see [`crate::query::digitize`]).
+    Drawn(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Test image number `n` of the run's test set.
+    Test(u32),
 }
 
 /// The downloads.
@@ -242,32 +278,61 @@ pub enum Reply {
         /// A weights download is possible.
         weights: bool,
     },
-    /// t-SNE `id` has advanced.
-    TsneProgress {
+    /// Layout `id` has advanced.
+    LayoutProgress {
         /// The request.
         id: Id,
-        /// Iterations done.
-        iter: usize,
-        /// Iterations in all.
+        /// Steps done (t-SNE iterations, UMAP epochs); 0 while its neighbours are searched.
+        done: usize,
+        /// Steps in all.
         total: usize,
-        /// The current layout.
+        /// What it is so far, e.g. "UMAP, epoch 40 of 500".
+        kind: String,
+        /// The current layout (empty while its neighbours are searched).
         points: Vec<[f32; 2]>,
     },
-    /// t-SNE `id` finished.
-    TsneDone {
+    /// Layout `id` finished.
+    LayoutDone {
         /// The request.
         id: Id,
-        /// Its perplexity.
-        perplexity: f32,
-        /// Its iterations.
-        iterations: usize,
+        /// What it is, with its parameters, e.g. "UMAP, n_neighbors 15, min_dist 0.1, 500 epochs".
+        kind: String,
     },
-    /// t-SNE `id` ended early: cancelled by a new run or request, or failed (`error`).
-    TsneEnded {
+    /// Layout `id` ended early: cancelled (a Cancel, a new run or request), or failed (`error`).
+    LayoutEnded {
         /// The request.
         id: Id,
         /// Why it failed, when it did.
         error: Option<String>,
+    },
+    /// The raw-pixel baseline of run `id`'s sets (after its final kNN), or why there is none.
+    RawPixels {
+        /// The run.
+        id: Id,
+        /// kNN-1/kNN-5 against the training images, P@1 and MAP@R within the test images.
+        scores: Result<Metrics, String>,
+    },
+    /// The answer to query `id`.
+    QueryAnswer {
+        /// The query.
+        id: Id,
+        /// The image that was embedded (28 × 28 bytes).
+        #[serde(with = "serde_bytes")]
+        image: Vec<u8>,
+        /// Its true label, for a test image.
+        label: Option<u8>,
+        /// The images of its nearest training examples, 28 × 28 bytes each, in their order.
+        #[serde(with = "serde_bytes")]
+        neighbour_images: Vec<u8>,
+        /// Neighbours, vote and places.
+        answer: crate::query::Answer,
+    },
+    /// Query `id` could not be answered.
+    QueryFailed {
+        /// The query.
+        id: Id,
+        /// Why.
+        message: String,
     },
     /// A download's bytes.
     Download {
@@ -314,9 +379,12 @@ impl Reply {
             },
             Reply::Projection { .. } => "Projection",
             Reply::RunEnded { .. } => "RunEnded",
-            Reply::TsneProgress { .. } => "TsneProgress",
-            Reply::TsneDone { .. } => "TsneDone",
-            Reply::TsneEnded { .. } => "TsneEnded",
+            Reply::LayoutProgress { .. } => "LayoutProgress",
+            Reply::LayoutDone { .. } => "LayoutDone",
+            Reply::LayoutEnded { .. } => "LayoutEnded",
+            Reply::RawPixels { .. } => "RawPixels",
+            Reply::QueryAnswer { .. } => "QueryAnswer",
+            Reply::QueryFailed { .. } => "QueryFailed",
             Reply::Download { .. } => "Download",
             Reply::Problem { .. } => "Problem",
         }
@@ -343,7 +411,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::metrics::{Confusion, Metrics};
+    use crate::metrics::{Confusion, Metrics, Predictions};
     use crate::train::{Summary, TrainError};
 
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
@@ -382,7 +450,22 @@ mod tests {
             Command::Control(Control::Pause),
             Command::Control(Control::Run),
             Command::Control(Control::Stop),
-            Command::Tsne { id: 7 },
+            Command::Layout {
+                id: 7,
+                request: LayoutRequest::Umap {
+                    n_neighbors: 15,
+                    min_dist: 0.1,
+                },
+            },
+            Command::CancelLayout,
+            Command::Query {
+                id: 8,
+                image: QueryImage::Drawn(vec![0, 255, 7]),
+            },
+            Command::Query {
+                id: 9,
+                image: QueryImage::Test(41),
+            },
             Command::Export(Export::Vecs),
             Command::Export(Export::Meta),
             Command::Export(Export::Weights),
@@ -401,6 +484,10 @@ mod tests {
             precision_at_1: 0.8,
             map_at_r: 0.5,
             knn1_confusion: Some(Confusion::from_pairs([(1, 1), (1, 7), (7, 7)])),
+            predictions: Predictions {
+                knn1: Some(vec![1, 7, 7]),
+                nearest_other: vec![Some(1), None, Some(7)],
+            },
         };
         let events = vec![
             Event::Started {
@@ -523,20 +610,45 @@ mod tests {
                 id: 9,
                 weights: true,
             },
-            Reply::TsneProgress {
+            Reply::LayoutProgress {
                 id: 4,
-                iter: 10,
+                done: 10,
                 total: 1000,
+                kind: "t-SNE, iteration 10 of 1000".into(),
                 points: vec![[0.0, 1.0]],
             },
-            Reply::TsneDone {
+            Reply::LayoutDone {
                 id: 4,
-                perplexity: 30.0,
-                iterations: 1000,
+                kind: "t-SNE, perplexity 30, 1000 iterations".into(),
             },
-            Reply::TsneEnded {
+            Reply::LayoutEnded {
                 id: 4,
                 error: Some("no".into()),
+            },
+            Reply::QueryAnswer {
+                id: 3,
+                image: vec![1, 2],
+                label: Some(4),
+                neighbour_images: vec![3; 4],
+                answer: crate::query::Answer {
+                    neighbours: vec![crate::query::Match {
+                        index: 5,
+                        label: 4,
+                        cosine: 0.5,
+                    }],
+                    votes: vec![(4, 1)],
+                    test_neighbours: vec![],
+                    pca: Some([1.0, 2.0]),
+                    weights_at: (1, 2),
+                },
+            },
+            Reply::QueryFailed {
+                id: 3,
+                message: "no".into(),
+            },
+            Reply::RawPixels {
+                id: 9,
+                scores: Err("too large".into()),
             },
             Reply::Download {
                 name: "vecs.tsv".into(),

@@ -3,7 +3,9 @@
 //! Every computation is the worker's: the page sends [`Command`]s through
 //! [`crate::web::bridge`] and folds the [`Reply`]s into its reducer. Nothing here links burn.
 
+pub mod ask;
 pub mod banner;
+pub mod confusion;
 pub mod controls;
 pub mod downloads;
 pub mod draw;
@@ -19,7 +21,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::data::{BundledDataset, MAX_FILE_BYTES};
-use crate::protocol::{Command, Export, Id, Reply};
+use crate::protocol::{Command, Export, Id, LayoutRequest, QueryImage, Reply};
 use crate::train::{Control, Event};
 use crate::web::bridge::{Bridge, Incoming};
 use crate::web::{io, query};
@@ -28,7 +30,9 @@ pub use start::start;
 
 use crate::page::state;
 pub use crate::page::state::{Action, Phase, Shared, State};
+use ask::QueryPanel;
 use banner::Banner;
+use confusion::ConfusionPanel;
 use controls::Controls;
 use downloads::Downloads;
 use loss_chart::LossChart;
@@ -316,14 +320,36 @@ pub fn app() -> Html {
             }
         })
     };
-    let on_tsne = {
+    let on_run_layout = {
+        let link = link.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |request: LayoutRequest| {
+            let link = link.borrow();
+            let id = link.id();
+            dispatch.dispatch(Action::LayoutRequested(id, request));
+            link.send(&Command::Layout { id, request });
+        })
+    };
+    let on_cancel_layout = {
         let link = link.clone();
         let dispatch = state.dispatcher();
         Callback::from(move |_: ()| {
+            dispatch.dispatch(Action::LayoutCancelled);
+            link.borrow().send(&Command::CancelLayout);
+        })
+    };
+    let on_layout_field = {
+        let dispatch = state.dispatcher();
+        Callback::from(move |(k, v): (String, String)| dispatch.dispatch(Action::LayoutField(k, v)))
+    };
+    let on_query = {
+        let link = link.clone();
+        let dispatch = state.dispatcher();
+        Callback::from(move |image: QueryImage| {
             let link = link.borrow();
             let id = link.id();
-            dispatch.dispatch(Action::TsneRequested(id));
-            link.send(&Command::Tsne { id });
+            dispatch.dispatch(Action::QueryRequested(id));
+            link.send(&Command::Query { id, image });
         })
     };
     let on_dismiss = {
@@ -338,6 +364,7 @@ pub fn app() -> Html {
     let can_download = state.embeddings.is_some();
     let can_weights = state.weights_available && !busy;
     let proj = state.projection.clone();
+    let place = state.query_place();
 
     html! {
         <div class="app" data-state={phase.as_str()}>
@@ -382,9 +409,23 @@ pub fn app() -> Html {
                         embeddings={state.embeddings.clone()}
                         test={state.test.clone()}
                         class_names={state.class_names.clone()}
-                        tsne={state.tsne}
-                        can_tsne={state.embeddings.is_some() && !busy}
-                        on_tsne={on_tsne}
+                        layout={state.layout.clone()}
+                        can_layout={state.embeddings.is_some() && !busy}
+                        layout_form={state.layout_form.clone()}
+                        on_layout={on_run_layout}
+                        on_cancel={on_cancel_layout}
+                        on_field={on_layout_field}
+                        query_mark={place.as_ref().map(|(xy, _)| *xy)}
+                    />
+                    <QueryPanel
+                        n_test={state.embeddings.as_ref().map_or(0, |e| e.labels.0.len())}
+                        test={state.test.clone()}
+                        class_names={state.class_names.clone()}
+                        can_ask={state.embeddings.is_some()}
+                        pending={state.query_pending.is_some()}
+                        answer={state.query.clone()}
+                        placement={place.map(|(_, how)| how)}
+                        on_query={on_query}
                     />
                     <div class="row">
                         <LossChart
@@ -392,8 +433,16 @@ pub fn app() -> Html {
                             epoch_losses={state.epoch_losses.clone()}
                             steps_per_epoch={state.progress.steps_per_epoch}
                         />
-                        <MetricsTable rows={state.metrics.clone()} final_metrics={state.final_metrics.clone()} />
+                        <MetricsTable rows={state.metrics.clone()} final_metrics={state.final_metrics.clone()} raw_pixels={state.raw_pixels.clone()} />
                     </div>
+                    <ConfusionPanel
+                        rows={state.metrics.clone()}
+                        final_metrics={state.final_metrics.clone()}
+                        raw_pixels={state.raw_pixels.clone()}
+                        labels={state.embeddings.as_ref().map(|e| e.labels.clone())}
+                        test={state.test.clone()}
+                        class_names={state.class_names.clone()}
+                    />
                     <Progress progress={state.progress.clone()} phase={phase} skipped={state.skipped} />
                 </section>
             </main>

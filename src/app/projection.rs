@@ -1,11 +1,15 @@
-//! The 2-D projection of the test embeddings (PCA while training, t-SNE on demand), coloured
-//! by class with a legend; hovering a point shows its image, label and nearest neighbours.
+//! The 2-D projection of the test embeddings (PCA while training, t-SNE or UMAP on demand, with
+//! UMAP's fields, a progress bar and Cancel), coloured by class with a legend; hovering a point
+//! shows its image, label and nearest neighbours.
 
 use std::rc::Rc;
 
 use yew::prelude::*;
 
 use crate::data::Dataset;
+use crate::page::layout_form::{LayoutForm, MIN_DIST, N_NEIGHBORS};
+use crate::page::state::LayoutJob;
+use crate::protocol::LayoutRequest;
 use crate::shape::EMBEDDING_DIM;
 
 use super::draw::{color, context, draw_gray};
@@ -24,12 +28,21 @@ pub struct ProjectionProps {
     pub test: Option<Shared<Dataset>>,
     /// Legend names for labels 0..=9.
     pub class_names: Rc<Vec<String>>,
-    /// t-SNE progress while it runs.
-    pub tsne: Option<(usize, usize)>,
-    /// t-SNE may start.
-    pub can_tsne: bool,
-    /// "Run t-SNE" pressed.
-    pub on_tsne: Callback<()>,
+    /// The layout under way.
+    pub layout: Option<LayoutJob>,
+    /// A layout may start.
+    pub can_layout: bool,
+    /// The UMAP fields.
+    pub layout_form: LayoutForm,
+    /// "Run t-SNE" or "Run UMAP" pressed (with valid fields).
+    pub on_layout: Callback<LayoutRequest>,
+    /// Cancel pressed.
+    pub on_cancel: Callback<()>,
+    /// A UMAP field changed: `(key, value)`.
+    pub on_field: Callback<(String, String)>,
+    /// Where the latest query lands, drawn as a ✚.
+    #[prop_or_default]
+    pub query_mark: Option<[f32; 2]>,
 }
 
 const W: f64 = 640.0;
@@ -122,40 +135,67 @@ pub fn projection(props: &ProjectionProps) -> Html {
         let points = props.points.clone();
         let labels = labels.clone();
         let hover = *hovered;
-        use_effect_with((props.points.clone(), labels.clone(), hover), move |_| {
-            let Some((_, ctx)) = context(&canvas) else {
-                return;
-            };
-            ctx.set_fill_style_str("#ffffff");
-            ctx.fill_rect(0.0, 0.0, W, H);
-            let (Some(points), Some(labels)) = (points, labels) else {
-                ctx.set_fill_style_str("#666");
-                ctx.set_font("14px sans-serif");
-                let _ = ctx.fill_text(
-                    "The projection appears after the first embeddings (epoch end).",
-                    20.0,
-                    30.0,
-                );
-                return;
-            };
-            let frame = Frame::fit(&points.0);
-            for (i, p) in points.0.iter().enumerate() {
-                if !(p[0].is_finite() && p[1].is_finite()) {
-                    continue;
+        let mark = props.query_mark;
+        use_effect_with(
+            (
+                props.points.clone(),
+                labels.clone(),
+                hover,
+                mark.map(|m| m.map(f32::to_bits)),
+            ),
+            move |_| {
+                let Some((_, ctx)) = context(&canvas) else {
+                    return;
+                };
+                ctx.set_fill_style_str("#ffffff");
+                ctx.fill_rect(0.0, 0.0, W, H);
+                let (Some(points), Some(labels)) = (points, labels) else {
+                    ctx.set_fill_style_str("#666");
+                    ctx.set_font("14px sans-serif");
+                    let _ = ctx.fill_text(
+                        "The projection appears after the first embeddings (epoch end).",
+                        20.0,
+                        30.0,
+                    );
+                    return;
+                };
+                let frame = Frame::fit(&points.0);
+                for (i, p) in points.0.iter().enumerate() {
+                    if !(p[0].is_finite() && p[1].is_finite()) {
+                        continue;
+                    }
+                    let (x, y) = frame.to_px(*p);
+                    ctx.set_fill_style_str(color(labels.0.get(i).copied().unwrap_or(0)));
+                    ctx.fill_rect(x - 2.0, y - 2.0, 4.0, 4.0);
                 }
-                let (x, y) = frame.to_px(*p);
-                ctx.set_fill_style_str(color(labels.0.get(i).copied().unwrap_or(0)));
-                ctx.fill_rect(x - 2.0, y - 2.0, 4.0, 4.0);
-            }
-            if let Some(i) = hover
-                && let Some(p) = points.0.get(i)
-            {
-                let (x, y) = frame.to_px(*p);
-                ctx.set_stroke_style_str("#000");
-                ctx.set_line_width(2.0);
-                ctx.stroke_rect(x - 5.0, y - 5.0, 10.0, 10.0);
-            }
-        });
+                if let Some(i) = hover
+                    && let Some(p) = points.0.get(i)
+                {
+                    let (x, y) = frame.to_px(*p);
+                    ctx.set_stroke_style_str("#000");
+                    ctx.set_line_width(2.0);
+                    ctx.stroke_rect(x - 5.0, y - 5.0, 10.0, 10.0);
+                }
+                if let Some(m) = mark
+                    && m[0].is_finite()
+                    && m[1].is_finite()
+                {
+                    // Drawn outside the fitted frame too (clamped to the canvas), so it is never lost.
+                    let (x, y) = frame.to_px(m);
+                    let (x, y) = (x.clamp(8.0, W - 8.0), y.clamp(8.0, H - 8.0));
+                    for (w, c) in [(6.0, "#fff"), (3.0, "#000")] {
+                        ctx.set_stroke_style_str(c);
+                        ctx.set_line_width(w);
+                        ctx.begin_path();
+                        ctx.move_to(x - 9.0, y);
+                        ctx.line_to(x + 9.0, y);
+                        ctx.move_to(x, y - 9.0);
+                        ctx.line_to(x, y + 9.0);
+                        ctx.stroke();
+                    }
+                }
+            },
+        );
     }
 
     // Hover details: the image and its nearest neighbours.
@@ -250,11 +290,41 @@ pub fn projection(props: &ProjectionProps) -> Html {
         }
         _ => "Hover a point to see its image, label and nearest neighbours.".to_string(),
     };
-    let on_tsne = {
-        let cb = props.on_tsne.clone();
+    let n = props.points.as_ref().map_or(0, |p| p.0.len());
+    let umap = props.layout_form.umap(n);
+    let errors = umap.clone().err().unwrap_or_default();
+    let run = |request: Option<LayoutRequest>| {
+        let cb = props.on_layout.clone();
+        Callback::from(move |_: MouseEvent| {
+            if let Some(r) = request {
+                cb.emit(r);
+            }
+        })
+    };
+    let on_cancel = {
+        let cb = props.on_cancel.clone();
         Callback::from(move |_: MouseEvent| cb.emit(()))
     };
-    let n = props.points.as_ref().map_or(0, |p| p.0.len());
+    let field = |key: &'static str, label: &'static str, value: &str, hint: &'static str| {
+        let cb = props.on_field.clone();
+        let oninput = Callback::from(move |e: InputEvent| {
+            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
+            cb.emit((key.to_string(), input.value()));
+        });
+        let error = errors.get(key).cloned();
+        html! {
+            <label class="layout-field" title={hint}>
+                { label }
+                <input type="text" inputmode="decimal" size="4" name={key} value={value.to_string()}
+                    aria-invalid={error.is_some().to_string()} {oninput} />
+                { match error {
+                    Some(e) => html! { <span class="field-error" role="alert" data-field={key}>{ e }</span> },
+                    None => html! {},
+                } }
+            </label>
+        }
+    };
+    let idle = props.can_layout && props.layout.is_none();
     // The points the canvas draws (the finite ones; see the main canvas effect).
     let drawn = props.points.as_ref().map_or(0, |p| {
         p.0.iter()
@@ -267,10 +337,21 @@ pub fn projection(props: &ProjectionProps) -> Html {
             <div class="projection-head">
                 <h2>{ "Test embeddings, 2-D" }</h2>
                 <span class="hint" data-testid="projection-kind">{ if props.kind.is_empty() { "no embeddings yet".to_string() } else { format!("{} · {n} points", props.kind) } }</span>
-                <button type="button" disabled={!props.can_tsne || props.tsne.is_some()} onclick={on_tsne}>{ "Run t-SNE" }</button>
-                { match props.tsne {
-                    Some((i, t)) => html! {
-                        <progress max={t.to_string()} value={i.to_string()} aria-label="t-SNE progress"></progress>
+            </div>
+            <div class="layout-controls" aria-label="Layouts">
+                <button type="button" disabled={!idle} onclick={run(Some(LayoutRequest::Tsne))}>{ "Run t-SNE" }</button>
+                <button type="button" disabled={!idle || umap.is_err()} onclick={run(umap.clone().ok())}>{ "Run UMAP" }</button>
+                { field(N_NEIGHBORS, "n_neighbors", &props.layout_form.n_neighbors, "UMAP: the neighbourhood size, the point itself included (2 to the number of points)") }
+                { field(MIN_DIST, "min_dist", &props.layout_form.min_dist, "UMAP: how tightly points may pack (0 to 1)") }
+                { match &props.layout {
+                    Some(job) => html! {
+                        <>
+                            <progress max={job.total.to_string()} value={job.done.to_string()}
+                                aria-label={format!("{} progress", job.name)}></progress>
+                            <button type="button" disabled={job.cancelling} onclick={on_cancel}>
+                                { if job.cancelling { "Cancelling…" } else { "Cancel" } }
+                            </button>
+                        </>
                     },
                     None => html! {},
                 } }

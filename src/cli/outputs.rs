@@ -8,9 +8,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use tripletlab::backend::BackendKind;
-use tripletlab::data::Dataset;
+use tripletlab::baseline::raw_pixel_metrics;
 use tripletlab::export::{write_meta_tsv, write_vecs_tsv};
-use tripletlab::metrics::{Metrics, evaluate};
+use tripletlab::metrics::Metrics;
 use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{Trainer, held_out_loss};
 
@@ -92,18 +92,10 @@ pub(super) fn add_scores(report: &mut Value, m: &Metrics) {
 }
 
 /// What the raw pixels score: kNN-1 of the test images against the training images by cosine
-/// on pixels / 255, the same references and queries as the embeddings' kNN-1 (what the learnt
-/// embedding adds is the difference).
+/// on pixels / 255 (see [`tripletlab::baseline`]).
 pub(super) fn raw_pixel_knn1(trainer: &Trainer) -> Result<Option<f64>, String> {
-    let pixels = |set: &Dataset| {
-        let mut out = Vec::new();
-        set.pixels_f32(&(0..set.len()).collect::<Vec<_>>(), &mut out);
-        (out, set.labels_u32())
-    };
-    let (train, test) = (pixels(trainer.train_set()), pixels(trainer.test_set()));
-    let dim = trainer.test_set().image_len();
     let m =
-        evaluate(&test.0, &test.1, Some((&train.0, &train.1)), dim).map_err(|e| e.to_string())?;
+        raw_pixel_metrics(trainer.train_set(), trainer.test_set()).map_err(|e| e.to_string())?;
     Ok(m.knn1_acc)
 }
 

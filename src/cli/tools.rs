@@ -50,7 +50,9 @@ pub(super) fn eval(
         dim,
     )
     .map_err(|e| e.to_string())?;
-    println!("{}", serde_json::to_string_pretty(&metrics).expect("json"));
+    let mut report = serde_json::json!({});
+    super::outputs::add_scores(&mut report, &metrics);
+    println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     Ok(())
 }
 

@@ -80,6 +80,33 @@ pub struct Metrics {
     /// Where kNN-1 against the training set goes right and wrong, if one was given.
     #[serde(default)]
     pub knn1_confusion: Option<Confusion>,
+    /// Each test item's predicted label, by kNN-1 and by its nearest other test item.
+    #[serde(default)]
+    pub predictions: Predictions,
+}
+
+/// Per test item (in the test set's order), the label each 1-nearest-neighbour rule predicts:
+/// what the confusion matrices count, kept so that a cell can list its items.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Predictions {
+    /// The label of the nearest training example (kNN-1), when a training set was given.
+    pub knn1: Option<Vec<u32>>,
+    /// The label of the nearest *other* test item (what precision@1 counts); `None` for an item
+    /// whose label occurs nowhere else in the test set (left out of precision@1).
+    pub nearest_other: Vec<Option<u32>>,
+}
+
+impl Predictions {
+    /// The confusion matrix of `predicted` against the truth `labels` (items without a
+    /// prediction left out).
+    pub fn confusion(labels: &[u32], predicted: &[Option<u32>]) -> Confusion {
+        Confusion::from_pairs(
+            labels
+                .iter()
+                .zip(predicted)
+                .filter_map(|(&t, p)| p.map(|p| (t, p))),
+        )
+    }
 }
 
 /// A confusion matrix: `counts[t][p]` queries of label `labels[t]` predicted as `labels[p]`
@@ -322,12 +349,17 @@ impl Evaluation {
 
     /// The metrics (call after [`Evaluation::advance`] returned `true`).
     pub fn finish(self) -> Metrics {
-        let (knn1_acc, knn5_acc, knn1_confusion) = match &self.knn {
+        let (knn1_acc, knn5_acc, knn1_confusion, knn1) = match &self.knn {
             Some(knn) => {
                 let acc = knn.accuracies(self.test.rows);
-                (Some(acc[0]), Some(acc[1]), Some(knn.confusion()))
+                (
+                    Some(acc[0]),
+                    Some(acc[1]),
+                    Some(knn.confusion()),
+                    Some(knn.predicted()),
+                )
             }
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         let (precision_at_1, map_at_r) = self.loo.scores();
         Metrics {
@@ -336,6 +368,10 @@ impl Evaluation {
             precision_at_1,
             map_at_r,
             knn1_confusion,
+            predictions: Predictions {
+                knn1,
+                nearest_other: self.loo.nearest_other(),
+            },
         }
     }
 }

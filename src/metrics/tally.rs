@@ -49,6 +49,11 @@ impl KnnTally {
         );
     }
 
+    /// Each query's kNN-1 prediction, in query order.
+    pub(super) fn predicted(&self) -> Vec<u32> {
+        self.nearest.iter().map(|&(_, p)| p).collect()
+    }
+
     /// The kNN-1 predictions' confusion matrix.
     pub(super) fn confusion(&self) -> Confusion {
         Confusion::from_pairs(self.nearest.iter().copied())
@@ -85,6 +90,9 @@ pub(super) struct LooTally {
     queries: usize,
     p1_sum: f64,
     map_sum: f64,
+    /// Per item: the label of its nearest other item (`None` until answered, or when its label
+    /// occurs nowhere else).
+    nearest: Vec<Option<u32>>,
 }
 
 impl LooTally {
@@ -100,7 +108,13 @@ impl LooTally {
             queries: 0,
             p1_sum: 0.0,
             map_sum: 0.0,
+            nearest: vec![None; labels.len()],
         }
+    }
+
+    /// Per item, the label of its nearest other item (see [`LooTally::nearest`]).
+    pub(super) fn nearest_other(&self) -> Vec<Option<u32>> {
+        self.nearest.clone()
     }
 
     pub(super) fn add(&mut self, set: &Normalized, labels: &[u32], rows: Range<usize>) {
@@ -111,6 +125,7 @@ impl LooTally {
             queries,
             p1_sum,
             map_sum,
+            nearest,
         } = self;
         let with_map = *with_map;
         // R for each query: the number of OTHER items with its label.
@@ -122,6 +137,7 @@ impl LooTally {
         for_each_top_k(set, rows, reference, true, k_of, |q, neighbours| {
             let label = labels[q];
             *queries += 1;
+            nearest[q] = Some(labels[neighbours[0].index as usize]);
             if labels[neighbours[0].index as usize] == label {
                 *p1_sum += 1.0;
             }

@@ -443,6 +443,17 @@ fn knn1_confusion_counts_each_prediction() {
     assert_eq!(c.per_class_accuracy(), [Some(0.5), Some(1.0), Some(0.5)]);
     let right: u64 = (0..3).map(|i| c.counts[i][i]).sum();
     assert!(close(m.knn1_acc.unwrap(), right as f64 / 5.0));
+    // Each item's predictions, in order: kNN-1's, and its nearest other test item's (10° → 80°,
+    // 80° → 100°, 100° → 80°, 170° → 190°; the only 5 has no other 5, so no prediction).
+    assert_eq!(m.predictions.knn1.as_deref(), Some(&[3, 8, 8, 5, 5][..]));
+    assert_eq!(
+        m.predictions.nearest_other,
+        [Some(3), Some(8), Some(3), Some(5), None]
+    );
+    assert!(close(m.precision_at_1, 0.25));
+    let loo = Predictions::confusion(&[3, 3, 8, 8, 5], &m.predictions.nearest_other);
+    assert_eq!(loo.labels, [3, 5, 8]);
+    assert_eq!(loo.counts, [[1, 0, 1], [0, 0, 0], [1, 1, 0]]);
     // A label only ever predicted has no accuracy of its own.
     let only_predicted = Confusion::from_pairs([(1, 1), (1, 2)]);
     assert_eq!(only_predicted.per_class_accuracy(), [Some(0.5), None]);

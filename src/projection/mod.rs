@@ -6,6 +6,7 @@
 //! one `[x, y]` pair per row.
 
 mod affinities;
+mod job;
 mod neighbours;
 mod pca;
 mod quadtree;
@@ -18,6 +19,7 @@ mod umap;
 mod umap_tests;
 
 use affinities::*;
+pub use job::*;
 pub use pca::*;
 use quadtree::*;
 pub use trust::trustworthiness;

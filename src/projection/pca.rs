@@ -70,15 +70,38 @@ impl Pca2d {
     }
 
     /// The coordinates of every row (folding in any rows not advanced yet).
-    pub fn finish(mut self, data: &[f32]) -> Vec<[f32; 2]> {
+    pub fn finish(self, data: &[f32]) -> Vec<[f32; 2]> {
+        self.finish_with_basis(data).0
+    }
+
+    /// [`Pca2d::finish`], and the fitted basis, which places further rows in the same layout.
+    pub fn finish_with_basis(mut self, data: &[f32]) -> (Vec<[f32; 2]>, PcaBasis) {
         self.advance(data, usize::MAX);
         let cov = self.scatter.into_matrix();
-        Pca::from_scatter(self.mean, &cov, self.rows)
-            .project(data)
-            .into_iter()
-            .map(|[x, y]| [x as f32, y as f32])
-            .collect()
+        let pca = Pca::from_scatter(self.mean, &cov, self.rows);
+        let points = to_f32(pca.project(data));
+        (points, PcaBasis(pca))
     }
+}
+
+/// The mean and axes of a finished [`Pca2d`]: where any row of the same width lands in its
+/// layout.
+pub struct PcaBasis(Pca);
+
+impl PcaBasis {
+    /// The layout position of `row` (as the fitted rows were placed); `None` when the width
+    /// differs or a value is not finite.
+    pub fn place(&self, row: &[f32]) -> Option<[f32; 2]> {
+        (row.len() == self.0.mean.len() && row.iter().all(|x| x.is_finite()))
+            .then(|| to_f32(self.0.project(row))[0])
+    }
+}
+
+fn to_f32(points: Vec<[f64; 2]>) -> Vec<[f32; 2]> {
+    points
+        .into_iter()
+        .map(|[x, y]| [x as f32, y as f32])
+        .collect()
 }
 
 /// The mean of each column.

@@ -156,6 +156,30 @@ fn pca_in_slices_is_the_same_to_the_bit() {
 }
 
 #[test]
+fn the_basis_places_a_new_row_where_the_fit_placed_its_rows() {
+    let (data, _) = blobs(41, 10, 2);
+    let (points, basis) = Pca2d::new(&data, 10).unwrap().finish_with_basis(&data);
+    for (i, row) in data.chunks_exact(10).enumerate().step_by(17) {
+        assert_eq!(basis.place(row), Some(points[i]), "row {i}");
+    }
+    // A row between two others lands between them (projection is linear).
+    let mid: Vec<f32> = data[..10]
+        .iter()
+        .zip(&data[10..20])
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect();
+    let m = basis.place(&mid).unwrap();
+    for d in 0..2 {
+        assert!(
+            (m[d] - (points[0][d] + points[1][d]) / 2.0).abs() < 1e-4,
+            "{m:?}"
+        );
+    }
+    assert_eq!(basis.place(&data[..9]), None);
+    assert_eq!(basis.place(&[f32::NAN; 10]), None);
+}
+
+#[test]
 fn jacobi_matches_a_hand_computed_2x2() {
     // [[2, 1], [1, 2]] has eigenvalues 3 (axis (1,1)/√2) and 1.
     let mut h = [2.0, 1.0, 1.0, 2.0];

@@ -18,6 +18,12 @@ pub trait Host {
     /// Called before every step. The browser yields to its event loop here and waits while the
     /// user has paused. Return `false` to stop the run (it then ends with `Done { stopped }`).
     async fn proceed(&mut self) -> bool;
+    /// What the driver calls before every step: [`Host::proceed`], given the trainer as it
+    /// stands (its current weights), so that a host can also answer a question about the
+    /// embedding mid-run, paused or not (the page's query).
+    async fn proceed_with(&mut self, _trainer: &Trainer) -> bool {
+        self.proceed().await
+    }
     /// Called between the bounded slices of long work (embedding a set, the metrics), so that
     /// a host that must stay responsive can look at its commands; same answer as
     /// [`Host::proceed`]. Long work never runs more than [`SLICE_ROWS`] rows between two calls.
@@ -204,7 +210,7 @@ async fn train_epoch<H: Host>(
     let mut pending: Vec<Pending> = Vec::new();
     let mut tally = EpochLosses::default();
     for step in 1..=run.steps_per_epoch {
-        if !host.proceed().await {
+        if !host.proceed_with(trainer).await {
             run.summary.stopped = true;
             break;
         }

@@ -14,6 +14,7 @@ use crate::protocol::{Id, Reply};
 use crate::train::{Control, Event, Host, Trainer};
 
 use super::io::{self, post};
+use super::query::{answer_pending, keep_basis};
 use super::session::{Latest, SharedSession};
 
 /// How often a paused run looks at its control again.
@@ -69,8 +70,10 @@ impl WorkerHost {
             return;
         }
         if let Some(p) = self.pca.take() {
+            let (points, basis) = p.job.finish_with_basis(&p.vectors);
+            keep_basis(&self.session, basis);
             post(&Reply::Projection {
-                points: p.job.finish(&p.vectors),
+                points,
                 kind: p.kind,
             });
         }
@@ -91,11 +94,15 @@ impl WorkerHost {
         (step > 0 && self.embedded_at.is_none_or(|at| at < step)).then_some((epoch, step))
     }
 
-    /// Yields, then waits while paused; `false` when the run must stop.
-    async fn gate(&mut self) -> bool {
+    /// Yields, then waits while paused, answering the page's questions with `trainer` when
+    /// there is one; `false` when the run must stop.
+    async fn gate(&mut self, trainer: Option<&Trainer>) -> bool {
         self.advance_pca();
         io::yield_now().await;
         loop {
+            if let Some(trainer) = trainer {
+                answer_pending(&self.session, trainer).await;
+            }
             match self.control.get() {
                 Control::Stop => return false,
                 Control::Run => {
@@ -119,11 +126,15 @@ impl WorkerHost {
 
 impl Host for WorkerHost {
     async fn proceed(&mut self) -> bool {
-        self.gate().await
+        self.gate(None).await
+    }
+
+    async fn proceed_with(&mut self, trainer: &Trainer) -> bool {
+        self.gate(Some(trainer)).await
     }
 
     async fn pulse(&mut self) -> bool {
-        self.gate().await
+        self.gate(None).await
     }
 
     async fn epoch_saved(&mut self, trainer: &Trainer) {

@@ -6,14 +6,16 @@
 //! Built by trunk as the second binary `tripletlab-worker` (`index.html`), loaded by its
 //! classic-worker loader script, so the page's wasm carries no burn.
 
+mod baseline;
 pub mod device;
 mod export;
 mod host;
 pub mod io;
+mod layout;
 mod loads;
+mod query;
 mod run;
 mod session;
-mod tsne;
 
 use std::cell::RefCell;
 use std::rc::Rc;

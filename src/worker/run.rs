@@ -10,6 +10,7 @@ use wasm_bindgen_futures::spawn_local;
 use crate::protocol::{Id, Reply};
 use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed_sliced, run};
 
+use super::baseline::baseline;
 use super::host::WorkerHost;
 use super::io::{self, post};
 use super::session::*;
@@ -45,8 +46,11 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         s.kept = None;
         s.checkpoint = None;
         s.latest = None;
-        // A new run cancels a running t-SNE (page ids start at 1).
-        s.latest_tsne = 0;
+        // A new run cancels a running layout (page ids start at 1).
+        s.latest_layout = 0;
+        // Queries embed the training set again with this run's weights.
+        s.query_refs = None;
+        s.pca_basis = None;
         (trainer, control, s.weights.as_ref().map(|(n, _)| n.clone()))
     };
     post(&Reply::TrainStarted {
@@ -57,7 +61,7 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
     let session = session.clone();
     spawn_local(async move {
         let test_images = Rc::new(trainer.test_set().clone());
-        let mut host = WorkerHost::new(session.clone(), id, control, test_images);
+        let mut host = WorkerHost::new(session.clone(), id, control, test_images.clone());
         let result = run(&mut trainer, &mut host).await;
         let lost_device = matches!(result, Err(TrainError::Device(_)));
         let stopped = matches!(&result, Ok(summary) if summary.stopped);
@@ -66,6 +70,8 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
             embed_stopped(&session, &trainer, &mut host, epoch, step).await;
         }
         host.finish_pca().await;
+        let baseline_train = matches!(&result, Ok(summary) if summary.metrics.knn1_acc.is_some())
+            .then(|| Rc::new(trainer.train_set().clone()));
         {
             let mut s = session.borrow_mut();
             if lost_device {
@@ -77,6 +83,10 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         }
         let weights = session.borrow().kept.is_some() || session.borrow().checkpoint.is_some();
         post(&Reply::RunEnded { id, weights });
+        // Beside the final kNN-1, what the raw pixels score with the same sets.
+        if let Some(train) = baseline_train {
+            baseline(session.clone(), id, train, test_images);
+        }
         if lost_device {
             start_device(session);
         }

@@ -1,6 +1,6 @@
 //! What the worker holds between commands (device, datasets, weights, the last run's trainer,
 //! the latest embeddings) and which [`Command`] goes where: datasets and weights to `loads`, runs
-//! to `run`, t-SNE to `tsne`, downloads to `export`. Long work runs in `spawn_local` tasks that
+//! to `run`, t-SNE and UMAP to `layout`, downloads to `export`. Long work runs in `spawn_local` tasks that
 //! yield between steps and slices; no `RefCell` borrow is held across an await.
 
 use std::cell::{Cell, RefCell};
@@ -19,11 +19,12 @@ use crate::train::{self, Control, Trainer};
 use super::device::{DeviceInfo, init_device};
 use super::export::export;
 use super::io::post;
+use super::layout::layout;
 use super::loads::{load_bundled, load_files, load_weights, make_current};
+use super::query::ask;
 use super::run::train;
-use super::tsne::tsne;
 
-/// The latest test embeddings (what the downloads and t-SNE use).
+/// The latest test embeddings (what the downloads and the layouts use).
 #[derive(Clone)]
 pub struct Latest {
     pub vectors: Arc<Vec<f32>>,
@@ -54,8 +55,20 @@ pub struct Session {
     pub checkpoint: Option<Vec<u8>>,
     /// The latest test embeddings.
     pub latest: Option<Latest>,
-    /// The latest t-SNE request (0: none); a running one ends when this changes.
-    pub(super) latest_tsne: Id,
+    /// The latest layout request (0: none); a running one ends when this changes.
+    pub(super) latest_layout: Id,
+    /// The raw-pixel baseline of the last sets it was computed for: their key and the scores.
+    pub(super) baseline: Option<(u64, Result<crate::metrics::Metrics, String>)>,
+    /// The run whose baseline is being computed (a later one supersedes it).
+    pub(super) latest_baseline: Id,
+    /// The latest question about the embedding, until a trainer answers it.
+    pub(super) pending_query: Option<(Id, crate::protocol::QueryImage)>,
+    /// The latest question's id (an older one's work stops).
+    pub(super) latest_query: Id,
+    /// The training set embedded for queries, with the trainer position of its weights.
+    pub(super) query_refs: Option<((usize, usize), Arc<Vec<f32>>)>,
+    /// The basis of the PCA layout last shown.
+    pub(super) pca_basis: Option<Rc<crate::projection::PcaBasis>>,
     /// Devices started so far (a lost device is replaced by the next).
     pub(super) device_starts: usize,
 }
@@ -98,7 +111,9 @@ pub fn handle(session: &SharedSession, command: Command, files: Vec<File>) {
                 flag.set(control);
             }
         }
-        Command::Tsne { id } => tsne(session.clone(), id),
+        Command::Layout { id, request } => layout(session.clone(), id, request),
+        Command::CancelLayout => session.borrow_mut().latest_layout = 0,
+        Command::Query { id, image } => ask(session, id, image),
         Command::Export(what) => export(session.clone(), what),
     }
 }

@@ -89,7 +89,7 @@ function metricsTable(page) {
 }
 
 /** What the page shows right now: state, the projection's caption, drawn points and pixels
- *  (hashed), the loss chart's plotted steps and pixels, whether t-SNE runs. */
+ *  (hashed), the loss chart's plotted steps and pixels, whether t-SNE or UMAP runs. */
 function probe(page) {
   return page.evaluate(([proj, chart]) => {
     const hash = (c) => {
@@ -108,6 +108,7 @@ function probe(page) {
       chartPoints: Number(c.getAttribute('data-points')),
       chartHash: hash(c),
       tsne: document.querySelector('[aria-label="t-SNE progress"]') !== null,
+      umap: document.querySelector('[aria-label="UMAP progress"]') !== null,
     };
   }, [PROJ, CHART]);
 }
@@ -138,7 +139,7 @@ async function checkAgainstNative(page, { engine, seed, trainLimit, testLimit })
   // The table shows 4 decimals.
   const rows = await metricsTable(page);
   const final = rows.find((r) => r[0] === 'final');
-  const last = rows.filter((r) => r[0] !== 'final').at(-1);
+  const last = rows.filter((r) => r[0] !== 'final' && r[0] !== 'raw pixels').at(-1);
   assert.ok(final && last, `metrics table: ${JSON.stringify(rows)}`);
   const scored = await evalNative(vecsFile.text, metaFile.text);
   const same = (text, value, what) => assert.ok(
@@ -151,6 +152,11 @@ async function checkAgainstNative(page, { engine, seed, trainLimit, testLimit })
   same(final[5], scored.map_at_r, 'final MAP@R');
   same(last[4], scored.precision_at_1, `epoch ${last[0]} P@1`);
   same(last[5], scored.map_at_r, `epoch ${last[0]} MAP@R`);
+  // Beside the final kNN-1, the raw pixels' with the same sets: the CLI's raw_pixel_knn1.
+  await until(async () => (await metricsTable(page)).some((r) => r[0] === 'raw pixels'), 'the raw-pixel row', TRAIN_MS);
+  const raw = (await metricsTable(page)).find((r) => r[0] === 'raw pixels');
+  same(raw[2], trained.metrics.raw_pixel_knn1, 'raw-pixel kNN-1');
+  assert.match(await page.textContent('[data-testid=raw-pixels]'), /^Training added [+-]\d\.\d{4} kNN-1 over the raw pixels/);
 
   const untrained = await embedNative({ seed, trainLimit, testLimit });
   const [before, afterRun] = [untrained.metrics.test_loss, trained.metrics.test_loss];
@@ -437,7 +443,7 @@ test('the projection and the loss chart follow the run; hover shows a point\'s i
   assert.ok(chart.emaColumns >= 0.9 * chart.span, `the smoothed loss covers ${chart.emaColumns} of ${chart.span} columns`);
   assert.equal(chart.dots, 2, 'one dot per epoch mean');
   const rows = await metricsTable(page);
-  assert.deepEqual(rows.map((r) => r[0]), ['1', '2', 'final']);
+  assert.deepEqual(rows.map((r) => r[0]).filter((r) => r !== 'raw pixels'), ['1', '2', 'final']);
   for (const r of rows.slice(0, 2)) assert.ok(Number.isFinite(Number(r[1])) && Number(r[4]) > 0, `epoch row ${r}`);
 
   const vecsText = (await download(page, 'Download vecs.tsv')).text;
@@ -770,6 +776,102 @@ test('a new run cancels the t-SNE of the finished one', { timeout: READY_MS + 2 
   assert.equal(await page.getByLabel('t-SNE progress').count(), 0);
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done', await page.textContent('.banners'));
   assert.match(await page.textContent('.projection'), /PCA/);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('UMAP: its fields are checked where they are typed, Cancel keeps where it got to, and a full run draws every point with its parameters', { timeout: READY_MS + 3 * TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  const testLimit = 600;
+  await page.goto(`${server.url}?backend=cpu&train_limit=64&test_limit=${testLimit}&epochs=1&n_neighbors=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const button = (name) => page.getByRole('button', { name, exact: true });
+  await button('Train').click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  // The URL's n_neighbors=1 is refused at its field, and UMAP cannot start.
+  assert.equal(await page.textContent('[data-field=n_neighbors]'), `1 is out of range: 2 to ${testLimit} (the number of points)`);
+  assert.ok(await button('Run UMAP').isDisabled());
+  await page.fill('input[name=n_neighbors]', '10');
+  await page.fill('input[name=min_dist]', '2');
+  assert.equal(await page.textContent('[data-field=min_dist]'), '2 is out of range: 0 to 1');
+  assert.ok(await button('Run UMAP').isDisabled());
+  await page.fill('input[name=min_dist]', '0.25');
+  assert.equal(await page.locator('.field-error').count(), 0);
+  const pca = await probe(page);
+  // Cancel: the progress bar goes, a banner says so, and the layout so far stays.
+  await button('Run UMAP').click();
+  await until(async () => (await probe(page)).kind.startsWith('UMAP, epoch'), 'UMAP epochs shown', TRAIN_MS);
+  await button('Cancel').click();
+  await page.getByText('UMAP was cancelled; the projection shows where it got to.').waitFor({ timeout: 60_000 });
+  assert.equal(await page.getByLabel('UMAP progress').count(), 0);
+  const cancelled = await probe(page);
+  assert.match(cancelled.kind, /^UMAP, epoch \d+ of 500 · /);
+  assert.ok(!(await button('Run UMAP').isDisabled()));
+  // A full run: it redraws as it goes and ends with the fields' parameters.
+  await button('Run UMAP').click();
+  const seen = new Set();
+  const done = `UMAP, n_neighbors 10, min_dist 0.25, 500 epochs · ${testLimit} points`;
+  for (const t0 = Date.now(); ; ) {
+    const s = await probe(page);
+    if (s.kind.startsWith('UMAP, epoch')) seen.add(s.projHash);
+    if (s.kind === done) break;
+    assert.ok(Date.now() - t0 < TRAIN_MS, `UMAP did not end (${s.kind})`);
+  }
+  console.log(`# UMAP: ${seen.size} drawings while it ran`);
+  assert.ok(seen.size >= 2, `UMAP showed ${seen.size} drawings while it ran`);
+  const end = await probe(page);
+  assert.equal(end.projPoints, testLimit, 'UMAP ended with non-finite points');
+  assert.notEqual(end.projHash, pca.projHash, 'the UMAP layout was not drawn');
+  const layout = (await download(page, 'Download projection.tsv')).text.trimEnd().split('\n');
+  assert.equal(layout[0], `# ${done.replace(' · ', ', ')}`);
+  assert.equal(layout.length, testLimit + 1);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
+test('ask the embedding: a drawn digit and a test image get 8 neighbours, a vote and a place; a confusion cell lists its images', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  await page.goto(`${server.url}?backend=cpu&train_limit=256&test_limit=200&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  const button = (name) => page.getByRole('button', { name, exact: true });
+  await button('Train').click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  const answer = () => page.textContent('[data-testid=query-answer]');
+  // A "1" drawn with the mouse: asked when the stroke ends.
+  const pad = await page.locator('[data-testid=pad]').boundingBox();
+  await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * 0.2);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * (0.2 + 0.06 * i));
+  await page.mouse.up();
+  await until(async () => (await answer()).includes('kNN vote of the 8 nearest training examples'), 'the drawing\'s answer', TRAIN_MS);
+  const cosines = (await page.$$eval('.matches li', (li) => li.map((l) => Number(l.textContent.split(' · ')[1]))));
+  assert.equal(cosines.length, 8);
+  assert.ok(cosines.every((c, i) => c <= 1 + 1e-6 && c >= -1 && (i === 0 || c <= cosines[i - 1])), `cosines ${cosines}`);
+  assert.match(await answer(), /Embedded with the weights at epoch 1, step \d+\./);
+  assert.match(await page.textContent('[data-testid=query-place]'), /on the PCA is its exact place/);
+  // What the net saw is the stroke, made MNIST-style: ink in the middle, none at the border.
+  const seen = await page.$eval('canvas[aria-label^="What the net saw"]', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const at = (x, y) => d[(y * c.width + x) * 4];
+    return { centre: at(c.width / 2, c.height / 2), corner: at(1, 1) };
+  });
+  assert.ok(seen.centre > 128 && seen.corner === 0, `what the net saw: ${JSON.stringify(seen)}`);
+  // A test image by number: its true label is said.
+  const labels = testLabels(200);
+  await page.fill('input[name=test_image]', '3');
+  await button('Ask').click();
+  await until(async () => (await answer()).includes(`(it is a ${labels[3]})`), 'the test image\'s answer', TRAIN_MS);
+  await page.fill('input[name=test_image]', '200');
+  assert.ok(await button('Ask').isDisabled(), 'test image #200 of 200 is refused');
+  // The confusion matrix: a cell's count is the number of images it lists.
+  const cell = page.locator('.heat button.cell').first();
+  const count = Number(await cell.textContent());
+  await cell.click();
+  assert.equal(Number(await page.getAttribute('[data-testid=cell-images]', 'data-items')), count);
+  const counts = await page.$$eval('.heat button.cell', (b) => b.map((x) => Number(x.textContent)));
+  assert.equal(counts.reduce((a, b) => a + b, 0), 200, 'every test image is counted once');
   assert.deepEqual(errors, [], 'console errors');
   await page.close();
 });

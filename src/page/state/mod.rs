@@ -1,6 +1,6 @@
 //! The page's one reducer: every change of UI state is an [`Action`] folded into [`State`] —
 //! the worker's [`Reply`]s and the page's own clicks alike. Replies that answer a superseded
-//! request (an older dataset load, run or t-SNE) are dropped here.
+//! request (an older dataset load, run or layout) are dropped here.
 //!
 //! `view`: the pieces the components render; `replies`: what each worker reply does; `events`:
 //! what each event of a run does. This file: [`State`], [`Action`] and the reducer.
@@ -19,10 +19,11 @@ use std::rc::Rc;
 use crate::backend::BackendChoice;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
-use crate::protocol::{BatchLimit, Id, Reply};
+use crate::protocol::{BatchLimit, Id, LayoutRequest, Reply};
 use crate::train::Control;
 
 use super::form::{Checked, EXTRA_KEYS, Form};
+use super::layout_form::LayoutForm;
 
 /// Everything the page shows.
 #[derive(Clone, Debug)]
@@ -75,12 +76,22 @@ pub struct State {
     pub metrics: Rc<Vec<EpochRow>>,
     /// The final metrics (kNN against the training set included).
     pub final_metrics: Option<Rc<Metrics>>,
+    /// What the raw pixels score on the shown run's sets (after its final kNN), or why not.
+    pub raw_pixels: Option<Result<Rc<Metrics>, String>>,
+    /// The run whose results are shown (the latest started).
+    pub shown_run: Option<Id>,
+    /// The latest question about the embedding (its id) while it is being answered.
+    pub query_pending: Option<Id>,
+    /// The latest answer.
+    pub query: Option<Rc<QueryView>>,
     /// The latest embeddings.
     pub embeddings: Option<Embeddings>,
     /// What the projection shows.
     pub projection: Option<ProjectionView>,
-    /// t-SNE progress `(iterations done, total)` while it runs.
-    pub tsne: Option<(usize, usize)>,
+    /// The layout (t-SNE or UMAP) under way.
+    pub layout: Option<LayoutJob>,
+    /// The UMAP fields.
+    pub layout_form: LayoutForm,
     /// Weights can be downloaded (a finished run's, or the last epoch end's).
     pub weights_available: bool,
     /// The latest dataset request.
@@ -92,8 +103,8 @@ pub struct State {
     pub requested_runs: Vec<Id>,
     /// The phase before that request (restored if the worker refuses it).
     pub phase_before_request: Option<Phase>,
-    /// The latest t-SNE request.
-    pub tsne_id: Id,
+    /// The latest layout request.
+    pub layout_id: Id,
     /// The worker died and is being replaced.
     pub worker_lost: bool,
 }
@@ -140,15 +151,20 @@ impl State {
             epoch_losses: Rc::new(Vec::new()),
             metrics: Rc::new(Vec::new()),
             final_metrics: None,
+            raw_pixels: None,
+            shown_run: None,
+            query_pending: None,
+            query: None,
             embeddings: None,
             projection: None,
-            tsne: None,
+            layout: None,
+            layout_form: LayoutForm::from_pairs(pairs),
             weights_available: false,
             load_id: 0,
             run_id: None,
             requested_runs: Vec::new(),
             phase_before_request: None,
-            tsne_id: 0,
+            layout_id: 0,
             worker_lost: false,
         }
     }
@@ -165,6 +181,34 @@ impl State {
         } else {
             format!("data: loading {}…", self.dataset_name)
         }
+    }
+
+    /// Where the latest query lands on the projection shown, and how it was placed, in words:
+    /// exactly on a PCA (the same linear map); on a t-SNE or UMAP, which cannot place a point
+    /// they were not fitted on, at its nearest test embeddings' similarity-weighted mean.
+    pub fn query_place(&self) -> Option<([f32; 2], String)> {
+        let q = self.query.as_ref()?;
+        let p = self.projection.as_ref()?;
+        if p.kind.starts_with("PCA") {
+            let xy = q.answer.pca?;
+            return Some((
+                xy,
+                "The ✚ on the PCA is its exact place (the same projection as the test \
+                 embeddings)."
+                    .into(),
+            ));
+        }
+        let method = p.kind.split(',').next().unwrap_or("layout");
+        let xy = crate::query::place_among(&q.answer.test_neighbours, &p.points.0)?;
+        Some((
+            xy,
+            format!(
+                "The ✚ on the {method} is placed at the similarity-weighted mean of its {} \
+                 nearest test embeddings' positions ({method} cannot place a point it was not \
+                 fitted on exactly).",
+                q.answer.test_neighbours.len()
+            ),
+        ))
     }
 
     /// The form checked against what is loaded and what the device can do.
@@ -195,8 +239,14 @@ pub enum Action {
     LoadRequested(Id),
     /// Train was pressed; the run will have this id.
     TrainRequested(Id),
-    /// t-SNE was requested under this id.
-    TsneRequested(Id),
+    /// A layout was requested under this id.
+    LayoutRequested(Id, LayoutRequest),
+    /// Cancel was pressed on the layout under way.
+    LayoutCancelled,
+    /// A UMAP field changed.
+    LayoutField(String, String),
+    /// A question about the embedding was sent under this id.
+    QueryRequested(Id),
     /// A form field changed.
     Field(String, String),
     /// The user's files were refused on the page (before reaching the worker).
@@ -227,10 +277,25 @@ impl State {
                     s.phase = Phase::Training;
                 }
             }
-            Action::TsneRequested(id) => {
-                s.tsne_id = id;
-                s.tsne = Some((0, 1));
+            Action::LayoutRequested(id, request) => {
+                s.layout_id = id;
+                s.layout = Some(LayoutJob {
+                    name: match request {
+                        LayoutRequest::Tsne => "t-SNE",
+                        LayoutRequest::Umap { .. } => "UMAP",
+                    },
+                    done: 0,
+                    total: 1,
+                    cancelling: false,
+                });
             }
+            Action::LayoutCancelled => {
+                if let Some(job) = &mut s.layout {
+                    job.cancelling = true;
+                }
+            }
+            Action::LayoutField(key, value) => s.layout_form.set(&key, value),
+            Action::QueryRequested(id) => s.query_pending = Some(id),
             Action::Field(key, value) => {
                 s.form.set(&key, value);
             }
@@ -248,7 +313,7 @@ impl State {
             }
             Action::WorkerLost(message) => {
                 let was_busy =
-                    matches!(s.phase, Phase::Training | Phase::Paused) || s.tsne.is_some();
+                    matches!(s.phase, Phase::Training | Phase::Paused) || s.layout.is_some();
                 s.worker_lost = true;
                 s.device_ready = false;
                 s.custom_loaded = false;
@@ -256,7 +321,7 @@ impl State {
                 s.dataset_ready = false;
                 s.run_id = None;
                 s.requested_runs.clear();
-                s.tsne = None;
+                s.layout = None;
                 s.weights_available = false;
                 s.progress.stop = StopState::None;
                 s.phase = Phase::Error;

@@ -76,9 +76,37 @@ impl State {
                     self.weights_available = weights;
                 }
             }
-            tsne @ (Reply::TsneProgress { .. }
-            | Reply::TsneDone { .. }
-            | Reply::TsneEnded { .. }) => self.tsne_reply(tsne),
+            Reply::QueryAnswer {
+                id,
+                image,
+                label,
+                neighbour_images,
+                answer,
+            } => {
+                if self.query_pending == Some(id) {
+                    self.query_pending = None;
+                    self.query = Some(Rc::new(QueryView {
+                        image,
+                        label,
+                        neighbour_images,
+                        answer,
+                    }));
+                }
+            }
+            Reply::QueryFailed { id, message } => {
+                if self.query_pending == Some(id) {
+                    self.query_pending = None;
+                    self.notify(Notice::error(format!("The query failed: {message}")));
+                }
+            }
+            Reply::RawPixels { id, scores } => {
+                if self.shown_run == Some(id) {
+                    self.raw_pixels = Some(scores.map(Rc::new));
+                }
+            }
+            layout @ (Reply::LayoutProgress { .. }
+            | Reply::LayoutDone { .. }
+            | Reply::LayoutEnded { .. }) => self.layout_reply(layout),
             Reply::Problem { message } => self.notify(Notice::error(message)),
         }
     }
@@ -151,9 +179,13 @@ impl State {
         self.epoch_losses = Rc::new(Vec::new());
         self.metrics = Rc::new(Vec::new());
         self.final_metrics = None;
+        self.raw_pixels = None;
+        self.shown_run = Some(id);
+        // Its neighbours and places belong to the weights and layouts of the run before.
+        self.query = None;
         self.embeddings = None;
         self.projection = None;
-        self.tsne = None;
+        // A layout under way stays until the worker says it was cancelled (it names it).
         self.weights_available = false;
         Rc::make_mut(&mut self.notices).retain(|n| n.level == Level::Warning);
         if let Some(name) = from_weights {
@@ -163,40 +195,45 @@ impl State {
         }
     }
 
-    fn tsne_reply(&mut self, reply: Reply) {
+    fn layout_reply(&mut self, reply: Reply) {
         match reply {
-            Reply::TsneProgress {
+            Reply::LayoutProgress {
                 id,
-                iter,
+                done,
                 total,
+                kind,
                 points,
-            } if id == self.tsne_id && self.tsne.is_some() => {
-                self.tsne = Some((iter, total));
-                self.projection = Some(ProjectionView {
-                    points: Shared(Arc::new(points)),
-                    kind: format!("t-SNE, iteration {iter} of {total}"),
-                });
+            } if id == self.layout_id => {
+                let Some(job) = &mut self.layout else { return };
+                (job.done, job.total) = (done, total);
+                // While the neighbours are searched there is no layout yet: the one shown stays.
+                if !points.is_empty() {
+                    self.projection = Some(ProjectionView {
+                        points: Shared(Arc::new(points)),
+                        kind,
+                    });
+                }
             }
-            Reply::TsneDone {
-                id,
-                perplexity,
-                iterations,
-            } if id == self.tsne_id => {
-                self.tsne = None;
+            Reply::LayoutDone { id, kind } if id == self.layout_id => {
+                self.layout = None;
                 if let Some(p) = &mut self.projection {
-                    p.kind = format!("t-SNE, perplexity {perplexity}, {iterations} iterations");
+                    p.kind = kind;
                 }
             }
-            Reply::TsneEnded { id, error } => {
+            Reply::LayoutEnded { id, error } if id == self.layout_id => {
+                let name = self.layout.as_ref().map_or("The layout", |j| j.name);
                 if let Some(message) = error {
-                    self.notify(Notice::error(format!("t-SNE failed: {message}")));
-                } else if id == self.tsne_id {
-                    // Cancelled by the worker when a new run started.
-                    self.notify(Notice::info("t-SNE was cancelled by the new run.".into()));
+                    self.notify(Notice::error(format!("{name} failed: {message}")));
+                } else if self.layout.as_ref().is_some_and(|j| j.cancelling) {
+                    self.notify(Notice::info(format!(
+                        "{name} was cancelled; the projection shows where it got to."
+                    )));
+                } else {
+                    self.notify(Notice::info(format!(
+                        "{name} was cancelled by the new run."
+                    )));
                 }
-                if id == self.tsne_id {
-                    self.tsne = None;
-                }
+                self.layout = None;
             }
             _ => {}
         }

@@ -493,70 +493,115 @@ fn a_refused_or_failed_run_says_why() {
     assert!(s.device_ready);
 }
 
+fn progress(id: Id, done: usize, kind: &str, points: Vec<[f32; 2]>) -> Reply {
+    Reply::LayoutProgress {
+        id,
+        done,
+        total: 100,
+        kind: kind.into(),
+        points,
+    }
+}
+
+const UMAP: LayoutRequest = LayoutRequest::Umap {
+    n_neighbors: 15,
+    min_dist: 0.1,
+};
+
 #[test]
-fn only_the_latest_tsne_draws() {
+fn only_the_latest_layout_draws() {
     let s = ready()
-        .reduce(Action::TsneRequested(4))
-        .reduce(Action::TsneRequested(5));
-    assert_eq!(s.tsne, Some((0, 1)));
+        .reduce(Action::LayoutRequested(4, LayoutRequest::Tsne))
+        .reduce(Action::LayoutRequested(5, UMAP));
+    let job = |s: &State| s.layout.as_ref().map(|j| (j.name, j.done, j.total));
+    assert_eq!(job(&s), Some(("UMAP", 0, 1)));
     let s = reply(
         s,
-        Reply::TsneProgress {
-            id: 4,
-            iter: 10,
-            total: 100,
-            points: vec![[9.0, 9.0]],
-        },
+        progress(4, 10, "t-SNE, iteration 10 of 100", vec![[9.0, 9.0]]),
     );
     assert!(s.projection.is_none());
-    let s = reply(s, Reply::TsneEnded { id: 4, error: None });
+    let s = reply(s, Reply::LayoutEnded { id: 4, error: None });
     assert_eq!(
-        s.tsne,
-        Some((0, 1)),
-        "an older t-SNE's end is not this one's"
+        job(&s),
+        Some(("UMAP", 0, 1)),
+        "an older layout's end is not this one's"
     );
     assert!(s.notices.is_empty());
+    // While UMAP searches its neighbours there is nothing new to draw.
     let s = reply(
         s,
-        Reply::TsneProgress {
-            id: 5,
-            iter: 20,
-            total: 100,
-            points: vec![[1.0, 1.0]],
-        },
+        progress(5, 0, "UMAP, finding each point's neighbours", vec![]),
     );
-    assert_eq!(s.tsne, Some((20, 100)));
-    assert_eq!(
-        s.projection.as_ref().unwrap().kind,
-        "t-SNE, iteration 20 of 100"
-    );
+    assert!(s.projection.is_none());
     let s = reply(
         s,
-        Reply::TsneDone {
+        progress(5, 20, "UMAP, epoch 20 of 100", vec![[1.0, 1.0]]),
+    );
+    assert_eq!(job(&s), Some(("UMAP", 20, 100)));
+    assert_eq!(s.projection.as_ref().unwrap().kind, "UMAP, epoch 20 of 100");
+    let s = reply(
+        s,
+        Reply::LayoutDone {
             id: 5,
-            perplexity: 30.0,
-            iterations: 100,
+            kind: "UMAP, n_neighbors 15, min_dist 0.1, 100 epochs".into(),
         },
     );
-    assert_eq!(s.tsne, None);
+    assert_eq!(s.layout, None);
     assert_eq!(
         s.projection.as_ref().unwrap().kind,
-        "t-SNE, perplexity 30, 100 iterations"
+        "UMAP, n_neighbors 15, min_dist 0.1, 100 epochs"
     );
     let s = reply(
-        s.reduce(Action::TsneRequested(6)),
-        Reply::TsneEnded {
+        s.reduce(Action::LayoutRequested(6, LayoutRequest::Tsne)),
+        Reply::LayoutEnded {
             id: 6,
             error: Some("no embeddings".into()),
         },
     );
-    assert!(s.tsne.is_none() && has_notice(&s, Level::Error, "t-SNE failed: no embeddings"));
+    assert!(s.layout.is_none() && has_notice(&s, Level::Error, "t-SNE failed: no embeddings"));
     // The latest one cancelled by a new run: said so.
     let s = reply(
-        s.reduce(Action::TsneRequested(7)),
-        Reply::TsneEnded { id: 7, error: None },
+        s.reduce(Action::LayoutRequested(7, LayoutRequest::Tsne)),
+        Reply::LayoutEnded { id: 7, error: None },
     );
-    assert!(s.tsne.is_none() && has_notice(&s, Level::Info, "t-SNE was cancelled by the new run"));
+    assert!(
+        s.layout.is_none() && has_notice(&s, Level::Info, "t-SNE was cancelled by the new run")
+    );
+}
+
+#[test]
+fn cancel_keeps_the_layout_so_far_and_says_so() {
+    let s = reply(
+        ready().reduce(Action::LayoutRequested(3, UMAP)),
+        progress(3, 40, "UMAP, epoch 40 of 100", vec![[2.0, 3.0]]),
+    )
+    .reduce(Action::LayoutCancelled);
+    assert!(
+        s.layout.as_ref().unwrap().cancelling,
+        "shown as cancelling until the worker says"
+    );
+    let s = reply(s, Reply::LayoutEnded { id: 3, error: None });
+    assert!(s.layout.is_none());
+    assert!(has_notice(
+        &s,
+        Level::Info,
+        "UMAP was cancelled; the projection shows where it got to"
+    ));
+    assert_eq!(s.projection.as_ref().unwrap().points.0[..], [[2.0, 3.0]]);
+    assert_eq!(s.projection.as_ref().unwrap().kind, "UMAP, epoch 40 of 100");
+}
+
+#[test]
+fn the_umap_fields_come_from_the_url_and_the_form() {
+    let s = State::from_query(&[("n_neighbors".into(), "5".into())])
+        .reduce(Action::LayoutField("min_dist".into(), "0.3".into()));
+    assert_eq!(
+        s.layout_form.umap(100),
+        Ok(LayoutRequest::Umap {
+            n_neighbors: 5,
+            min_dist: 0.3
+        })
+    );
 }
 
 #[test]
@@ -618,4 +663,145 @@ fn the_form_is_checked_against_the_device_s_batch_limit() {
     );
     let s = s.reduce(Action::Field("batch".into(), "2330".into()));
     assert!(s.checked().config.is_some());
+}
+
+#[test]
+fn the_raw_pixel_baseline_belongs_to_the_run_shown() {
+    let raw = Metrics {
+        knn1_acc: Some(0.951),
+        ..Metrics::default()
+    };
+    let s = training(2);
+    let s = reply(
+        s,
+        Reply::RawPixels {
+            id: 1,
+            scores: Ok(raw.clone()),
+        },
+    );
+    assert!(
+        s.raw_pixels.is_none(),
+        "an older run's baseline is not this one's"
+    );
+    let s = reply(
+        s,
+        Reply::RawPixels {
+            id: 2,
+            scores: Ok(raw.clone()),
+        },
+    );
+    assert_eq!(s.raw_pixels.as_ref().unwrap().as_deref(), Ok(&raw));
+    let s = reply(
+        s.reduce(Action::TrainRequested(3)),
+        Reply::TrainStarted {
+            id: 3,
+            epochs: 1,
+            from_weights: None,
+        },
+    );
+    assert!(s.raw_pixels.is_none(), "a new run clears it");
+    let s = reply(
+        s,
+        Reply::RawPixels {
+            id: 3,
+            scores: Err("too large".into()),
+        },
+    );
+    assert_eq!(s.raw_pixels, Some(Err("too large".into())));
+}
+
+#[test]
+fn only_the_latest_query_is_shown_and_a_new_run_clears_it() {
+    let answer = crate::query::Answer {
+        neighbours: vec![],
+        votes: vec![(7, 8)],
+        test_neighbours: vec![],
+        pca: Some([0.5, 0.5]),
+        weights_at: (1, 3),
+    };
+    let got = |id: Id| Reply::QueryAnswer {
+        id,
+        image: vec![0; 784],
+        label: None,
+        neighbour_images: vec![],
+        answer: answer.clone(),
+    };
+    let s = training(1)
+        .reduce(Action::QueryRequested(5))
+        .reduce(Action::QueryRequested(6));
+    let s = reply(s, got(5));
+    assert!(
+        s.query.is_none() && s.query_pending == Some(6),
+        "an older question's answer"
+    );
+    let s = reply(s, got(6));
+    assert_eq!(s.query.as_ref().unwrap().answer.votes, [(7, 8)]);
+    assert_eq!(s.query_pending, None);
+    let s = reply(
+        s.reduce(Action::QueryRequested(7)),
+        Reply::QueryFailed {
+            id: 7,
+            message: "train first".into(),
+        },
+    );
+    assert!(has_notice(
+        &s,
+        Level::Error,
+        "The query failed: train first"
+    ));
+    assert!(s.query.is_some(), "a failure keeps the last answer");
+    let s = reply(
+        s.reduce(Action::TrainRequested(2)),
+        Reply::TrainStarted {
+            id: 2,
+            epochs: 1,
+            from_weights: None,
+        },
+    );
+    assert!(s.query.is_none());
+}
+
+#[test]
+fn a_query_lands_exactly_on_a_pca_and_among_its_neighbours_elsewhere() {
+    use crate::query::{Answer, Match};
+    let mut s = ready();
+    s.query = Some(Rc::new(QueryView {
+        image: vec![],
+        label: None,
+        neighbour_images: vec![],
+        answer: Answer {
+            neighbours: vec![],
+            votes: vec![],
+            test_neighbours: vec![
+                Match {
+                    index: 0,
+                    label: 1,
+                    cosine: 0.75,
+                },
+                Match {
+                    index: 1,
+                    label: 1,
+                    cosine: 0.25,
+                },
+            ],
+            pca: Some([7.0, 8.0]),
+            weights_at: (1, 1),
+        },
+    }));
+    assert_eq!(s.query_place(), None, "no projection yet");
+    let view = |kind: &str| ProjectionView {
+        points: Shared(Arc::new(vec![[0.0, 0.0], [4.0, 8.0]])),
+        kind: kind.into(),
+    };
+    s.projection = Some(view("PCA, epoch 1, step 5"));
+    let (xy, how) = s.query_place().unwrap();
+    assert_eq!(xy, [7.0, 8.0]);
+    assert!(how.contains("exact place"), "{how}");
+    s.projection = Some(view("UMAP, n_neighbors 15, min_dist 0.1, 500 epochs"));
+    let (xy, how) = s.query_place().unwrap();
+    assert_eq!(xy, [1.0, 2.0]);
+    assert!(
+        how.starts_with("The ✚ on the UMAP is placed at the similarity-weighted mean of its 2"),
+        "{how}"
+    );
 }

@@ -196,3 +196,29 @@ pub struct EpochRow {
     /// Test-set metrics after it.
     pub metrics: Metrics,
 }
+
+/// A layout (t-SNE or UMAP) under way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayoutJob {
+    /// "t-SNE" or "UMAP".
+    pub name: &'static str,
+    /// Steps done (0 while the neighbours are searched).
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// Cancel was pressed; the worker has not confirmed yet.
+    pub cancelling: bool,
+}
+
+/// The answer to the latest question about the embedding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryView {
+    /// The 28 × 28 image that was embedded.
+    pub image: Vec<u8>,
+    /// Its true label (a test image's).
+    pub label: Option<u8>,
+    /// Its nearest training examples' images, 28 × 28 each.
+    pub neighbour_images: Vec<u8>,
+    /// Neighbours, vote, places.
+    pub answer: crate::query::Answer,
+}
