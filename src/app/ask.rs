@@ -238,7 +238,7 @@ pub fn query_panel(props: &QueryProps) -> Html {
                         height={THUMB.to_string()} role="img" aria-label="Its nearest training examples"></canvas>
                     { match &props.answer {
                         Some(a) => html! {
-                            <ol class="matches">
+                            <ol class="matches" aria-label="Nearest training examples: label · cosine similarity">
                                 { for a.answer.neighbours.iter().map(|m| html! {
                                     <li>{ format!("{} · {:.3}", name(m.label), m.cosine) }</li>
                                 }) }

@@ -181,7 +181,7 @@ pub fn confusion_panel(props: &ConfusionProps) -> Html {
             { match *cell {
                 Some((t, p)) => html! {
                     <div class="cell-images" data-testid="cell-images" data-items={listed.len().to_string()}>
-                        <p>{ format!("{} test images of {} predicted as {}{}:", listed.len(), name(t), name(p),
+                        <p>{ format!("{} test image{} of {} predicted as {}{}:", listed.len(), if listed.len() == 1 { "" } else { "s" }, name(t), name(p),
                             if listed.len() > SHOWN { format!(" (the first {SHOWN} shown)") } else { String::new() }) }</p>
                         <canvas ref={strip} width={(PER_ROW as f64 * (THUMB + 2.0)).to_string()}
                             height={(rows_shown as f64 * (THUMB + 2.0)).to_string()} role="img"

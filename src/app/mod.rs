@@ -417,6 +417,15 @@ pub fn app() -> Html {
                         on_field={on_layout_field}
                         query_mark={place.as_ref().map(|(xy, _)| *xy)}
                     />
+                    <div class="row">
+                        <LossChart
+                            losses={state.losses.clone()}
+                            epoch_losses={state.epoch_losses.clone()}
+                            steps_per_epoch={state.progress.steps_per_epoch}
+                        />
+                        <MetricsTable rows={state.metrics.clone()} final_metrics={state.final_metrics.clone()} raw_pixels={state.raw_pixels.clone()} />
+                    </div>
+                    <Progress progress={state.progress.clone()} phase={phase} skipped={state.skipped} />
                     <QueryPanel
                         n_test={state.embeddings.as_ref().map_or(0, |e| e.labels.0.len())}
                         test={state.test.clone()}
@@ -427,14 +436,6 @@ pub fn app() -> Html {
                         placement={place.map(|(_, how)| how)}
                         on_query={on_query}
                     />
-                    <div class="row">
-                        <LossChart
-                            losses={state.losses.clone()}
-                            epoch_losses={state.epoch_losses.clone()}
-                            steps_per_epoch={state.progress.steps_per_epoch}
-                        />
-                        <MetricsTable rows={state.metrics.clone()} final_metrics={state.final_metrics.clone()} raw_pixels={state.raw_pixels.clone()} />
-                    </div>
                     <ConfusionPanel
                         rows={state.metrics.clone()}
                         final_metrics={state.final_metrics.clone()}
@@ -443,7 +444,6 @@ pub fn app() -> Html {
                         test={state.test.clone()}
                         class_names={state.class_names.clone()}
                     />
-                    <Progress progress={state.progress.clone()} phase={phase} skipped={state.skipped} />
                 </section>
             </main>
         </div>

@@ -4,13 +4,14 @@
 //    thread while it trains: long tasks (> 50 ms, PerformanceObserver 'longtask') from "ready"
 //    to "done": count, worst, total blocking time (each task's time over 50 ms, summed);
 //  - the delay from pressing Stop to the worker's answer and to the run's end, mid-step and
-//    during the final evaluation (measured in the page: the click's timestamp to the mutations).
+//    during the final evaluation (measured in the page: the click's timestamp to the mutations);
+//  - UMAP and t-SNE of 2,000 and 10,000 test embeddings in the page's worker.
 //   node bench.mjs [train_limit=512]
 import { clickStop, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 
 const trainLimit = Number(process.argv[2] ?? 512);
-// BENCH_PARTS=paths,fashion,block (all by default) runs only those parts.
-const parts = (process.env.BENCH_PARTS ?? 'paths,fashion,block').split(',');
+// BENCH_PARTS=paths,fashion,block,layouts (all by default) runs only those parts.
+const parts = (process.env.BENCH_PARTS ?? 'paths,fashion,block,layouts').split(',');
 const part = (name) => parts.includes(name);
 const server = await startServer();
 const chrome = await startBrowser();
@@ -147,6 +148,32 @@ try {
       msPerStepBefore: Math.round(msPerStepBefore),
       longestGapBetweenReadsMs: Math.round(1000 * Math.max(0, ...gaps)),
     } });
+    await page.close();
+  }
+  // The layouts in the page (its worker, the CPU path): t-SNE and UMAP of 2,000 and 10,000 test
+  // embeddings (a 1-epoch run on 64 examples embeds them), from the click to the finished
+  // layout, and the page's long tasks meanwhile.
+  for (const points of part('layouts') ? [2000, 10000] : []) {
+    const dataset = points > 2000 ? 'fashion' : 'mnist';
+    const page = await chrome.browser.newPage();
+    await page.addInitScript(observeLongTasks);
+    await ready(page, `?backend=cpu&dataset=${dataset}&train_limit=64&test_limit=${points}&epochs=1`);
+    await page.getByRole('button', { name: 'Train', exact: true }).click();
+    await waitState(page, ['done', 'error'], 600_000);
+    const layouts = {};
+    for (const [button, done] of [['Run UMAP', /^UMAP, n_neighbors 15, min_dist 0\.1, \d+ epochs/], ['Run t-SNE', /^t-SNE, perplexity 30, \d+ iterations/]]) {
+      const from = await page.evaluate(() => performance.now());
+      const t0 = Date.now();
+      await page.getByRole('button', { name: button, exact: true }).click();
+      for (;;) {
+        const kind = await page.textContent('[data-testid=projection-kind]');
+        if (done.test(kind)) break;
+        if (Date.now() - t0 > 900_000) throw new Error(`${button} on ${points} points did not end: ${kind}`);
+        await page.waitForTimeout(100);
+      }
+      layouts[button.replace('Run ', '')] = { seconds: (Date.now() - t0) / 1000, mainThreadLongTasks: await longTasksSince(page, from) };
+    }
+    results.push({ layoutsInThePage: { points, ...layouts } });
     await page.close();
   }
 } finally {

@@ -840,6 +840,7 @@ test('ask the embedding: a drawn digit and a test image get 8 neighbours, a vote
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
   const answer = () => page.textContent('[data-testid=query-answer]');
   // A "1" drawn with the mouse: asked when the stroke ends.
+  await page.locator('[data-testid=pad]').scrollIntoViewIfNeeded();
   const pad = await page.locator('[data-testid=pad]').boundingBox();
   await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * 0.2);
   await page.mouse.down();
