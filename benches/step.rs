@@ -53,7 +53,11 @@ fn config_with(engine: StepEngine) -> TrainConfig {
 fn step(trainer: &mut Trainer) -> f32 {
     loop {
         match trainer.step() {
-            Ok(StepOutcome::Trained { loss, .. }) => return loss.into_scalar::<f32>(),
+            // The whole readout (loss and mining statistics), as the driver reads it.
+            Ok(StepOutcome::Trained { readout, .. }) => {
+                let values: Vec<f32> = readout.into_data().try_into_vec().expect("f32");
+                return values[0];
+            }
             Ok(StepOutcome::Skipped { .. }) => continue,
             Err(e) => panic!("step failed: {e}"),
         }

@@ -29,6 +29,11 @@
 //! the chosen distances are then gathered from the differentiable distance matrix, so values and
 //! gradients are the same either way.
 //!
+//! [`mined_loss`] also returns what the mining found ([`crate::train::MiningStats`]: how many
+//! terms took a semi-hard negative, fell back, had no negative, are still active, and their
+//! distances), as a few sums computed on the same device from the same selection, detached from
+//! the graph, so a trainer reads them with the loss in one read.
+//!
 //! Gradient conventions follow TF's autodiff: `max(x, 0)` passes the gradient at `x == 0`;
 //! zero L2 distances have zero gradient; the chosen negative is a constant selection (the
 //! gradient flows into the selected distance only). Where TF splits a gradient equally among
@@ -39,7 +44,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-pub use crate::train::{Metric, Mining};
+pub use crate::train::{DEVICE_STATS, Metric, Mining, MiningStats};
 
 /// Where the semi-hard negative is selected (see the module docs). Same values either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,6 +175,47 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     metric: Metric,
     selection: Selection,
 ) -> Tensor<1> {
+    semi_hard(embeddings, labels, margin, metric, selection, false).0
+}
+
+/// A batch's loss (as [`triplet_loss`], with an explicit [`Selection`] for semi-hard mining)
+/// and its mining statistics.
+pub struct Mined {
+    /// The loss, `[1]`, in the autodiff graph.
+    pub loss: Tensor<1>,
+    /// [`DEVICE_STATS`] sums in the order of [`MiningStats::from_device`], detached, on the
+    /// same device.
+    pub stats: Tensor<1>,
+}
+
+/// The loss chosen by `mining` and what its mining found (see the module docs).
+pub fn mined_loss<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    (mining, soft): (Mining, bool),
+    selection: Selection,
+) -> Mined {
+    let (loss, stats) = match mining {
+        Mining::SemiHard => semi_hard(embeddings, labels, margin, metric, selection, true),
+        Mining::Hard => hard(embeddings, labels, margin, metric, soft, true),
+    };
+    Mined {
+        loss,
+        stats: stats.expect("statistics were asked for"),
+    }
+}
+
+/// The semi-hard loss, and its statistics when `with_stats`.
+fn semi_hard<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    selection: Selection,
+    with_stats: bool,
+) -> (Tensor<1>, Option<Tensor<1>>) {
     let [b, _] = embeddings.dims();
     assert_eq!(b, labels.len(), "one label per embedding row");
     let device = embeddings.device();
@@ -193,10 +239,61 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     let semi = (dist.clone() - rowmax.clone()).gather(1, index) + rowmax;
     // Fallback: the farthest negative (row minimum when the anchor has no negatives).
     let farthest = masked_maximum(dist.clone(), m.negative.clone()); // [B, 1]
-    let negative = semi.mask_where(has_semi.bool_not(), farthest.expand([b, b]));
+    let negative = semi.mask_where(has_semi.clone().bool_not(), farthest.expand([b, b]));
 
-    let per_pair = relu_tf((dist - negative).add_scalar(margin) * m.positive);
-    per_pair.sum().div_scalar(m.num_positive as f32)
+    let per_pair =
+        relu_tf((dist.clone() - negative.clone()).add_scalar(margin) * m.positive.clone());
+    let stats = with_stats.then(|| {
+        let has_negative = m
+            .negative
+            .sum_dim(1)
+            .greater_elem(0.0)
+            .float()
+            .expand([b, b]);
+        stats_of(Terms {
+            term: m.positive,
+            farther: has_semi.float(),
+            has_negative,
+            value: per_pair.clone(),
+            d_ap: dist,
+            d_an: negative,
+        })
+    });
+    (per_pair.sum().div_scalar(m.num_positive as f32), stats)
+}
+
+/// The loss terms of a batch, entry by entry (`[B, B]` pairs for semi-hard mining, `[B, 1]`
+/// anchors for batch-hard), for [`stats_of`]; the masks are 0/1.
+struct Terms {
+    /// Which entries are terms (have a positive).
+    term: Tensor<2>,
+    /// Whether the chosen negative is strictly farther than the positive.
+    farther: Tensor<2>,
+    /// Whether the anchor has a negative.
+    has_negative: Tensor<2>,
+    /// The loss term.
+    value: Tensor<2>,
+    /// The positive's distance.
+    d_ap: Tensor<2>,
+    /// The chosen negative's distance.
+    d_an: Tensor<2>,
+}
+
+/// The [`DEVICE_STATS`] sums of [`MiningStats::from_device`], detached, on the terms' device.
+fn stats_of(t: Terms) -> Tensor<1> {
+    let term = t.term.detach();
+    let with_negative = term.clone() * t.has_negative.detach();
+    Tensor::cat(
+        vec![
+            term.clone().sum(),
+            (with_negative.clone() * t.farther.detach()).sum(),
+            (term.clone() - with_negative.clone()).sum(),
+            (term.clone() * t.value.detach().greater_elem(0.0).float()).sum(),
+            (term * t.d_ap.detach()).sum(),
+            (with_negative * t.d_an.detach()).sum(),
+        ],
+        0,
+    )
 }
 
 /// Whether the host selection's synchronous read is available on `device`: always natively; in
@@ -304,19 +401,45 @@ pub fn hard_triplet_loss<L: PartialEq>(
     metric: Metric,
     soft: bool,
 ) -> Tensor<1> {
+    hard(embeddings, labels, margin, metric, soft, false).0
+}
+
+/// The batch-hard loss, and its statistics when `with_stats`.
+fn hard<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    soft: bool,
+    with_stats: bool,
+) -> (Tensor<1>, Option<Tensor<1>>) {
     let [b, _] = embeddings.dims();
     assert_eq!(b, labels.len(), "one label per embedding row");
     let m = masks(labels, &embeddings.device());
     let dist = pairwise_distances(embeddings, metric);
-    let hardest_positive = masked_maximum(dist.clone(), m.positive);
-    let hardest_negative = masked_minimum(dist, m.negative);
-    let gap = hardest_positive - hardest_negative;
+    let hardest_positive = masked_maximum(dist.clone(), m.positive.clone());
+    let hardest_negative = masked_minimum(dist, m.negative.clone());
+    let gap = hardest_positive.clone() - hardest_negative.clone();
     let per_anchor = if soft {
         gap.exp().log1p()
     } else {
         relu_tf(gap.add_scalar(margin))
     };
-    per_anchor.mean()
+    let stats = with_stats.then(|| {
+        let any = |mask: Tensor<2>| mask.sum_dim(1).greater_elem(0.0).float();
+        stats_of(Terms {
+            term: any(m.positive),
+            farther: hardest_negative
+                .clone()
+                .greater(hardest_positive.clone())
+                .float(),
+            has_negative: any(m.negative),
+            value: per_anchor.clone(),
+            d_ap: hardest_positive,
+            d_an: hardest_negative,
+        })
+    });
+    (per_anchor.mean(), stats)
 }
 
 /// The loss chosen by `mining` (the `soft` flag only matters for [`Mining::Hard`]).
