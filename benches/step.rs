@@ -10,7 +10,7 @@
 //!   examples per iteration, so criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
 //!   reading it every step here is the conservative figure.)
 //! * then, outside criterion, where the fused CPU step's time goes: its phases (dropout masks,
-//!   forward, loss + gradient in burn, backward, Adam) timed inside the same step, interleaved
+//!   forward, loss + mining statistics + gradient in burn, backward, Adam) timed inside the same step, interleaved
 //!   round by round with an inference forward and a `Trainer::step` (see [`breakdown`]);
 //!   printed and written to `bench/out/step-breakdown.json`.
 
@@ -25,7 +25,7 @@ use rand_pcg::Pcg64Mcg;
 use tripletlab::backend::{BackendKind, cpu_device, native_device};
 use tripletlab::data::{Split, load_dir};
 use tripletlab::fused::{AdamSettings, FusedNet};
-use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+use tripletlab::loss::{Metric, Mined, Mining, Selection, mined_loss};
 use tripletlab::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
 use tripletlab::train::{StepEngine, StepOutcome, TrainConfig, Trainer};
 
@@ -174,8 +174,12 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         let x =
             Tensor::<2>::from_data(TensorData::new(embeddings, [BATCH, EMBEDDING_DIM]), &device)
                 .require_grad();
-        let loss = semi_hard_triplet_loss_with(x.clone(), labels, 1.0, Metric::L2, Selection::Auto);
+        // The loss and its mining statistics, as the engine computes them.
+        let mining = (Mining::SemiHard, false);
+        let Mined { loss, stats } =
+            mined_loss(x.clone(), labels, 1.0, Metric::L2, mining, Selection::Auto);
         black_box(loss.clone().into_scalar::<f32>());
+        black_box(stats);
         let grads = loss.backward();
         let d: Vec<f32> = x
             .grad(&grads)
@@ -213,7 +217,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         ("training step, phase 1: dropout masks", get("masks")),
         ("training step, phase 2: forward", get("forward")),
         (
-            "training step, phase 3: semi-hard loss + its gradient (burn)",
+            "training step, phase 3: semi-hard loss + statistics + gradient",
             get("loss"),
         ),
         ("training step, phase 4: backward", get("backward")),

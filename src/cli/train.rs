@@ -11,8 +11,7 @@ use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
 use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{
-    COLLAPSE_COSINE, Collapse, EpochFigures, Event, Host, MiningStats, Summary, TrainConfig,
-    Trainer, run,
+    EpochFigures, Event, Host, Mining, MiningStats, Summary, TrainConfig, Trainer, run,
 };
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
@@ -25,6 +24,8 @@ struct Terminal {
     /// Batches skipped in the current epoch (said on its line).
     skipped: usize,
     steps_per_epoch: usize,
+    /// How the run mines (names the figures on the epoch line).
+    mining: Mining,
 }
 
 impl Host for Terminal {
@@ -79,7 +80,7 @@ impl Host for Terminal {
                 let EpochFigures { mining, collapse } = *figures;
                 let mut line = format!(
                     "epoch {epoch}: loss {mean_loss:.4}  {}  test P@1 {:.4}  MAP@R {:.4}  ({elapsed_s:.1} s)",
-                    mining_figures(&mining),
+                    mining_figures(&mining, self.mining),
                     metrics.precision_at_1,
                     metrics.map_at_r
                 );
@@ -90,8 +91,8 @@ impl Host for Terminal {
                     ));
                     self.skipped = 0;
                 }
-                if collapse.collapsing {
-                    line.push_str(&collapse_warning(&collapse));
+                if let Some(warning) = collapse.warning() {
+                    line.push_str(&format!("\nwarning: {warning}"));
                 }
                 if self.quiet {
                     // stdout: stderr is for the one line of an error.
@@ -110,24 +111,21 @@ impl Host for Terminal {
 }
 
 /// An epoch's mining figures on its log line: percentages of the loss terms, mean distances.
-fn mining_figures(m: &MiningStats) -> String {
+/// Batch-hard names them for what they are there: the hardest negative farther than the hardest
+/// positive (in order) or not (violated).
+fn mining_figures(m: &MiningStats, mining: Mining) -> String {
     let percent = |f: f64| format!("{:.1}%", 100.0 * f);
+    let (farther, not_farther) = match mining {
+        Mining::SemiHard => ("semi-hard", "fallback"),
+        Mining::Hard => ("in order", "violated"),
+    };
     format!(
-        "semi-hard {}  fallback {}  active {}  d_ap {:.3}  d_an {:.3}",
+        "{farther} {}  {not_farther} {}  active {}  d_ap {:.3}  d_an {:.3}",
         percent(m.semi_hard_fraction()),
         percent(m.fallback_fraction()),
         percent(m.active_fraction()),
         m.mean_d_ap(),
         m.mean_d_an()
-    )
-}
-
-/// The warning that ends an epoch's line when its test embeddings are collapsing.
-fn collapse_warning(c: &Collapse) -> String {
-    format!(
-        "\nwarning: the embedding is collapsing: mean cosine of two test embeddings {:.3} \
-         (above {COLLAPSE_COSINE}), spread {:.3}",
-        c.mean_cosine, c.spread
     )
 }
 
@@ -177,6 +175,7 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
         quiet: args.quiet,
         skipped: 0,
         steps_per_epoch: 0,
+        mining: config.mining,
     };
     let outcome = pollster::block_on(run(&mut trainer, &mut host));
     host.bar.finish_and_clear();

@@ -58,6 +58,17 @@ impl Collapse {
             collapsing: mean_cosine > COLLAPSE_COSINE,
         }
     }
+
+    /// The one-line warning a host shows when the embedding is collapsing; `None` otherwise.
+    pub fn warning(&self) -> Option<String> {
+        self.collapsing.then(|| {
+            format!(
+                "the embedding is collapsing: two test embeddings have a mean cosine of {:.3} \
+                 (above {COLLAPSE_COSINE}) and spread {:.3} around their mean direction",
+                self.mean_cosine, self.spread
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -78,7 +89,9 @@ mod tests {
         assert!((c.mean_cosine - 1.0).abs() < 1e-12, "{c:?}");
         assert!(c.spread < 1e-6, "{c:?}");
         assert!(c.collapsing);
-        // A slight spread stays below the threshold.
+        let warning = c.warning().expect("a warning");
+        assert!(warning.contains("mean cosine of 1.000"), "{warning}");
+        // Well apart (cosine 0.47 on average) is no collapse.
         let c = Collapse::of(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 2);
         // cosines: 0, 1/√2, 1/√2: mean 0.4714.
         assert!(
@@ -86,6 +99,7 @@ mod tests {
             "{c:?}"
         );
         assert!(!c.collapsing);
+        assert_eq!(c.warning(), None);
         assert!(Collapse::of(&[1.0, 0.0], 2).mean_cosine.is_nan());
     }
 }
