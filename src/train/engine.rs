@@ -126,8 +126,8 @@ impl Engine {
     /// One optimiser step on `batch` with the settings of `config`, dropout masks from `rng`;
     /// returns the batch loss followed by its [`super::MiningStats`] sums (`[1 +`
     /// [`super::DEVICE_STATS`]`]`, detached), still on the device, to be read in one go. Every
-    /// engine leaves the weights untouched
-    /// when the loss is not finite (where it can read it: see [`loss_is_finite`]).
+    /// engine leaves the weights untouched when the loss is not finite (where it can read it:
+    /// see [`loss_is_finite`]).
     pub fn step(
         &mut self,
         batch: Batch<'_>,

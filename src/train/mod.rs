@@ -8,8 +8,8 @@
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
 //! `config`, `events`, `mining` (a step's mining statistics) and `collapse` (the test
-//! embedding's collapse indicator) are plain data (the page uses them without the `engine` feature);
-//! `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
+//! embedding's collapse indicator) are plain data (the page uses them without the `engine`
+//! feature); `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
 
 mod collapse;
 mod config;
