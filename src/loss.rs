@@ -31,8 +31,9 @@
 //!
 //! [`mined_loss`] also returns what the mining found ([`crate::train::MiningStats`]: how many
 //! terms took a semi-hard negative, fell back, had no negative, are still active, and their
-//! distances), as a few sums computed on the same device from the same selection, detached from
-//! the graph, so a trainer reads them with the loss in one read.
+//! distances), in one small tensor on the same device, detached from the graph: the sums over
+//! the embeddings computed there from the same selection, the counts that depend on the labels
+//! alone from the host. So a trainer reads them with the loss in one read.
 //!
 //! Gradient conventions follow TF's autodiff: `max(x, 0)` passes the gradient at `x == 0`;
 //! zero L2 distances have zero gradient; the chosen negative is a constant selection (the
@@ -73,6 +74,10 @@ struct Masks {
     negative: Tensor<2>,
     /// Number of ordered positive pairs.
     num_positive: usize,
+    /// `[B, 1]`: whether each anchor has a positive, as 0/1 (host values).
+    anchor_has_positive: Vec<f32>,
+    /// Whether the batch is one class: then no anchor has a negative (otherwise every one has).
+    one_class: bool,
     /// Host copy of `negative`, for the host selection path.
     negative_host: Vec<bool>,
 }
@@ -96,10 +101,16 @@ fn masks<L: PartialEq>(labels: &[L], device: &Device) -> Masks {
             }
         }
     }
+    let anchor_has_positive = pos
+        .chunks(b.max(1))
+        .map(|row| if row.contains(&1.0) { 1.0 } else { 0.0 })
+        .collect();
     Masks {
         positive: Tensor::from_data(TensorData::new(pos, [b, b]), device),
         negative: Tensor::from_data(TensorData::new(neg, [b, b]), device),
         num_positive,
+        anchor_has_positive,
+        one_class: !neg_host.contains(&true),
         negative_host: neg_host,
     }
 }
@@ -244,53 +255,61 @@ fn semi_hard<L: PartialEq>(
     let per_pair =
         relu_tf((dist.clone() - negative.clone()).add_scalar(margin) * m.positive.clone());
     let stats = with_stats.then(|| {
-        let has_negative = m
-            .negative
-            .sum_dim(1)
-            .greater_elem(0.0)
-            .float()
-            .expand([b, b]);
-        stats_of(Terms {
-            term: m.positive,
-            farther: has_semi.float(),
-            has_negative,
-            value: per_pair.clone(),
-            d_ap: dist,
-            d_an: negative,
-        })
+        // A semi-hard negative exists only where the anchor has negatives; `per_pair` is 0
+        // outside the positive pairs.
+        stats_of(
+            Terms {
+                count: m.num_positive,
+                one_class: m.one_class,
+                farther: has_semi.float() * m.positive.clone(),
+                active: per_pair.clone().greater_elem(0.0).float(),
+                d_ap: dist * m.positive.clone(),
+                d_an: negative * m.positive,
+            },
+            &device,
+        )
     });
     (per_pair.sum().div_scalar(m.num_positive as f32), stats)
 }
 
-/// The loss terms of a batch, entry by entry (`[B, B]` pairs for semi-hard mining, `[B, 1]`
-/// anchors for batch-hard), for [`stats_of`]; the masks are 0/1.
+/// The loss terms of a batch for [`stats_of`], entry by entry (`[B, B]` pairs for semi-hard
+/// mining, `[B, 1]` anchors for batch-hard), each already 0 outside the terms. What depends on
+/// the labels alone (how many terms, whether they have negatives) is known on the host: the
+/// device only sums what depends on the embeddings (a dozen small launches in all).
 struct Terms {
-    /// Which entries are terms (have a positive).
-    term: Tensor<2>,
-    /// Whether the chosen negative is strictly farther than the positive.
+    /// How many terms.
+    count: usize,
+    /// Whether the batch is one class (no term has a negative; else every term has).
+    one_class: bool,
+    /// 0/1: the chosen negative is strictly farther than the positive.
     farther: Tensor<2>,
-    /// Whether the anchor has a negative.
-    has_negative: Tensor<2>,
-    /// The loss term.
-    value: Tensor<2>,
+    /// 0/1: the loss term is `> 0`.
+    active: Tensor<2>,
     /// The positive's distance.
     d_ap: Tensor<2>,
     /// The chosen negative's distance.
     d_an: Tensor<2>,
 }
 
-/// The [`DEVICE_STATS`] sums of [`MiningStats::from_device`], detached, on the terms' device.
-fn stats_of(t: Terms) -> Tensor<1> {
-    let term = t.term.detach();
-    let with_negative = term.clone() * t.has_negative.detach();
+/// The [`DEVICE_STATS`] values of [`MiningStats::from_device`], detached, on `device`.
+fn stats_of(t: Terms, device: &Device) -> Tensor<1> {
+    let no_negative = if t.one_class { t.count } else { 0 };
+    let known = [t.count as f32, no_negative as f32];
+    // Without negatives nothing was chosen: no semi-hard negative, no negative distance.
+    let chosen = |sum: Tensor<1>| {
+        if t.one_class {
+            sum.mul_scalar(0.0)
+        } else {
+            sum
+        }
+    };
     Tensor::cat(
         vec![
-            term.clone().sum(),
-            (with_negative.clone() * t.farther.detach()).sum(),
-            (term.clone() - with_negative.clone()).sum(),
-            (term.clone() * t.value.detach().greater_elem(0.0).float()).sum(),
-            (term * t.d_ap.detach()).sum(),
-            (with_negative * t.d_an.detach()).sum(),
+            Tensor::from_data(TensorData::new(known.to_vec(), [2]), device),
+            chosen(t.farther.detach().sum()),
+            t.active.detach().sum(),
+            t.d_ap.detach().sum(),
+            chosen(t.d_an.detach().sum()),
         ],
         0,
     )
@@ -426,18 +445,21 @@ fn hard<L: PartialEq>(
         relu_tf(gap.add_scalar(margin))
     };
     let stats = with_stats.then(|| {
-        let any = |mask: Tensor<2>| mask.sum_dim(1).greater_elem(0.0).float();
-        stats_of(Terms {
-            term: any(m.positive),
-            farther: hardest_negative
-                .clone()
-                .greater(hardest_positive.clone())
-                .float(),
-            has_negative: any(m.negative),
-            value: per_anchor.clone(),
-            d_ap: hardest_positive,
-            d_an: hardest_negative,
-        })
+        let device = per_anchor.device();
+        let count = m.anchor_has_positive.iter().filter(|&&w| w > 0.0).count();
+        let term = Tensor::<2>::from_data(TensorData::new(m.anchor_has_positive, [b, 1]), &device);
+        let farther = hardest_negative.clone().greater(hardest_positive.clone());
+        stats_of(
+            Terms {
+                count,
+                one_class: m.one_class,
+                farther: farther.float() * term.clone(),
+                active: per_anchor.clone().greater_elem(0.0).float() * term.clone(),
+                d_ap: hardest_positive * term.clone(),
+                d_an: hardest_negative * term,
+            },
+            &device,
+        )
     });
     (per_anchor.mean(), stats)
 }

@@ -1,7 +1,8 @@
 //! [`MiningStats`]: what a step's triplet mining found, as sums that add up over steps and
 //! epochs, with the fractions and means a log shows. Plain data with serde (the page's worker
-//! sends it inside [`super::Event`]); the device computes the sums beside the loss
-//! (`crate::loss`) and this file only gives them names: it knows no device and no tensor.
+//! sends it inside [`super::Event`]); `crate::loss` puts the values beside the loss on its
+//! device (the sums over the embeddings computed there, the counts that depend on the labels
+//! alone uploaded), and this file only gives them names: it knows no device and no tensor.
 //!
 //! The figures follow the loss's own selection exactly (TFA 0.23, see `crate::loss`). A *term*
 //! is one summand of the loss that has a positive:
@@ -48,7 +49,7 @@ pub struct MiningStats {
 }
 
 /// How many values a step's statistics take on the device, in the order of
-/// [`MiningStats::from_device`]: terms, semi-hard, no-negative, active, sum of `D[a,p]`, sum
+/// [`MiningStats::from_device`]: terms, no-negative, semi-hard, active, sum of `D[a,p]`, sum
 /// of `D[a,n]` (the fallback count is what remains of the terms).
 pub const DEVICE_STATS: usize = 6;
 
@@ -59,8 +60,8 @@ impl MiningStats {
         assert_eq!(values.len(), DEVICE_STATS, "one step's mining statistics");
         let count = |v: f32| v.max(0.0).round() as u64;
         let terms = count(values[0]);
-        let semi_hard = count(values[1]);
-        let no_negative = count(values[2]);
+        let no_negative = count(values[1]);
+        let semi_hard = count(values[2]);
         Self {
             terms,
             semi_hard,
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn device_values_become_counts_fractions_and_means() {
         // 6 terms: 3 semi-hard, 1 without a negative, so 2 fell back; 4 active.
-        let mut s = MiningStats::from_device(&[6.0, 3.0, 1.0, 4.0, 3.0, 10.0]);
+        let mut s = MiningStats::from_device(&[6.0, 1.0, 3.0, 4.0, 3.0, 10.0]);
         assert_eq!(
             (s.terms, s.semi_hard, s.fallback, s.no_negative, s.active),
             (6, 3, 2, 1, 4)
@@ -136,7 +137,7 @@ mod tests {
         assert_eq!(s.active_fraction(), 4.0 / 6.0);
         assert_eq!(s.mean_d_ap(), 0.5);
         assert_eq!(s.mean_d_an(), 2.0, "over the 5 terms with a negative");
-        s.add(&MiningStats::from_device(&[2.0, 2.0, 0.0, 0.0, 1.0, 6.0]));
+        s.add(&MiningStats::from_device(&[2.0, 0.0, 2.0, 0.0, 1.0, 6.0]));
         assert_eq!((s.terms, s.semi_hard, s.fallback, s.active), (8, 5, 2, 4));
         assert_eq!(s.mean_d_ap(), 0.5);
         assert_eq!(s.mean_d_an(), 16.0 / 7.0);
