@@ -10,7 +10,7 @@
 //!   examples per iteration, so criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
 //!   reading it every step here is the conservative figure.)
 //! * then, outside criterion, where the fused CPU step's time goes: its phases (dropout masks,
-//!   forward, loss + gradient in burn, backward, Adam) timed inside the same step, interleaved
+//!   forward, loss + mining statistics + gradient in burn, backward, Adam) timed inside the same step, interleaved
 //!   round by round with an inference forward and a `Trainer::step` (see [`breakdown`]);
 //!   printed and written to `bench/out/step-breakdown.json`.
 
@@ -25,7 +25,7 @@ use rand_pcg::Pcg64Mcg;
 use tripletlab::backend::{BackendKind, cpu_device, native_device};
 use tripletlab::data::{Split, load_dir};
 use tripletlab::fused::{AdamSettings, FusedNet};
-use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+use tripletlab::loss::{Metric, Mined, Mining, Selection, mined_loss, semi_hard_triplet_loss_with};
 use tripletlab::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
 use tripletlab::train::{StepEngine, StepOutcome, TrainConfig, Trainer};
 
@@ -53,7 +53,11 @@ fn config_with(engine: StepEngine) -> TrainConfig {
 fn step(trainer: &mut Trainer) -> f32 {
     loop {
         match trainer.step() {
-            Ok(StepOutcome::Trained { loss, .. }) => return loss.into_scalar::<f32>(),
+            // The whole readout (loss and mining statistics), as the driver reads it.
+            Ok(StepOutcome::Trained { readout, .. }) => {
+                let values: Vec<f32> = readout.into_data().try_into_vec().expect("f32");
+                return values[0];
+            }
             Ok(StepOutcome::Skipped { .. }) => continue,
             Err(e) => panic!("step failed: {e}"),
         }
@@ -148,12 +152,13 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         "adam",
         "manual_step",
         "trainer_step",
+        "loss_without_statistics",
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let warm = if rounds > 1 { 5 } else { 0 };
     for round in 0..warm + rounds {
         let (px, labels) = &batches[round % batches.len()];
-        let mut t = [0f64; 8];
+        let mut t = [0f64; 9];
 
         let t0 = Instant::now();
         black_box(net.embed(px));
@@ -170,8 +175,12 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         let x =
             Tensor::<2>::from_data(TensorData::new(embeddings, [BATCH, EMBEDDING_DIM]), &device)
                 .require_grad();
-        let loss = semi_hard_triplet_loss_with(x.clone(), labels, 1.0, Metric::L2, Selection::Auto);
+        // The loss and its mining statistics, as the engine computes them.
+        let mining = (Mining::SemiHard, false);
+        let Mined { loss, stats } =
+            mined_loss(x.clone(), labels, 1.0, Metric::L2, mining, Selection::Auto);
         black_box(loss.clone().into_scalar::<f32>());
+        black_box(stats);
         let grads = loss.backward();
         let d: Vec<f32> = x
             .grad(&grads)
@@ -192,6 +201,21 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         black_box(step(&mut trainer));
         t[7] = ms(t0);
 
+        // Phase 3 again on the same embeddings without the mining statistics: their cost.
+        let x = x.detach().require_grad();
+        let t0 = Instant::now();
+        let loss = semi_hard_triplet_loss_with(x.clone(), labels, 1.0, Metric::L2, Selection::Auto);
+        black_box(loss.clone().into_scalar::<f32>());
+        let grads = loss.backward();
+        let d: Vec<f32> = x
+            .grad(&grads)
+            .expect("gradient")
+            .into_data()
+            .try_into_vec()
+            .expect("f32");
+        black_box(d);
+        t[8] = ms(t0);
+
         if round >= warm {
             for (s, v) in samples.iter_mut().zip(t) {
                 s.push(v);
@@ -209,7 +233,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         ("training step, phase 1: dropout masks", get("masks")),
         ("training step, phase 2: forward", get("forward")),
         (
-            "training step, phase 3: semi-hard loss + its gradient (burn)",
+            "training step, phase 3: semi-hard loss + statistics + gradient",
             get("loss"),
         ),
         ("training step, phase 4: backward", get("backward")),
@@ -218,6 +242,10 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         (
             "Trainer::step + loss read (as in train_step/cpu)",
             get("trainer_step"),
+        ),
+        (
+            "phase 3 without the mining statistics (their cost)",
+            get("loss_without_statistics"),
         ),
     ];
     for (label, v) in rows {
@@ -228,6 +256,64 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
         "rounds": rounds,
         "ms": names.iter().zip(&medians).map(|(n, v)| (n.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
     })
+}
+
+/// On wgpu (the WGSL engine's loss device): the semi-hard loss and its gradient at batch 32,
+/// read back, with and without the mining statistics (then read with it, as the driver does),
+/// alternately; median ms over `rounds`. Skipped with a note when no adapter starts.
+fn statistics_cost_on_wgpu(rounds: usize) {
+    let device = match native_device(BackendKind::Wgpu) {
+        Ok(d) => d.autodiff(),
+        Err(e) => return println!("statistics cost on wgpu: SKIPPED ({e})"),
+    };
+    let values: Vec<f32> = (0..BATCH * EMBEDDING_DIM)
+        .map(|k| ((k * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let labels: Vec<u8> = (0..BATCH).map(|k| (k % 10) as u8).collect();
+    let mut samples = [Vec::new(), Vec::new()];
+    for round in 0..5 + rounds {
+        for (with, sample) in samples.iter_mut().enumerate() {
+            let x = Tensor::<2>::from_data(
+                TensorData::new(values.clone(), [BATCH, EMBEDDING_DIM]),
+                &device,
+            )
+            .require_grad();
+            let t0 = Instant::now();
+            let (loss, read) = if with == 1 {
+                let mining = (Mining::SemiHard, false);
+                let Mined { loss, stats } = mined_loss(
+                    x.clone(),
+                    &labels,
+                    1.0,
+                    Metric::L2,
+                    mining,
+                    Selection::Device,
+                );
+                (loss.clone(), Tensor::cat(vec![loss.detach(), stats], 0))
+            } else {
+                let loss = semi_hard_triplet_loss_with(
+                    x.clone(),
+                    &labels,
+                    1.0,
+                    Metric::L2,
+                    Selection::Device,
+                );
+                (loss.clone(), loss.detach())
+            };
+            let grads = loss.backward();
+            let g = x.grad(&grads).expect("gradient");
+            black_box(g.into_data());
+            black_box(read.into_data());
+            if round >= 5 {
+                sample.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let [without, with] = samples.map(median_ms);
+    println!(
+        "semi-hard loss + gradient on wgpu (batch 32, median ms over {rounds} alternate rounds): \
+         {without:.2} without the mining statistics, {with:.2} with them"
+    );
 }
 
 fn bench_mode() -> bool {
@@ -245,6 +331,7 @@ fn main() {
     train_step(&mut c, &split, if bench { 5 } else { 0 });
     c.final_summary();
     let json = breakdown(&split, if bench { 30 } else { 1 });
+    statistics_cost_on_wgpu(if bench { 30 } else { 1 });
     if bench {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/out");
         let path = dir.join("step-breakdown.json");

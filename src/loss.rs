@@ -29,6 +29,12 @@
 //! the chosen distances are then gathered from the differentiable distance matrix, so values and
 //! gradients are the same either way.
 //!
+//! [`mined_loss`] also returns what the mining found ([`crate::train::MiningStats`]: how many
+//! terms took a semi-hard negative, fell back, had no negative, are still active, and their
+//! distances), in one small tensor on the same device, detached from the graph: the sums over
+//! the embeddings computed there from the same selection, the counts that depend on the labels
+//! alone from the host. So a trainer reads them with the loss in one read.
+//!
 //! Gradient conventions follow TF's autodiff: `max(x, 0)` passes the gradient at `x == 0`;
 //! zero L2 distances have zero gradient; the chosen negative is a constant selection (the
 //! gradient flows into the selected distance only). Where TF splits a gradient equally among
@@ -39,7 +45,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-pub use crate::train::{Metric, Mining};
+pub use crate::train::{DEVICE_STATS, Metric, Mining, MiningStats};
 
 /// Where the semi-hard negative is selected (see the module docs). Same values either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,6 +74,10 @@ struct Masks {
     negative: Tensor<2>,
     /// Number of ordered positive pairs.
     num_positive: usize,
+    /// `[B, 1]`: whether each anchor has a positive, as 0/1 (host values).
+    anchor_has_positive: Vec<f32>,
+    /// Whether the batch is one class: then no anchor has a negative (otherwise every one has).
+    one_class: bool,
     /// Host copy of `negative`, for the host selection path.
     negative_host: Vec<bool>,
 }
@@ -91,10 +101,16 @@ fn masks<L: PartialEq>(labels: &[L], device: &Device) -> Masks {
             }
         }
     }
+    let anchor_has_positive = pos
+        .chunks(b.max(1))
+        .map(|row| if row.contains(&1.0) { 1.0 } else { 0.0 })
+        .collect();
     Masks {
         positive: Tensor::from_data(TensorData::new(pos, [b, b]), device),
         negative: Tensor::from_data(TensorData::new(neg, [b, b]), device),
         num_positive,
+        anchor_has_positive,
+        one_class: !neg_host.contains(&true),
         negative_host: neg_host,
     }
 }
@@ -170,6 +186,47 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     metric: Metric,
     selection: Selection,
 ) -> Tensor<1> {
+    semi_hard(embeddings, labels, margin, metric, selection, false).0
+}
+
+/// A batch's loss (as [`triplet_loss`], with an explicit [`Selection`] for semi-hard mining)
+/// and its mining statistics.
+pub struct Mined {
+    /// The loss, `[1]`, in the autodiff graph.
+    pub loss: Tensor<1>,
+    /// [`DEVICE_STATS`] sums in the order of [`MiningStats::from_device`], detached, on the
+    /// same device.
+    pub stats: Tensor<1>,
+}
+
+/// The loss chosen by `mining` and what its mining found (see the module docs).
+pub fn mined_loss<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    (mining, soft): (Mining, bool),
+    selection: Selection,
+) -> Mined {
+    let (loss, stats) = match mining {
+        Mining::SemiHard => semi_hard(embeddings, labels, margin, metric, selection, true),
+        Mining::Hard => hard(embeddings, labels, margin, metric, soft, true),
+    };
+    Mined {
+        loss,
+        stats: stats.expect("statistics were asked for"),
+    }
+}
+
+/// The semi-hard loss, and its statistics when `with_stats`.
+fn semi_hard<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    selection: Selection,
+    with_stats: bool,
+) -> (Tensor<1>, Option<Tensor<1>>) {
     let [b, _] = embeddings.dims();
     assert_eq!(b, labels.len(), "one label per embedding row");
     let device = embeddings.device();
@@ -193,10 +250,69 @@ pub fn semi_hard_triplet_loss_with<L: PartialEq>(
     let semi = (dist.clone() - rowmax.clone()).gather(1, index) + rowmax;
     // Fallback: the farthest negative (row minimum when the anchor has no negatives).
     let farthest = masked_maximum(dist.clone(), m.negative.clone()); // [B, 1]
-    let negative = semi.mask_where(has_semi.bool_not(), farthest.expand([b, b]));
+    let negative = semi.mask_where(has_semi.clone().bool_not(), farthest.expand([b, b]));
 
-    let per_pair = relu_tf((dist - negative).add_scalar(margin) * m.positive);
-    per_pair.sum().div_scalar(m.num_positive as f32)
+    let per_pair =
+        relu_tf((dist.clone() - negative.clone()).add_scalar(margin) * m.positive.clone());
+    let stats = with_stats.then(|| {
+        // A semi-hard negative exists only where the anchor has negatives; `per_pair` is 0
+        // outside the positive pairs.
+        stats_of(
+            Terms {
+                count: m.num_positive,
+                one_class: m.one_class,
+                farther: has_semi.float() * m.positive.clone(),
+                active: per_pair.clone().greater_elem(0.0).float(),
+                d_ap: dist * m.positive.clone(),
+                d_an: negative * m.positive,
+            },
+            &device,
+        )
+    });
+    (per_pair.sum().div_scalar(m.num_positive as f32), stats)
+}
+
+/// The loss terms of a batch for [`stats_of`], entry by entry (`[B, B]` pairs for semi-hard
+/// mining, `[B, 1]` anchors for batch-hard), each already 0 outside the terms. What depends on
+/// the labels alone (how many terms, whether they have negatives) is known on the host: the
+/// device only sums what depends on the embeddings (a dozen small launches in all).
+struct Terms {
+    /// How many terms.
+    count: usize,
+    /// Whether the batch is one class (no term has a negative; else every term has).
+    one_class: bool,
+    /// 0/1: the chosen negative is strictly farther than the positive.
+    farther: Tensor<2>,
+    /// 0/1: the loss term is `> 0`.
+    active: Tensor<2>,
+    /// The positive's distance.
+    d_ap: Tensor<2>,
+    /// The chosen negative's distance.
+    d_an: Tensor<2>,
+}
+
+/// The [`DEVICE_STATS`] values of [`MiningStats::from_device`], detached, on `device`.
+fn stats_of(t: Terms, device: &Device) -> Tensor<1> {
+    let no_negative = if t.one_class { t.count } else { 0 };
+    let known = [t.count as f32, no_negative as f32];
+    // Without negatives nothing was chosen: no semi-hard negative, no negative distance.
+    let chosen = |sum: Tensor<1>| {
+        if t.one_class {
+            sum.mul_scalar(0.0)
+        } else {
+            sum
+        }
+    };
+    Tensor::cat(
+        vec![
+            Tensor::from_data(TensorData::new(known.to_vec(), [2]), device),
+            chosen(t.farther.detach().sum()),
+            t.active.detach().sum(),
+            t.d_ap.detach().sum(),
+            chosen(t.d_an.detach().sum()),
+        ],
+        0,
+    )
 }
 
 /// Whether the host selection's synchronous read is available on `device`: always natively; in
@@ -304,19 +420,48 @@ pub fn hard_triplet_loss<L: PartialEq>(
     metric: Metric,
     soft: bool,
 ) -> Tensor<1> {
+    hard(embeddings, labels, margin, metric, soft, false).0
+}
+
+/// The batch-hard loss, and its statistics when `with_stats`.
+fn hard<L: PartialEq>(
+    embeddings: Tensor<2>,
+    labels: &[L],
+    margin: f32,
+    metric: Metric,
+    soft: bool,
+    with_stats: bool,
+) -> (Tensor<1>, Option<Tensor<1>>) {
     let [b, _] = embeddings.dims();
     assert_eq!(b, labels.len(), "one label per embedding row");
     let m = masks(labels, &embeddings.device());
     let dist = pairwise_distances(embeddings, metric);
-    let hardest_positive = masked_maximum(dist.clone(), m.positive);
-    let hardest_negative = masked_minimum(dist, m.negative);
-    let gap = hardest_positive - hardest_negative;
+    let hardest_positive = masked_maximum(dist.clone(), m.positive.clone());
+    let hardest_negative = masked_minimum(dist, m.negative.clone());
+    let gap = hardest_positive.clone() - hardest_negative.clone();
     let per_anchor = if soft {
         gap.exp().log1p()
     } else {
         relu_tf(gap.add_scalar(margin))
     };
-    per_anchor.mean()
+    let stats = with_stats.then(|| {
+        let device = per_anchor.device();
+        let count = m.anchor_has_positive.iter().filter(|&&w| w > 0.0).count();
+        let term = Tensor::<2>::from_data(TensorData::new(m.anchor_has_positive, [b, 1]), &device);
+        let farther = hardest_negative.clone().greater(hardest_positive.clone());
+        stats_of(
+            Terms {
+                count,
+                one_class: m.one_class,
+                farther: farther.float() * term.clone(),
+                active: per_anchor.clone().greater_elem(0.0).float() * term.clone(),
+                d_ap: hardest_positive * term.clone(),
+                d_an: hardest_negative * term,
+            },
+            &device,
+        )
+    });
+    (per_anchor.mean(), stats)
 }
 
 /// The loss chosen by `mining` (the `soft` flag only matters for [`Mining::Hard`]).

@@ -412,7 +412,7 @@ mod tests {
 
     use super::*;
     use crate::metrics::{Confusion, Metrics, Predictions};
-    use crate::train::{Summary, TrainError};
+    use crate::train::{Collapse, EpochFigures, MiningStats, Summary, TrainError};
 
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
         let bytes = encode(&m).unwrap();
@@ -502,6 +502,15 @@ mod tests {
                 steps_per_epoch: 10,
                 global_step: 2,
                 loss: 0.75,
+                mining: MiningStats {
+                    terms: 60,
+                    semi_hard: 40,
+                    fallback: 18,
+                    no_negative: 2,
+                    active: 30,
+                    sum_d_ap: 40.5,
+                    sum_d_an: 70.25,
+                },
                 examples_per_s: 400.0,
                 elapsed_s: 1.5,
             },
@@ -519,6 +528,14 @@ mod tests {
             Event::EpochEnd {
                 epoch: 1,
                 mean_loss: 0.7,
+                figures: Box::new(EpochFigures {
+                    mining: MiningStats::default(),
+                    collapse: Collapse {
+                        mean_cosine: 0.25,
+                        spread: 0.8,
+                        collapsing: false,
+                    },
+                }),
                 metrics: metrics.clone(),
                 elapsed_s: 3.0,
             },
@@ -528,6 +545,7 @@ mod tests {
                 steps: 12,
                 skipped_batches: 1,
                 epoch_losses: vec![0.7],
+                epoch_figures: Arc::new(vec![EpochFigures::default()]),
                 metrics,
                 examples_per_s: 410.0,
                 train_seconds: 2.0,

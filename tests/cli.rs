@@ -149,6 +149,52 @@ fn short_training_run_learns_and_writes_projector_files() {
     assert_eq!(losses.len(), 1);
     let epoch_loss = losses[0].as_f64().unwrap();
     assert!(epoch_loss.is_finite() && epoch_loss > 0.0, "{epoch_loss}");
+    // The epoch's mining statistics, one value per epoch: fractions of the positive pairs
+    // (semi-hard, fallback and no-negative add up to 1), L2 distances of unit vectors (0..2).
+    let epoch_figure = |key: &str| -> f64 {
+        let values = m[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} is not an array"));
+        assert_eq!(values.len(), 1, "{key}: one value per epoch");
+        values[0]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {:?}", values[0]))
+    };
+    let fractions = [
+        "semi_hard_fraction",
+        "fallback_fraction",
+        "no_negative_fraction",
+    ];
+    let parts: Vec<f64> = fractions.iter().map(|k| epoch_figure(k)).collect();
+    assert!((parts.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{parts:?}");
+    assert!(
+        parts[0] > 0.0 && parts[1] > 0.0 && parts[2] == 0.0,
+        "{parts:?}"
+    );
+    let active = epoch_figure("active_fraction");
+    assert!(active > 0.0 && active <= 1.0, "active {active}");
+    let (d_ap, d_an) = (epoch_figure("mean_d_ap"), epoch_figure("mean_d_an"));
+    assert!(
+        d_ap > 0.0 && d_an > 0.0 && d_an <= 2.0 && d_ap <= 2.0,
+        "{d_ap} {d_an}"
+    );
+    let collapse = &m["epoch_collapse"][0];
+    let cosine = number(collapse, "mean_cosine");
+    assert!(cosine > -1.0 && cosine < 0.9, "mean cosine {cosine}");
+    assert!(number(collapse, "spread") > 0.3, "{collapse}");
+    assert_eq!(collapse["collapsing"], false);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("semi-hard ") && stdout.contains("active ") && !stdout.contains("warning"),
+        "{stdout}"
+    );
+    eprintln!(
+        "epoch 1: semi-hard {:.4}, fallback {:.4}, active {active:.4}, d_ap {d_ap:.4}, d_an \
+         {d_an:.4}; test mean cosine {cosine:.4}, spread {:.4}",
+        parts[0],
+        parts[1],
+        number(collapse, "spread")
+    );
     assert!(number(&m, "examples_per_s") > 0.0);
     // kNN-1's confusion matrix: every test example once, its diagonal kNN-1's hits, and the
     // accuracy per class its rows'.

@@ -280,7 +280,7 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     let losses = |t: &mut Trainer| -> Vec<f32> {
         (0..22)
             .map(|_| match t.step().unwrap() {
-                StepOutcome::Trained { loss, .. } => loss.into_scalar::<f32>(),
+                StepOutcome::Trained { readout, .. } => readout.slice(0..1).into_scalar::<f32>(),
                 StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
             })
             .collect()
@@ -332,4 +332,57 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
     let again = Trainer::with_model(TrainConfig::default(), &split, &device, model).unwrap();
     let ec = pollster::block_on(again.embed(gpu.test_set())).unwrap();
     assert!(worst(&ec, &ea) < 1e-6);
+}
+
+/// The hand-computed mining statistics (`common/mining.rs`) on wgpu, through both selection
+/// paths, with and without autodiff (the WGSL engine computes its loss on the autodiff wgpu
+/// device), exactly as on the CPU.
+#[test]
+fn hand_computed_mining_statistics_on_wgpu() {
+    let Some(device) = device("hand_computed_mining_statistics_on_wgpu") else {
+        return;
+    };
+    common::mining::check(&device, Selection::Device, "wgpu, device selection");
+    common::mining::check(&device, Selection::Host, "wgpu, host selection");
+}
+
+/// The WGSL engine's steps report the same mining statistics as the host engine's (same
+/// weights, batches and dropout masks, a negligible learning rate), read with the loss.
+#[test]
+fn wgsl_engine_reports_the_mining_statistics_of_the_cpu_engine() {
+    use tripletlab::loss::DEVICE_STATS;
+    use tripletlab::train::{MiningStats, StepEngine, StepOutcome};
+    let Some(device) = device("wgsl_engine_reports_the_mining_statistics_of_the_cpu_engine") else {
+        return;
+    };
+    let split = mnist();
+    let config = TrainConfig {
+        train_limit: Some(160),
+        test_limit: Some(32),
+        lr: 1e-9,
+        ..TrainConfig::default()
+    };
+    let mut gpu = Trainer::new(config.clone(), &split, &device).unwrap();
+    let mut cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
+    assert_eq!(gpu.engine(), StepEngine::Fused);
+    let stats = |t: &mut Trainer| match t.step().unwrap() {
+        StepOutcome::Trained { readout, .. } => {
+            let v = read(readout);
+            assert_eq!(v.len(), 1 + DEVICE_STATS);
+            MiningStats::from_device(&v[1..])
+        }
+        StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
+    };
+    for step in 0..5 {
+        let (got, want) = (stats(&mut gpu), stats(&mut cpu));
+        let counts = |s: &MiningStats| (s.terms, s.semi_hard, s.fallback, s.no_negative, s.active);
+        assert_eq!(counts(&got), counts(&want), "step {step}");
+        assert!(want.terms > 0 && want.active > 0, "{want:?}");
+        for (g, w) in [(got.sum_d_ap, want.sum_d_ap), (got.sum_d_an, want.sum_d_an)] {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "step {step}: {got:?} vs {want:?}"
+            );
+        }
+    }
 }

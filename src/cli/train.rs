@@ -10,7 +10,9 @@ use serde_json::json;
 use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
 use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{Event, Host, Summary, TrainConfig, Trainer, run};
+use tripletlab::train::{
+    EpochFigures, Event, Host, Mining, MiningStats, Summary, TrainConfig, Trainer, run,
+};
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
 use super::*;
@@ -22,6 +24,8 @@ struct Terminal {
     /// Batches skipped in the current epoch (said on its line).
     skipped: usize,
     steps_per_epoch: usize,
+    /// How the run mines (names the figures on the epoch line).
+    mining: Mining,
 }
 
 impl Host for Terminal {
@@ -69,12 +73,16 @@ impl Host for Terminal {
             Event::EpochEnd {
                 epoch,
                 mean_loss,
+                figures,
                 metrics,
                 elapsed_s,
             } => {
+                let EpochFigures { mining, collapse } = *figures;
                 let mut line = format!(
-                    "epoch {epoch}: loss {mean_loss:.4}  test P@1 {:.4}  MAP@R {:.4}  ({elapsed_s:.1} s)",
-                    metrics.precision_at_1, metrics.map_at_r
+                    "epoch {epoch}: loss {mean_loss:.4}  {}  test P@1 {:.4}  MAP@R {:.4}  ({elapsed_s:.1} s)",
+                    mining_figures(&mining, self.mining),
+                    metrics.precision_at_1,
+                    metrics.map_at_r
                 );
                 if self.skipped > 0 {
                     line.push_str(&format!(
@@ -82,6 +90,9 @@ impl Host for Terminal {
                         self.skipped, self.steps_per_epoch
                     ));
                     self.skipped = 0;
+                }
+                if let Some(warning) = collapse.warning() {
+                    line.push_str(&format!("\nwarning: {warning}"));
                 }
                 if self.quiet {
                     // stdout: stderr is for the one line of an error.
@@ -97,6 +108,25 @@ impl Host for Terminal {
     fn now_ms(&self) -> f64 {
         self.start.elapsed().as_secs_f64() * 1000.0
     }
+}
+
+/// An epoch's mining figures on its log line: percentages of the loss terms, mean distances.
+/// Batch-hard names them for what they are there: the hardest negative farther than the hardest
+/// positive (in order) or not (violated).
+fn mining_figures(m: &MiningStats, mining: Mining) -> String {
+    let percent = |f: f64| format!("{:.1}%", 100.0 * f);
+    let (farther, not_farther) = match mining {
+        Mining::SemiHard => ("semi-hard", "fallback"),
+        Mining::Hard => ("in order", "violated"),
+    };
+    format!(
+        "{farther} {}  {not_farther} {}  active {}  d_ap {:.3}  d_an {:.3}",
+        percent(m.semi_hard_fraction()),
+        percent(m.fallback_fraction()),
+        percent(m.active_fraction()),
+        m.mean_d_ap(),
+        m.mean_d_an()
+    )
 }
 
 /// The run's settings from the flags, validated (an error names the flag).
@@ -145,6 +175,7 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
         quiet: args.quiet,
         skipped: 0,
         steps_per_epoch: 0,
+        mining: config.mining,
     };
     let outcome = pollster::block_on(run(&mut trainer, &mut host));
     host.bar.finish_and_clear();
@@ -197,6 +228,7 @@ fn write_outputs(
             report["train_seconds"] = json!(summary.train_seconds);
             report["total_seconds"] = json!(summary.total_seconds);
             report["epoch_losses"] = json!(summary.epoch_losses);
+            add_epoch_figures(&mut report, summary);
             report["skipped_batches"] = json!(summary.skipped_batches);
             report["steps"] = json!(summary.steps);
         }
@@ -225,4 +257,20 @@ fn write_outputs(
         std::fs::write(&path, zip).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     write_report(&args.out, &report)
+}
+
+/// The per-epoch mining statistics and collapse indicator into metrics.json, one array each,
+/// one value per completed epoch (`null` where undefined: no terms, or fewer than two rows).
+fn add_epoch_figures(report: &mut serde_json::Value, summary: &Summary) {
+    let epochs = &summary.epoch_figures;
+    let each =
+        |f: fn(&MiningStats) -> f64| json!(epochs.iter().map(|e| f(&e.mining)).collect::<Vec<_>>());
+    report["semi_hard_fraction"] = each(MiningStats::semi_hard_fraction);
+    report["fallback_fraction"] = each(MiningStats::fallback_fraction);
+    report["no_negative_fraction"] = each(MiningStats::no_negative_fraction);
+    report["active_fraction"] = each(MiningStats::active_fraction);
+    report["mean_d_ap"] = each(MiningStats::mean_d_ap);
+    report["mean_d_an"] = each(MiningStats::mean_d_an);
+    report["epoch_mining"] = json!(epochs.iter().map(|e| e.mining).collect::<Vec<_>>());
+    report["epoch_collapse"] = json!(epochs.iter().map(|e| e.collapse).collect::<Vec<_>>());
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
-use super::{Event, StepOutcome, Summary, TrainError, Trainer, read_f32};
+use super::{
+    Collapse, DEVICE_STATS, EpochFigures, Event, MiningStats, StepOutcome, Summary, TrainError,
+    Trainer, read_f32,
+};
 use crate::data::Dataset;
 use crate::metrics::{self, Metrics};
 use crate::model::EMBEDDING_DIM;
@@ -146,6 +149,7 @@ impl Progress {
                 steps: 0,
                 skipped_batches: 0,
                 epoch_losses: Vec::new(),
+                epoch_figures: Arc::default(),
                 metrics: Metrics::default(),
                 examples_per_s: 0.0,
                 train_seconds: 0.0,
@@ -167,8 +171,12 @@ impl Progress {
     }
 }
 
-/// A step's loss waiting to be read: `(step in the epoch, global step, loss)`.
+/// A step's loss and statistics waiting to be read: `(step in the epoch, global step,
+/// readout)` (see [`StepOutcome::Trained`]).
 type Pending = (usize, usize, Tensor<1>);
+
+/// A step's read loss and statistics: `(step in the epoch, global step, loss, statistics)`.
+type Read = (usize, usize, f32, MiningStats);
 
 async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
     let config = trainer.config().clone();
@@ -220,9 +228,9 @@ async fn train_epoch<H: Host>(
         }
         run.global_step += 1;
         match trainer.step()? {
-            StepOutcome::Trained { loss, examples } => {
+            StepOutcome::Trained { readout, examples } => {
                 run.examples += examples;
-                pending.push((step, run.global_step, loss));
+                pending.push((step, run.global_step, readout));
             }
             StepOutcome::Skipped { reason } => {
                 run.summary.skipped_batches += 1;
@@ -338,11 +346,17 @@ async fn end_epoch<H: Host>(
         return Ok(None);
     };
     run.summary.epoch_losses.push(mean_loss);
+    let figures = EpochFigures {
+        mining: tally.mining,
+        collapse: Collapse::of(&vectors, EMBEDDING_DIM),
+    };
+    Arc::make_mut(&mut run.summary.epoch_figures).push(figures);
     run.summary.epochs_completed = epoch;
     run.summary.metrics = metrics.clone();
     host.event(Event::EpochEnd {
         epoch,
         mean_loss,
+        figures: Box::new(figures),
         metrics,
         elapsed_s: run.elapsed_s(host),
     });
@@ -404,11 +418,12 @@ impl ReadPacing {
     }
 }
 
-/// The read losses of one epoch.
+/// The read losses and mining statistics of one epoch.
 #[derive(Default)]
 struct EpochLosses {
     sum: f64,
     trained: usize,
+    mining: MiningStats,
 }
 
 impl EpochLosses {
@@ -443,14 +458,14 @@ fn per_second(count: usize, ms: f64) -> f64 {
 /// anyway).
 fn report_losses<H: Host>(
     host: &mut H,
-    losses: Vec<(usize, usize, f32)>,
+    losses: Vec<Read>,
     at: StepTime,
     (epoch, steps_per_epoch): (usize, usize),
     tally: &mut EpochLosses,
     summary: &mut Summary,
     stopping: bool,
 ) -> Result<(), TrainError> {
-    for (step, global_step, loss) in losses {
+    for (step, global_step, loss, mining) in losses {
         if !loss.is_finite() {
             if stopping {
                 continue;
@@ -463,6 +478,7 @@ fn report_losses<H: Host>(
         }
         tally.sum += f64::from(loss);
         tally.trained += 1;
+        tally.mining.add(&mining);
         summary.steps += 1;
         host.event(Event::Step {
             epoch,
@@ -470,6 +486,7 @@ fn report_losses<H: Host>(
             steps_per_epoch,
             global_step,
             loss,
+            mining,
             examples_per_s: at.examples_per_s,
             elapsed_s: at.elapsed_s,
         });
@@ -477,17 +494,15 @@ fn report_losses<H: Host>(
     Ok(())
 }
 
-/// Reads the pending losses in one device round trip.
-async fn read_losses(
-    pending: &mut Vec<(usize, usize, Tensor<1>)>,
-) -> Result<Vec<(usize, usize, f32)>, TrainError> {
+/// Reads the pending losses and their statistics in one device round trip.
+async fn read_losses(pending: &mut Vec<Pending>) -> Result<Vec<Read>, TrainError> {
     let drained: Vec<_> = std::mem::take(pending);
     let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
     let values = read_f32(Tensor::cat(tensors, 0)).await?;
     Ok(drained
         .into_iter()
-        .zip(values)
-        .map(|((s, g, _), v)| (s, g, v))
+        .zip(values.chunks_exact(1 + DEVICE_STATS))
+        .map(|((s, g, _), v)| (s, g, v[0], MiningStats::from_device(&v[1..])))
         .collect())
 }
 

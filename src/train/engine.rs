@@ -13,7 +13,7 @@ use super::{ConfigError, StepEngine, TrainConfig, TrainError, read_f32};
 use crate::backend::cpu_device;
 use crate::fused::{AdamSettings, FusedNet};
 use crate::gpu::{EMBED_PIECE, GpuNet};
-use crate::loss::triplet_loss;
+use crate::loss::{Mined, Selection, mined_loss};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, Images};
 
 /// Which [`Engine`]: the same three names.
@@ -124,8 +124,10 @@ impl Engine {
     }
 
     /// One optimiser step on `batch` with the settings of `config`, dropout masks from `rng`;
-    /// returns the batch loss, still on the device. Every engine leaves the weights untouched
-    /// when the loss is not finite (where it can read it: see [`loss_is_finite`]).
+    /// returns the batch loss followed by its [`super::MiningStats`] sums (`[1 +`
+    /// [`super::DEVICE_STATS`]`]`, detached), still on the device, to be read in one go. Every
+    /// engine leaves the weights untouched when the loss is not finite (where it can read it:
+    /// see [`loss_is_finite`]).
     pub fn step(
         &mut self,
         batch: Batch<'_>,
@@ -137,20 +139,22 @@ impl Engine {
         let (rate, lr) = (config.dropout, config.lr);
         let loss_of = |embeddings: Tensor<2>| {
             let c = config;
-            triplet_loss(
+            let mining = (c.mining, c.soft);
+            mined_loss(
                 embeddings,
                 batch.labels,
                 c.margin,
                 c.metric,
-                c.mining,
-                c.soft,
+                mining,
+                Selection::Auto,
             )
         };
         match self {
             Engine::Autodiff { model, optim } => {
                 let images = Images::new(batch.pixels, device);
                 let masks = DropoutMasks::draw(rng, n, rate, device);
-                let loss = loss_of(model.forward_train(&images, masks.as_ref()));
+                let mined = loss_of(model.forward_train(&images, masks.as_ref()));
+                let loss = mined.loss.clone();
                 // Adam only once the loss is known to be finite (one read of the loss, where the
                 // device allows a synchronous one), as the fused engines do: the weights and
                 // Adam's moments never take a NaN, and the driver stops the run on its read.
@@ -158,7 +162,7 @@ impl Engine {
                     let grads = GradientsParams::from_grads(loss.backward(), &*model);
                     *model = optim.step(lr, model.clone(), grads);
                 }
-                Ok(loss)
+                Ok(readout(mined))
             }
             Engine::Host(net) => {
                 let masks = DropoutMasks::draw_host(rng, n, rate);
@@ -170,7 +174,8 @@ impl Engine {
                 let x =
                     Tensor::<2>::from_data(TensorData::new(embeddings, [n, EMBEDDING_DIM]), device)
                         .require_grad();
-                let loss = loss_of(x.clone());
+                let mined = loss_of(x.clone());
+                let loss = mined.loss.clone();
                 if loss.clone().into_scalar::<f32>().is_finite() {
                     let grads = loss.backward();
                     let d = x.grad(&grads).map(|g| g.into_data().try_into_vec::<f32>());
@@ -179,7 +184,7 @@ impl Engine {
                         net.adam_step(lr);
                     }
                 }
-                Ok(loss)
+                Ok(readout(mined))
             }
             Engine::Wgsl(net) => {
                 // As on the host, but nothing leaves the device: the loss and its gradient come
@@ -189,15 +194,16 @@ impl Engine {
                     .forward_train(batch.pixels, masks.as_ref())
                     .map_err(TrainError::Device)?;
                 let x = embeddings.autodiff().require_grad();
-                let loss = loss_of(x.clone());
+                let mined = loss_of(x.clone());
+                let loss = mined.loss.clone();
                 let grads = loss.backward();
                 let d = x
                     .grad(&grads)
                     .ok_or_else(|| TrainError::Device("the loss has no gradient".into()))?;
                 net.backward(d).map_err(TrainError::Device)?;
-                net.adam_step(lr, loss.clone().detach().inner())
+                net.adam_step(lr, loss.detach().inner())
                     .map_err(TrainError::Device)?;
-                Ok(loss)
+                Ok(readout(mined))
             }
         }
     }
@@ -221,6 +227,11 @@ impl Engine {
             Engine::Wgsl(net) => read_f32(net.embed(pixels).map_err(TrainError::Device)?).await,
         }
     }
+}
+
+/// What a step leaves on the device for the driver's read: the loss, then the statistics.
+fn readout(mined: Mined) -> Tensor<1> {
+    Tensor::cat(vec![mined.loss.detach(), mined.stats], 0)
 }
 
 /// Whether a step's loss is finite, read synchronously before the autodiff engine applies Adam.

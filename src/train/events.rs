@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{Collapse, ConfigError, MiningStats};
 use crate::metrics::Metrics;
 
 /// Why training could not start or had to stop.
@@ -90,6 +90,8 @@ pub enum Event {
         global_step: usize,
         /// The batch's loss.
         loss: f32,
+        /// What the batch's mining found (read with the loss).
+        mining: MiningStats,
         /// Training examples per second since the start.
         examples_per_s: f64,
         /// Seconds since the start.
@@ -121,6 +123,9 @@ pub enum Event {
         epoch: usize,
         /// Mean loss over the epoch's trained steps (NaN if none was trained).
         mean_loss: f32,
+        /// The epoch's mining statistics and collapse indicator (boxed: an [`Event`] stays
+        /// small).
+        figures: Box<EpochFigures>,
         /// Test-set metrics after the epoch (kNN against train only at the very end).
         metrics: Metrics,
         /// Seconds since the start.
@@ -145,6 +150,9 @@ pub struct Summary {
     pub skipped_batches: usize,
     /// Mean loss of each completed epoch.
     pub epoch_losses: Vec<f32>,
+    /// The mining statistics and collapse indicator of each completed epoch (shared: an
+    /// [`Event`] stays small).
+    pub epoch_figures: Arc<Vec<EpochFigures>>,
     /// Final metrics.
     pub metrics: Metrics,
     /// Training examples per second (optimiser steps only).
@@ -153,6 +161,15 @@ pub struct Summary {
     pub train_seconds: f64,
     /// Seconds in all.
     pub total_seconds: f64,
+}
+
+/// An epoch's figures besides its loss and metrics (as in [`Event::EpochEnd`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochFigures {
+    /// The mining statistics of the epoch's trained steps, added up.
+    pub mining: MiningStats,
+    /// Whether the test embeddings after the epoch are collapsing.
+    pub collapse: Collapse,
 }
 
 /// What the user asked a running training to do (the page's buttons; the CLI never pauses).

@@ -7,9 +7,11 @@
 //! the yield to the browser's event loop. Device reads on the training path are asynchronous
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
-//! `config` and `events` are plain data (the page uses them without the `engine` feature);
-//! `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
+//! `config`, `events`, `mining` (a step's mining statistics) and `collapse` (the test
+//! embedding's collapse indicator) are plain data (the page uses them without the `engine`
+//! feature); `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
 
+mod collapse;
 mod config;
 #[cfg(feature = "engine")]
 mod driver;
@@ -18,15 +20,18 @@ mod engine;
 mod events;
 #[cfg(feature = "engine")]
 mod held_out;
+mod mining;
 pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
 
+pub use collapse::*;
 pub use config::*;
 #[cfg(feature = "engine")]
 pub use driver::*;
 pub use events::*;
 #[cfg(feature = "engine")]
 pub use held_out::held_out_loss;
+pub use mining::*;
 #[cfg(feature = "engine")]
 pub use trainer::*;

@@ -17,10 +17,11 @@ use crate::model::{EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
 /// What [`Trainer::step`] did (one a step: its size does not matter).
 #[allow(clippy::large_enum_variant)]
 pub enum StepOutcome {
-    /// A step was taken; `loss` is still on the device.
+    /// A step was taken; `readout` is still on the device.
     Trained {
-        /// The batch loss, `[1]`, detached.
-        loss: Tensor<1>,
+        /// The batch loss then its mining statistics, `[1 +` [`super::DEVICE_STATS`]`]`,
+        /// detached (see [`super::MiningStats::from_device`]).
+        readout: Tensor<1>,
         /// Examples in the batch.
         examples: usize,
     },
@@ -205,7 +206,7 @@ impl Trainer {
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
-        let loss = self.engine.step(
+        let readout = self.engine.step(
             Batch {
                 pixels: &pixels,
                 labels: &labels,
@@ -215,7 +216,7 @@ impl Trainer {
             &self.device,
         )?;
         Ok(StepOutcome::Trained {
-            loss: loss.detach(),
+            readout,
             examples: batch.len(),
         })
     }
@@ -268,7 +269,7 @@ mod tests {
     fn losses(trainer: &mut Trainer, steps: usize) -> Vec<f32> {
         (0..steps)
             .map(|_| match trainer.step().expect("step") {
-                StepOutcome::Trained { loss, .. } => loss.into_scalar::<f32>(),
+                StepOutcome::Trained { readout, .. } => readout.slice(0..1).into_scalar::<f32>(),
                 StepOutcome::Skipped { reason } => panic!("skipped: {reason}"),
             })
             .collect()

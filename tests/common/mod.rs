@@ -3,6 +3,7 @@
 
 pub mod golden;
 pub mod learning;
+pub mod mining;
 
 use std::io::Write;
 

@@ -26,6 +26,7 @@ impl State {
                 loss,
                 examples_per_s,
                 elapsed_s,
+                ..
             } => {
                 let p = &mut self.progress;
                 p.epoch = epoch;
@@ -62,6 +63,7 @@ impl State {
                 mean_loss,
                 metrics,
                 elapsed_s,
+                ..
             } => {
                 self.progress.elapsed_s = elapsed_s;
                 Rc::make_mut(&mut self.epoch_losses).push(mean_loss);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::protocol::TestImages;
-use crate::train::Summary;
+use crate::train::{EpochFigures, MiningStats, Summary};
 use crate::train::{Event, TrainError};
 
 fn fresh() -> State {
@@ -59,6 +59,7 @@ fn step(global_step: usize, loss: f32) -> Event {
         steps_per_epoch: 10,
         global_step,
         loss,
+        mining: MiningStats::default(),
         examples_per_s: 100.0,
         elapsed_s: 1.0,
     }
@@ -71,6 +72,7 @@ fn summary(stopped: bool) -> Summary {
         steps: 10,
         skipped_batches: 0,
         epoch_losses: vec![0.5],
+        epoch_figures: Arc::new(vec![EpochFigures::default()]),
         metrics: Metrics::default(),
         examples_per_s: 100.0,
         train_seconds: 1.0,
@@ -282,6 +284,7 @@ fn a_run_goes_from_started_to_done_through_its_events() {
             event: Event::EpochEnd {
                 epoch: 1,
                 mean_loss: 0.85,
+                figures: Box::default(),
                 metrics: Metrics::default(),
                 elapsed_s: 3.0,
             },
