@@ -197,7 +197,12 @@ pub fn query_panel(props: &QueryProps) -> Html {
                 votes.join(", ")
             )
         }
-        None => "Draw a digit (it is asked when the stroke ends) or pick a test image.".into(),
+        None if props.can_ask => {
+            "Draw a digit (it is asked when the stroke ends) or pick a test image.".into()
+        }
+        None => "Train first: questions are answered with a run's weights, from its first test \
+                 embeddings on (during the run too)."
+            .into(),
     };
     let n_shown = props
         .answer

@@ -33,6 +33,11 @@ pub trait Host {
     async fn pulse(&mut self) -> bool {
         true
     }
+    /// What the driver calls between slices: [`Host::pulse`], given the trainer (as
+    /// [`Host::proceed_with`] is), so a question can be answered there too, paused or not.
+    async fn pulse_with(&mut self, _trainer: &Trainer) -> bool {
+        self.pulse().await
+    }
     /// Called after every epoch end with the trainer, e.g. to keep a host copy of the weights
     /// that survives a lost device. Nothing by default.
     async fn epoch_saved(&mut self, _trainer: &Trainer) {}
@@ -84,11 +89,12 @@ async fn evaluate_sliced<H: Host>(
     test_labels: &[u32],
     train: Option<(&[f32], &[u32])>,
     host: &mut H,
+    trainer: &Trainer,
 ) -> Result<Option<Metrics>, TrainError> {
     let mut evaluation = metrics::Evaluation::new(test, test_labels, train, EMBEDDING_DIM)
         .map_err(|e| TrainError::Metrics(e.to_string()))?;
     loop {
-        if !host.pulse().await {
+        if !host.pulse_with(trainer).await {
             return Ok(None);
         }
         if evaluation.advance(SLICE_ROWS) {
@@ -305,8 +311,10 @@ async fn refresh_embeddings<H: Host>(
     run: &Progress,
     epoch: usize,
 ) -> Result<bool, TrainError> {
-    let Some(vectors) =
-        embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+    let Some(vectors) = embed_sliced(trainer, trainer.test_set(), async || {
+        host.pulse_with(trainer).await
+    })
+    .await?
     else {
         return Ok(false);
     };
@@ -328,8 +336,10 @@ async fn end_epoch<H: Host>(
     epoch: usize,
     tally: EpochLosses,
 ) -> Result<Option<Arc<Vec<f32>>>, TrainError> {
-    let Some(vectors) =
-        embed_sliced(trainer, trainer.test_set(), async || host.pulse().await).await?
+    let Some(vectors) = embed_sliced(trainer, trainer.test_set(), async || {
+        host.pulse_with(trainer).await
+    })
+    .await?
     else {
         return Ok(None);
     };
@@ -342,7 +352,7 @@ async fn end_epoch<H: Host>(
     });
     let mean_loss = tally.mean();
     let labels = trainer.test_set().labels_u32();
-    let Some(metrics) = evaluate_sliced(&vectors, &labels, None, host).await? else {
+    let Some(metrics) = evaluate_sliced(&vectors, &labels, None, host, trainer).await? else {
         return Ok(None);
     };
     run.summary.epoch_losses.push(mean_loss);
@@ -372,7 +382,10 @@ async fn final_knn<H: Host>(
     run: &mut Progress,
     test_vectors: &[f32],
 ) -> Result<(), TrainError> {
-    let embedded = embed_sliced(trainer, trainer.train_set(), async || host.pulse().await).await?;
+    let embedded = embed_sliced(trainer, trainer.train_set(), async || {
+        host.pulse_with(trainer).await
+    })
+    .await?;
     let Some(train_vectors) = embedded else {
         run.summary.stopped = true;
         return Ok(());
@@ -380,7 +393,7 @@ async fn final_knn<H: Host>(
     let train_labels = trainer.train_set().labels_u32();
     let train = Some((train_vectors.as_slice(), train_labels.as_slice()));
     let test_labels = trainer.test_set().labels_u32();
-    match evaluate_sliced(test_vectors, &test_labels, train, host).await? {
+    match evaluate_sliced(test_vectors, &test_labels, train, host, trainer).await? {
         None => run.summary.stopped = true,
         Some(metrics) => run.summary.metrics = metrics,
     }

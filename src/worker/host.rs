@@ -137,6 +137,10 @@ impl Host for WorkerHost {
         self.gate(None).await
     }
 
+    async fn pulse_with(&mut self, trainer: &Trainer) -> bool {
+        self.gate(Some(trainer)).await
+    }
+
     async fn epoch_saved(&mut self, trainer: &Trainer) {
         // Survives a lost device: the weights download then still has the last epoch's.
         if let Ok(bytes) = trainer.model().to_safetensors().await {

@@ -830,14 +830,17 @@ test('UMAP: its fields are checked where they are typed, Cancel keeps where it g
   await page.close();
 });
 
-test('ask the embedding: a drawn digit and a test image get 8 neighbours, a vote and a place; a confusion cell lists its images', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
+test('ask the embedding: a digit drawn mid-run (paused) and a test image after it get 8 neighbours, a vote and a place; a confusion cell lists its images', { timeout: READY_MS + 2 * TRAIN_MS }, async () => {
   const page = await openPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}?backend=cpu&train_limit=256&test_limit=200&epochs=1`);
+  // 64 steps an epoch, test embeddings every 2 steps: questions can be asked from step 2 on.
+  await page.goto(`${server.url}?backend=cpu&train_limit=2048&test_limit=200&epochs=2&embed_every=2`);
   assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
   const button = (name) => page.getByRole('button', { name, exact: true });
   await button('Train').click();
-  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  await until(async () => (await page.textContent('[data-testid=projection-kind]')).startsWith('PCA'), 'the first embeddings', TRAIN_MS);
+  await button('Pause').click();
+  assert.equal(await waitState(page, ['paused', 'done', 'error'], TRAIN_MS), 'paused');
   const answer = () => page.textContent('[data-testid=query-answer]');
   // A "1" drawn with the mouse: asked when the stroke ends.
   await page.locator('[data-testid=pad]').scrollIntoViewIfNeeded();
@@ -850,7 +853,10 @@ test('ask the embedding: a drawn digit and a test image get 8 neighbours, a vote
   const cosines = (await page.$$eval('.matches li', (li) => li.map((l) => Number(l.textContent.split(' · ')[1]))));
   assert.equal(cosines.length, 8);
   assert.ok(cosines.every((c, i) => c <= 1 + 1e-6 && c >= -1 && (i === 0 || c <= cosines[i - 1])), `cosines ${cosines}`);
-  assert.match(await answer(), /Embedded with the weights at epoch 1, step \d+\./);
+  // Answered while paused, with the weights of the step the run stands at.
+  const [, midStep] = (await answer()).match(/Embedded with the weights at epoch 1, step (\d+)\./);
+  assert.ok(Number(midStep) >= 2 && Number(midStep) < 64, `asked mid-epoch, answered at step ${midStep}`);
+  assert.equal(await page.getAttribute('.app', 'data-state'), 'paused');
   assert.match(await page.textContent('[data-testid=query-place]'), /on the PCA is its exact place/);
   // What the net saw is the stroke, made MNIST-style: ink in the middle, none at the border.
   const seen = await page.$eval('canvas[aria-label^="What the net saw"]', (c) => {
@@ -859,11 +865,14 @@ test('ask the embedding: a drawn digit and a test image get 8 neighbours, a vote
     return { centre: at(c.width / 2, c.height / 2), corner: at(1, 1) };
   });
   assert.ok(seen.centre > 128 && seen.corner === 0, `what the net saw: ${JSON.stringify(seen)}`);
-  // A test image by number: its true label is said.
+  await button('Resume').click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  // After the run, a test image by number: its true label is said, and the final weights used.
   const labels = testLabels(200);
   await page.fill('input[name=test_image]', '3');
   await button('Ask').click();
   await until(async () => (await answer()).includes(`(it is a ${labels[3]})`), 'the test image\'s answer', TRAIN_MS);
+  assert.match(await answer(), /Embedded with the weights at epoch 2, step 64\./);
   await page.fill('input[name=test_image]', '200');
   assert.ok(await button('Ask').isDisabled(), 'test image #200 of 200 is refused');
   // The confusion matrix: a cell's count is the number of images it lists.
