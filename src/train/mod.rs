@@ -7,7 +7,8 @@
 //! the yield to the browser's event loop. Device reads on the training path are asynchronous
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
-//! `config` and `events` are plain data (the page uses them without the `engine` feature);
+//! `config` and `events` are plain data (the page uses them without the `engine` feature), and
+//! so are `recipe` (named presets of settings) and `schedule` (the learning rate of each step);
 //! `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
 
 mod config;
@@ -18,6 +19,8 @@ mod engine;
 mod events;
 #[cfg(feature = "engine")]
 mod held_out;
+mod recipe;
+mod schedule;
 pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
@@ -28,5 +31,7 @@ pub use driver::*;
 pub use events::*;
 #[cfg(feature = "engine")]
 pub use held_out::held_out_loss;
+pub use recipe::*;
+pub use schedule::*;
 #[cfg(feature = "engine")]
 pub use trainer::*;
