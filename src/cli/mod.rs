@@ -84,9 +84,9 @@ enum Command {
 /// (the notebook's by default); set beside `--recipe tuned`, they are refused.
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// notebook (the original's settings) | tuned (P×K batches, warm-up and cosine decay,
-    /// margin 0.5: see the README); tuned fixes batch, sampler, per-class, lr, lr-schedule,
-    /// warmup-steps, margin and mining.
+    /// notebook (the original's settings) | tuned (P×K batches, warm-up and cosine decay, the
+    /// angular distance with margin 0.3: see the README); tuned fixes batch, sampler,
+    /// per-class, lr, lr-schedule, warmup-steps, margin, metric and mining.
     #[arg(long = settings::RECIPE.flag, aliases = settings::RECIPE.aliases.iter().copied(), default_value = "notebook")]
     recipe: Recipe,
     /// `mnist` (bundled 8k/2k), `fashion` (bundled 60k/10k) or a folder with the four IDX files.
@@ -109,9 +109,9 @@ struct TrainArgs {
     /// Triplet margin; unset: the recipe's.
     #[arg(long = settings::MARGIN.flag)]
     margin: Option<f32>,
-    /// l2 | squared-l2 | angular
-    #[arg(long = settings::METRIC.flag, default_value = "l2")]
-    metric: Metric,
+    /// l2 | squared-l2 | angular; unset: the recipe's.
+    #[arg(long = settings::METRIC.flag)]
+    metric: Option<Metric>,
     /// semi-hard | hard; unset: the recipe's.
     #[arg(long = settings::MINING.flag)]
     mining: Option<Mining>,
@@ -127,6 +127,9 @@ struct TrainArgs {
     per_class: Option<usize>,
     #[arg(long = settings::SEED.flag, default_value_t = 0)]
     seed: u64,
+    /// Dropout rate of the net's two dropout layers.
+    #[arg(long = settings::DROPOUT.flag, default_value_t = TrainConfig::default().dropout)]
+    dropout: f64,
     /// Shuffle-buffer size; 0 = full shuffle.
     #[arg(long = settings::SHUFFLE_BUFFER.flag, default_value_t = 1024)]
     shuffle_buffer: usize,

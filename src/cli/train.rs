@@ -113,10 +113,10 @@ impl Host for Terminal {
 fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
     let mut config = TrainConfig {
         epochs: args.epochs,
-        metric: args.metric,
         soft: args.soft,
         seed: args.seed,
         shuffle_buffer: args.shuffle_buffer,
+        dropout: args.dropout,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
         knn_against_train: !args.no_knn,
@@ -132,6 +132,7 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
         (settings::LR_SCHEDULE, args.lr_schedule.is_some()),
         (settings::WARMUP_STEPS, args.warmup_steps.is_some()),
         (settings::MARGIN, args.margin.is_some()),
+        (settings::METRIC, args.metric.is_some()),
         (settings::MINING, args.mining.is_some()),
     ];
     if let Some((s, _)) = given
@@ -152,6 +153,7 @@ fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
     config.lr_schedule = args.lr_schedule.unwrap_or(config.lr_schedule);
     config.warmup_steps = args.warmup_steps.unwrap_or(config.warmup_steps);
     config.margin = args.margin.unwrap_or(config.margin);
+    config.metric = args.metric.unwrap_or(config.metric);
     config.mining = args.mining.unwrap_or(config.mining);
     validated(&config)?;
     Ok(config)

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::describe_schedule;
 use super::settings::{self, Setting};
-use super::{LrSchedule, Mining, Sampler, TrainConfig};
+use super::{LrSchedule, Metric, Mining, Sampler, TrainConfig};
 
 /// A named set of settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +16,8 @@ pub enum Recipe {
     /// The notebook's settings (every field free).
     #[default]
     Notebook,
-    /// P×K batches, a warm-up and cosine decay, a smaller margin (see [`Recipe::config`]).
+    /// P×K batches, a warm-up and cosine decay, the angular distance with a margin of 0.3 (see
+    /// [`Recipe::config`]).
     Tuned,
 }
 
@@ -26,7 +27,7 @@ names!(Recipe, "recipe", {
 });
 
 /// The settings a recipe sets: exactly the fields [`Recipe::apply`] copies.
-pub const RECIPE_SETTINGS: [Setting; 8] = [
+pub const RECIPE_SETTINGS: [Setting; 9] = [
     settings::BATCH,
     settings::SAMPLER,
     settings::PER_CLASS,
@@ -34,6 +35,7 @@ pub const RECIPE_SETTINGS: [Setting; 8] = [
     settings::LR_SCHEDULE,
     settings::WARMUP_STEPS,
     settings::MARGIN,
+    settings::METRIC,
     settings::MINING,
 ];
 
@@ -49,7 +51,8 @@ impl Recipe {
                 lr: 0.002,
                 lr_schedule: LrSchedule::Cosine,
                 warmup_steps: 100,
-                margin: 0.5,
+                margin: 0.3,
+                metric: Metric::Angular,
                 mining: Mining::SemiHard,
                 ..TrainConfig::default()
             },
@@ -66,6 +69,7 @@ impl Recipe {
         config.lr_schedule = from.lr_schedule;
         config.warmup_steps = from.warmup_steps;
         config.margin = from.margin;
+        config.metric = from.metric;
         config.mining = from.mining;
     }
 
@@ -93,8 +97,9 @@ impl Recipe {
             ),
         };
         format!(
-            "{batches}; Adam, learning rate {}; margin {}; {} mining",
+            "{batches}; Adam, learning rate {}; {} distance, margin {}; {} mining",
             describe_schedule(&c),
+            c.metric,
             c.margin,
             c.mining
         )
@@ -148,14 +153,14 @@ mod tests {
     fn the_recipes_say_their_settings() {
         assert_eq!(
             Recipe::Notebook.describe(),
-            "batches of 32 from a shuffle buffer of 1024; Adam, learning rate 0.001; margin 1; \
-             semi-hard mining"
+            "batches of 32 from a shuffle buffer of 1024; Adam, learning rate 0.001; l2 distance, \
+             margin 1; semi-hard mining"
         );
         assert_eq!(
             Recipe::Tuned.describe(),
             "P×K batches of 8 classes × 4 examples (32); Adam, learning rate 0.002 after 100 \
-             linear warm-up steps, cosine decay to 0 at the last step; margin 0.5; semi-hard \
-             mining"
+             linear warm-up steps, cosine decay to 0 at the last step; angular distance, margin \
+             0.3; semi-hard mining"
         );
     }
 }
