@@ -85,7 +85,7 @@ enum Command {
 #[derive(clap::Args)]
 struct TrainArgs {
     /// notebook (the original's settings) | tuned (P×K batches, warm-up and cosine decay, the
-    /// angular distance with margin 0.3: see the README); tuned fixes batch, sampler,
+    /// angular distance with a small margin: see the README); tuned fixes batch, sampler,
     /// per-class, lr, lr-schedule, warmup-steps, margin, metric and mining.
     #[arg(long = settings::RECIPE.flag, aliases = settings::RECIPE.aliases.iter().copied(), default_value = "notebook")]
     recipe: Recipe,

@@ -16,8 +16,8 @@ pub enum Recipe {
     /// The notebook's settings (every field free).
     #[default]
     Notebook,
-    /// P×K batches, a warm-up and cosine decay, the angular distance with a margin of 0.3 (see
-    /// [`Recipe::config`]).
+    /// P×K batches, a warm-up and cosine decay, the angular distance with a margin of 0.05
+    /// (see [`Recipe::config`]).
     Tuned,
 }
 
@@ -51,7 +51,7 @@ impl Recipe {
                 lr: 0.002,
                 lr_schedule: LrSchedule::Cosine,
                 warmup_steps: 100,
-                margin: 0.3,
+                margin: 0.05,
                 metric: Metric::Angular,
                 mining: Mining::SemiHard,
                 ..TrainConfig::default()
@@ -160,7 +160,7 @@ mod tests {
             Recipe::Tuned.describe(),
             "P×K batches of 8 classes × 4 examples (32); Adam, learning rate 0.002 after 100 \
              linear warm-up steps, cosine decay to 0 at the last step; angular distance, margin \
-             0.3; semi-hard mining"
+             0.05; semi-hard mining"
         );
     }
 }
