@@ -1,4 +1,5 @@
-//! The settings form, the dataset and weights pickers, and Train / Pause / Resume / Stop.
+//! The settings form, the dataset and weights pickers, and Train / Pause / Resume / Stop. A
+//! recipe's settings show in a line under its select; the fields it fixes are disabled.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -8,7 +9,7 @@ use yew::prelude::*;
 
 use crate::train::Control;
 use crate::train::settings::{self, Setting};
-use crate::train::{Metric, Mining};
+use crate::train::{LrSchedule, Metric, Mining, Recipe, Sampler};
 use crate::web::io::input_files;
 
 use crate::page::form::Form;
@@ -51,7 +52,7 @@ struct Field {
     hint: &'static str,
 }
 
-const TEXT_FIELDS: [Field; 7] = [
+const TEXT_FIELDS: [Field; 9] = [
     Field {
         setting: settings::EPOCHS,
         hint: "",
@@ -65,7 +66,15 @@ const TEXT_FIELDS: [Field; 7] = [
         hint: "",
     },
     Field {
+        setting: settings::WARMUP_STEPS,
+        hint: "0",
+    },
+    Field {
         setting: settings::MARGIN,
+        hint: "",
+    },
+    Field {
+        setting: settings::PER_CLASS,
         hint: "",
     },
     Field {
@@ -91,6 +100,14 @@ fn error_of(errors: &BTreeMap<String, String>, key: &str) -> Html {
     }
 }
 
+/// A select's options for names that are their own labels.
+fn choices<const N: usize>(names: [&str; N]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| (n.to_string(), n.to_string()))
+        .collect()
+}
+
 /// The left-hand panel.
 #[function_component(Controls)]
 pub fn controls(props: &ControlsProps) -> Html {
@@ -98,8 +115,13 @@ pub fn controls(props: &ControlsProps) -> Html {
     let disabled = busy;
     let errors = &props.errors;
 
-    let text_input = |f: &Field| {
+    let text_input = |setting: Setting| {
+        let f = TEXT_FIELDS
+            .iter()
+            .find(|f| f.setting == setting)
+            .expect("a text field");
         let key = f.setting.key;
+        let off = busy || props.form.disabled(key);
         let oninput = {
             let cb = props.on_field.clone();
             Callback::from(move |e: InputEvent| {
@@ -121,7 +143,7 @@ pub fn controls(props: &ControlsProps) -> Html {
                     value={props.form.get(key).to_string()}
                     aria-invalid={if invalid { "true" } else { "false" }}
                     aria-describedby={invalid.then(|| format!("{key}-error"))}
-                    disabled={busy}
+                    disabled={off}
                     {oninput}
                 />
                 { error_of(errors, key) }
@@ -143,6 +165,7 @@ pub fn controls(props: &ControlsProps) -> Html {
         };
         let current = props.form.get(key).to_string();
         let invalid = errors.contains_key(key);
+        let off = busy || props.form.disabled(key);
         html! {
             <div class={classes!("field", invalid.then_some("invalid"))}>
                 <label for={format!("f-{key}")}>{ label }</label>
@@ -151,7 +174,7 @@ pub fn controls(props: &ControlsProps) -> Html {
                     name={key}
                     aria-invalid={if invalid { "true" } else { "false" }}
                     aria-describedby={invalid.then(|| format!("{key}-error"))}
-                    disabled={busy}
+                    disabled={off}
                     {onchange}
                 >
                     { for options.into_iter().map(|(value, text)| {
@@ -174,14 +197,20 @@ pub fn controls(props: &ControlsProps) -> Html {
     if let Some(label) = &props.custom_label {
         datasets.push(("custom".to_string(), format!("Your files: {label}")));
     }
-    let metrics: Vec<(String, String)> = Metric::ALL
-        .iter()
-        .map(|m| (m.as_str().to_string(), m.as_str().to_string()))
-        .collect();
-    let minings: Vec<(String, String)> = Mining::ALL
-        .iter()
-        .map(|m| (m.as_str().to_string(), m.as_str().to_string()))
-        .collect();
+    let metrics = choices(Metric::ALL.map(Metric::as_str));
+    let minings = choices(Mining::ALL.map(Mining::as_str));
+    let schedules = choices(LrSchedule::ALL.map(LrSchedule::as_str));
+    let samplers = choices(Sampler::ALL.map(Sampler::as_str));
+    let recipes = choices(Recipe::ALL.map(Recipe::as_str));
+    // The chosen recipe's settings, in words; the P×K batch the fields make.
+    let recipe_note = match props.form.recipe() {
+        Some(r) => html! { <p class="hint" data-testid="recipe-settings">{ r.describe() }</p> },
+        None => html! {},
+    };
+    let pk_note = match props.form.pk_note() {
+        Some(note) => html! { <p class="hint" data-testid="pk-note">{ note }</p> },
+        None => html! {},
+    };
 
     let on_idx = {
         let cb = props.on_files.clone();
@@ -239,10 +268,22 @@ pub fn controls(props: &ControlsProps) -> Html {
             </fieldset>
             <fieldset>
                 <legend>{ "Training" }</legend>
-                { for TEXT_FIELDS[..4].iter().map(&text_input) }
+                { select(settings::RECIPE, recipes) }
+                { recipe_note }
+                { text_input(settings::EPOCHS) }
+                { text_input(settings::BATCH) }
+                { text_input(settings::LR) }
+                { select(settings::LR_SCHEDULE, schedules) }
+                { text_input(settings::WARMUP_STEPS) }
+                { text_input(settings::MARGIN) }
                 { select(settings::METRIC, metrics) }
                 { select(settings::MINING, minings) }
-                { for TEXT_FIELDS[4..].iter().map(&text_input) }
+                { select(settings::SAMPLER, samplers) }
+                { text_input(settings::PER_CLASS) }
+                { pk_note }
+                { text_input(settings::SEED) }
+                { text_input(settings::TRAIN_LIMIT) }
+                { text_input(settings::TEST_LIMIT) }
                 { for other_errors.iter().map(|(k, v)| html! { <p class="field-error" role="alert">{ format!("{k}: {v}") }</p> }) }
                 <label class="button file">
                     { "Upload weights…" }

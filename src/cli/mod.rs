@@ -19,7 +19,9 @@ use tripletlab::data::{BundledDataset, Split, load_dir};
 use tripletlab::export::text_of;
 use tripletlab::loss::{Metric, Mining};
 use tripletlab::train::settings;
-use tripletlab::train::{StepEngine, TrainConfig, Trainer};
+use tripletlab::train::{
+    ConfigError, LrSchedule, Recipe, Sampler, StepEngine, TrainConfig, Trainer,
+};
 
 /// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
 const MAX_INPUT_BYTES: u64 = 1 << 30;
@@ -77,31 +79,57 @@ enum Command {
 }
 
 /// The flags of `train`: each setting's name and aliases come from
-/// [`tripletlab::train::settings`], like the page's URL and form.
+/// [`tripletlab::train::settings`], like the page's URL and form. The settings a recipe fixes
+/// ([`tripletlab::train::RECIPE_SETTINGS`]) have no default here: unset, they are the recipe's
+/// (the notebook's by default); set beside `--recipe tuned`, they are refused.
 #[derive(clap::Args)]
 struct TrainArgs {
+    /// notebook (the original's settings) | tuned (P×K batches, warm-up and cosine decay, the
+    /// angular distance with a small margin: see the README); tuned fixes batch, sampler,
+    /// per-class, lr, lr-schedule, warmup-steps, margin, metric and mining.
+    #[arg(long = settings::RECIPE.flag, aliases = settings::RECIPE.aliases.iter().copied(), default_value = "notebook")]
+    recipe: Recipe,
     /// `mnist` (bundled 8k/2k), `fashion` (bundled 60k/10k) or a folder with the four IDX files.
     #[arg(long = settings::DATASET.flag, default_value = "mnist")]
     dataset: String,
     #[arg(long = settings::EPOCHS.flag, default_value_t = 5)]
     epochs: usize,
-    #[arg(long = settings::BATCH.flag, aliases = settings::BATCH.aliases.iter().copied(), default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long = settings::LR.flag, aliases = settings::LR.aliases.iter().copied(), default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long = settings::MARGIN.flag, default_value_t = 1.0)]
-    margin: f32,
-    /// l2 | squared-l2 | angular
-    #[arg(long = settings::METRIC.flag, default_value = "l2")]
-    metric: Metric,
-    /// semi-hard | hard
-    #[arg(long = settings::MINING.flag, default_value = "semi-hard")]
-    mining: Mining,
+    /// Examples per step; unset: the recipe's.
+    #[arg(long = settings::BATCH.flag, aliases = settings::BATCH.aliases.iter().copied())]
+    batch_size: Option<usize>,
+    /// Adam's learning rate (the peak, with a schedule); unset: the recipe's.
+    #[arg(long = settings::LR.flag, aliases = settings::LR.aliases.iter().copied())]
+    lr: Option<f64>,
+    /// constant | cosine (decay to 0 at the last step); unset: the recipe's.
+    #[arg(long = settings::LR_SCHEDULE.flag, aliases = settings::LR_SCHEDULE.aliases.iter().copied())]
+    lr_schedule: Option<LrSchedule>,
+    /// Steps over which the learning rate climbs linearly from 0; unset: the recipe's.
+    #[arg(long = settings::WARMUP_STEPS.flag, aliases = settings::WARMUP_STEPS.aliases.iter().copied())]
+    warmup_steps: Option<usize>,
+    /// Triplet margin; unset: the recipe's.
+    #[arg(long = settings::MARGIN.flag)]
+    margin: Option<f32>,
+    /// l2 | squared-l2 | angular; unset: the recipe's.
+    #[arg(long = settings::METRIC.flag)]
+    metric: Option<Metric>,
+    /// semi-hard | hard; unset: the recipe's.
+    #[arg(long = settings::MINING.flag)]
+    mining: Option<Mining>,
     /// Soft-margin batch-hard loss (with --mining hard).
     #[arg(long)]
     soft: bool,
+    /// shuffle (the notebook's shuffle buffer) | pk (P classes × K examples a batch, P·K =
+    /// batch, without replacement within an epoch); unset: the recipe's.
+    #[arg(long = settings::SAMPLER.flag)]
+    sampler: Option<Sampler>,
+    /// K, the examples of each class in a P×K batch (at least 2, dividing the batch); unset: the recipe's.
+    #[arg(long = settings::PER_CLASS.flag, aliases = settings::PER_CLASS.aliases.iter().copied())]
+    per_class: Option<usize>,
     #[arg(long = settings::SEED.flag, default_value_t = 0)]
     seed: u64,
+    /// Dropout rate of the net's two dropout layers.
+    #[arg(long = settings::DROPOUT.flag, default_value_t = TrainConfig::default().dropout)]
+    dropout: f64,
     /// Shuffle-buffer size; 0 = full shuffle.
     #[arg(long = settings::SHUFFLE_BUFFER.flag, default_value_t = 1024)]
     shuffle_buffer: usize,
@@ -205,13 +233,16 @@ fn trainer_from(
 
 /// `Ok` for valid settings, else the error naming the flag.
 fn validated(config: &TrainConfig) -> Result<(), String> {
-    config.validate().map_err(|e| {
-        format!(
-            "invalid setting {}: {}",
-            settings::flag_of(&e.field),
-            e.message
-        )
-    })
+    config.validate().map_err(flagged)
+}
+
+/// A refused setting as the command line says it: the flag, then why.
+fn flagged(e: ConfigError) -> String {
+    format!(
+        "invalid setting {}: {}",
+        settings::flag_of(&e.field),
+        e.message
+    )
 }
 
 /// The bytes of an input file, refused above [`MAX_INPUT_BYTES`] before it is read.

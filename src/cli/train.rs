@@ -11,7 +11,8 @@ use tripletlab::backend::native_device;
 use tripletlab::metrics::evaluate;
 use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{
-    EpochFigures, Event, Host, Mining, MiningStats, Summary, TrainConfig, Trainer, run,
+    EpochFigures, Event, Host, LrSchedule, Mining, MiningStats, Recipe, Summary, TrainConfig,
+    Trainer, describe_schedule, run,
 };
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
@@ -26,6 +27,18 @@ struct Terminal {
     steps_per_epoch: usize,
     /// How the run mines (names the figures on the epoch line).
     mining: Mining,
+}
+
+impl Terminal {
+    /// A log line: on stdout with `--quiet` (stderr is for the one line of an error), else
+    /// above the progress bar.
+    fn say(&self, line: String) {
+        if self.quiet {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
 }
 
 impl Host for Terminal {
@@ -94,12 +107,7 @@ impl Host for Terminal {
                 if let Some(warning) = collapse.warning() {
                     line.push_str(&format!("\nwarning: {warning}"));
                 }
-                if self.quiet {
-                    // stdout: stderr is for the one line of an error.
-                    println!("{line}");
-                } else {
-                    self.bar.println(line);
-                }
+                self.say(line);
             }
             Event::Embeddings { .. } | Event::Done(_) | Event::Failed(_) => {}
         }
@@ -129,24 +137,53 @@ fn mining_figures(m: &MiningStats, mining: Mining) -> String {
     )
 }
 
-/// The run's settings from the flags, validated (an error names the flag).
+/// The run's settings from the flags, validated (an error names the flag): the recipe's, then
+/// the flags; a flag of a setting the recipe fixes is refused.
 fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
-    let config = TrainConfig {
+    let mut config = TrainConfig {
         epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        margin: args.margin,
-        metric: args.metric,
-        mining: args.mining,
         soft: args.soft,
         seed: args.seed,
         shuffle_buffer: args.shuffle_buffer,
+        dropout: args.dropout,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
         knn_against_train: !args.no_knn,
         engine: args.engine,
         ..TrainConfig::default()
     };
+    args.recipe.apply(&mut config);
+    let given = [
+        (settings::BATCH, args.batch_size.is_some()),
+        (settings::SAMPLER, args.sampler.is_some()),
+        (settings::PER_CLASS, args.per_class.is_some()),
+        (settings::LR, args.lr.is_some()),
+        (settings::LR_SCHEDULE, args.lr_schedule.is_some()),
+        (settings::WARMUP_STEPS, args.warmup_steps.is_some()),
+        (settings::MARGIN, args.margin.is_some()),
+        (settings::METRIC, args.metric.is_some()),
+        (settings::MINING, args.mining.is_some()),
+    ];
+    if let Some((s, _)) = given
+        .iter()
+        .find(|(s, set)| *set && args.recipe.locks().contains(s))
+    {
+        return Err(format!(
+            "invalid setting --{}: --{} {} sets it (leave one of the two out)",
+            s.flag,
+            settings::RECIPE.flag,
+            args.recipe
+        ));
+    }
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.sampler = args.sampler.unwrap_or(config.sampler);
+    config.per_class = args.per_class.unwrap_or(config.per_class);
+    config.lr = args.lr.unwrap_or(config.lr);
+    config.lr_schedule = args.lr_schedule.unwrap_or(config.lr_schedule);
+    config.warmup_steps = args.warmup_steps.unwrap_or(config.warmup_steps);
+    config.margin = args.margin.unwrap_or(config.margin);
+    config.metric = args.metric.unwrap_or(config.metric);
+    config.mining = args.mining.unwrap_or(config.mining);
     validated(&config)?;
     Ok(config)
 }
@@ -155,6 +192,13 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
     let config = config_of(&args)?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let split = load_dataset(&args.dataset)?;
+    // P×K batches need P classes with K examples in the (limited) training set: said at the
+    // flag before anything starts.
+    let train = &split.train.labels;
+    let limit = config
+        .train_limit
+        .map_or(train.len(), |n| n.min(train.len()));
+    config.pk_epoch(&train[..limit]).map_err(flagged)?;
     let device = native_device(args.backend)?;
     let mut trainer = trainer_from(config.clone(), &split, &device, args.weights.as_deref())?;
 
@@ -177,6 +221,24 @@ pub(super) fn train(args: TrainArgs) -> Result<(), String> {
         steps_per_epoch: 0,
         mining: config.mining,
     };
+    // How the batches and the rate go, where they are not the notebook's.
+    let mut said = Vec::new();
+    if args.recipe != Recipe::Notebook {
+        said.push(format!(
+            "recipe {}: {}",
+            args.recipe,
+            args.recipe.describe()
+        ));
+    }
+    if let Some(pk) = trainer.pk_epoch() {
+        said.push(pk.describe());
+    }
+    if config.lr_schedule != LrSchedule::Constant || config.warmup_steps > 0 {
+        said.push(format!("learning rate {}", describe_schedule(&config)));
+    }
+    for line in said {
+        host.say(line);
+    }
     let outcome = pollster::block_on(run(&mut trainer, &mut host));
     host.bar.finish_and_clear();
     match outcome {
@@ -218,6 +280,10 @@ fn write_outputs(
     let test_vectors = write_embedding_files(&args.out, trainer)?;
     let mut report = report_of(&args.dataset, args.backend, trainer, &test_vectors);
     report["config"] = json!(config);
+    report["recipe"] = json!(args.recipe.as_str());
+    if let Some(pk) = trainer.pk_epoch() {
+        report["pk_epoch"] = json!(pk);
+    }
     match outcome {
         Ok(summary) => {
             add_scores(&mut report, &summary.metrics);

@@ -15,6 +15,9 @@
 //! * `pipeline`: [`epoch_order`] reproduces `tf.data`'s `shuffle(buffer)` (reshuffled every
 //!   epoch) with a portable, seeded RNG; [`batches`] is `batch(n)` keeping the final partial
 //!   batch.
+//! * `sampler`: [`pk_order`], the other way to batch an epoch: `P` classes × `K` examples a
+//!   batch, without replacement within the epoch; [`PkEpoch`] says how long such an epoch is and
+//!   why it ends.
 //!
 //! Byte slices only, so the same on native and `wasm32-unknown-unknown`; [`load_dir`] is the
 //! one filesystem helper (native). Knows no browser, terminal or device.
@@ -24,6 +27,7 @@ mod error;
 mod files;
 mod idx;
 mod pipeline;
+mod sampler;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +36,7 @@ pub use error::*;
 pub use files::*;
 pub use idx::*;
 pub use pipeline::*;
+pub use sampler::*;
 
 /// Number of classes; labels must be `0..NUM_CLASSES` (the app's legend has 10 entries).
 pub const NUM_CLASSES: usize = 10;

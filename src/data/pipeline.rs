@@ -1,5 +1,6 @@
 //! The input pipeline: [`epoch_order`] is `tf.data`'s `shuffle(buffer)` reshuffled every epoch
-//! (portable, seeded), [`batches`] its `batch(n)` keeping the final partial batch.
+//! (portable, seeded), [`batches`] its `batch(n)` keeping the final partial batch. The epoch
+//! RNG is shared with `sampler` (P×K batches).
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
@@ -14,12 +15,12 @@ fn splitmix64(mut z: u64) -> u64 {
 
 /// The RNG used for epoch `epoch` of a run seeded with `seed`. Portable and deterministic: the
 /// same (seed, epoch) gives the same stream on every platform, wasm32 included.
-fn epoch_rng(seed: u64, epoch: usize) -> Pcg64Mcg {
+pub(super) fn epoch_rng(seed: u64, epoch: usize) -> Pcg64Mcg {
     Pcg64Mcg::seed_from_u64(splitmix64(seed ^ splitmix64(epoch as u64)))
 }
 
 /// Uniform index in `0..len` (`len > 0`); sampled as `u64` so it is the same on 32-bit targets.
-fn pick(rng: &mut Pcg64Mcg, len: usize) -> usize {
+pub(super) fn pick(rng: &mut Pcg64Mcg, len: usize) -> usize {
     rng.random_range(0..len as u64) as usize
 }
 

@@ -1,5 +1,7 @@
 //! The settings form as the user (or the URL) wrote it, and its validation into a
-//! [`TrainConfig`]. Kept as strings so an invalid value stays visible at its field.
+//! [`TrainConfig`]. Kept as strings so an invalid value stays visible at its field. A recipe
+//! ([`Recipe`]) fills its settings' fields when chosen and, unless it is the notebook's, locks
+//! them (they leave the URL: `recipe=tuned` stands for them).
 
 use std::collections::BTreeMap;
 
@@ -7,25 +9,30 @@ use crate::data::BundledDataset;
 use crate::protocol::BatchLimit;
 use crate::train::TrainConfig;
 use crate::train::settings::{self, Setting};
-use crate::train::{Metric, Mining};
+use crate::train::{LrSchedule, Metric, Mining, Recipe, Sampler};
 
 /// The form's settings, in form order; their keys are also the URL query keys.
-pub const FORM_SETTINGS: [Setting; 10] = [
+pub const FORM_SETTINGS: [Setting; 15] = [
+    settings::RECIPE,
     settings::DATASET,
     settings::EPOCHS,
     settings::BATCH,
     settings::LR,
+    settings::LR_SCHEDULE,
+    settings::WARMUP_STEPS,
     settings::MARGIN,
     settings::METRIC,
     settings::MINING,
+    settings::SAMPLER,
+    settings::PER_CLASS,
     settings::SEED,
     settings::TRAIN_LIMIT,
     settings::TEST_LIMIT,
 ];
 
 /// Field keys, in form order.
-pub const FIELDS: [&str; 10] = {
-    let mut keys = [""; 10];
+pub const FIELDS: [&str; 15] = {
+    let mut keys = [""; 15];
     let mut i = 0;
     while i < keys.len() {
         keys[i] = FORM_SETTINGS[i].key;
@@ -46,20 +53,35 @@ pub struct Form {
     pub values: BTreeMap<&'static str, String>,
 }
 
+/// The form's spelling of a setting of `config` (`None` for a key that is not one of its
+/// fields, or not in a [`TrainConfig`]).
+fn value_of(config: &TrainConfig, key: &str) -> Option<String> {
+    let c = config;
+    Some(match key {
+        "epochs" => c.epochs.to_string(),
+        "batch" => c.batch_size.to_string(),
+        "lr" => c.lr.to_string(),
+        "lr_schedule" => c.lr_schedule.as_str().to_string(),
+        "warmup_steps" => c.warmup_steps.to_string(),
+        "margin" => format!("{:?}", c.margin),
+        "metric" => c.metric.as_str().to_string(),
+        "mining" => c.mining.as_str().to_string(),
+        "sampler" => c.sampler.as_str().to_string(),
+        "per_class" => c.per_class.to_string(),
+        "seed" => c.seed.to_string(),
+        _ => return None,
+    })
+}
+
 impl Default for Form {
     fn default() -> Self {
         let d = TrainConfig::default();
         let mut values = BTreeMap::new();
+        for key in FIELDS {
+            values.insert(key, value_of(&d, key).unwrap_or_default());
+        }
+        values.insert("recipe", Recipe::default().as_str().to_string());
         values.insert("dataset", "mnist".to_string());
-        values.insert("epochs", d.epochs.to_string());
-        values.insert("batch", d.batch_size.to_string());
-        values.insert("lr", d.lr.to_string());
-        values.insert("margin", format!("{:?}", d.margin));
-        values.insert("metric", d.metric.as_str().to_string());
-        values.insert("mining", d.mining.as_str().to_string());
-        values.insert("seed", d.seed.to_string());
-        values.insert("train_limit", String::new());
-        values.insert("test_limit", String::new());
         Self { values }
     }
 }
@@ -96,6 +118,9 @@ fn lenient(key: &str, value: &str) -> String {
         // The names' parsers trim and ignore case themselves (`names!`).
         "metric" => value.parse::<Metric>().ok().map(Metric::as_str),
         "mining" => value.parse::<Mining>().ok().map(Mining::as_str),
+        "sampler" => value.parse::<Sampler>().ok().map(Sampler::as_str),
+        "lr_schedule" => value.parse::<LrSchedule>().ok().map(LrSchedule::as_str),
+        "recipe" => value.parse::<Recipe>().ok().map(Recipe::as_str),
         _ => None,
     };
     canonical.map_or_else(|| value.to_string(), str::to_string)
@@ -115,7 +140,60 @@ impl Form {
                 form.values.insert(key, lenient(key, v));
             }
         }
+        // The recipe's settings win over the URL's own values for them.
+        if let Some(recipe) = form.recipe() {
+            form.fill(recipe, recipe.locks());
+        }
         form
+    }
+
+    /// The chosen recipe, when the field holds one.
+    pub fn recipe(&self) -> Option<Recipe> {
+        self.get(settings::RECIPE.key).parse().ok()
+    }
+
+    /// Whether the chosen recipe fixes the field `key`.
+    pub fn locked(&self, key: &str) -> bool {
+        self.recipe()
+            .is_some_and(|r| r.locks().iter().any(|s| s.key == key))
+    }
+
+    /// Whether the field `key` takes no input now: the recipe fixes it, or it is K without
+    /// P×K batches.
+    pub fn disabled(&self, key: &str) -> bool {
+        self.locked(key)
+            || (key == settings::PER_CLASS.key
+                && self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk))
+    }
+
+    /// What a P×K batch of these fields is, when they make one: "P = 8 classes × K = 4 …".
+    pub fn pk_note(&self) -> Option<String> {
+        if self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk) {
+            return None;
+        }
+        let config = TrainConfig {
+            sampler: Sampler::Pk,
+            batch_size: self.get(settings::BATCH.key).trim().parse().ok()?,
+            per_class: self.get(settings::PER_CLASS.key).trim().parse().ok()?,
+            ..TrainConfig::default()
+        };
+        let (p, k) = (config.classes_per_batch(), config.per_class);
+        config.problems().is_empty().then(|| {
+            format!(
+                "P = {p} classes × K = {k} examples a batch; an epoch ends when fewer than {p} \
+                 classes have {k} unused examples"
+            )
+        })
+    }
+
+    /// Writes `recipe`'s values into the fields of `which`.
+    fn fill(&mut self, recipe: Recipe, which: &[Setting]) {
+        let config = recipe.config();
+        for s in which {
+            if let Some(v) = value_of(&config, s.key) {
+                self.values.insert(s.key, v);
+            }
+        }
     }
 
     /// The value of `key` ("" when unknown).
@@ -123,10 +201,19 @@ impl Form {
         self.values.get(key).map(String::as_str).unwrap_or("")
     }
 
-    /// Sets `key` (ignored when not a form field).
+    /// Sets `key` (ignored when not a form field, or locked by the recipe). Choosing a recipe
+    /// fills every setting a recipe sets with its values (the notebook's puts its own back).
     pub fn set(&mut self, key: &str, value: String) {
+        if self.locked(key) {
+            return;
+        }
         if let Some(k) = FIELDS.iter().find(|f| **f == key) {
             self.values.insert(k, value);
+        }
+        if key == settings::RECIPE.key
+            && let Some(recipe) = self.recipe()
+        {
+            self.fill(recipe, &crate::train::RECIPE_SETTINGS);
         }
     }
 
@@ -137,6 +224,7 @@ impl Form {
             .iter()
             .filter(|k| self.get(k).trim() != defaults.get(k))
             .filter(|k| !(**k == "dataset" && self.get(k) == "custom"))
+            .filter(|k| !self.locked(k))
             .map(|k| (*k, self.get(k).trim().to_string()))
             .collect()
     }
@@ -177,6 +265,25 @@ impl Form {
             Ok(v) => config.batch_size = v,
             Err(m) => err("batch", m),
         }
+        match whole("warmup_steps") {
+            Ok(v) => config.warmup_steps = v,
+            Err(m) => err("warmup_steps", m),
+        }
+        match self.get("lr_schedule").parse::<LrSchedule>() {
+            Ok(v) => config.lr_schedule = v,
+            Err(m) => err("lr_schedule", m),
+        }
+        match self.get("sampler").parse::<Sampler>() {
+            Ok(v) => config.sampler = v,
+            Err(m) => err("sampler", m),
+        }
+        // K matters with P×K batches only: another sampler leaves it as it is.
+        if config.sampler == Sampler::Pk {
+            match whole("per_class") {
+                Ok(v) => config.per_class = v,
+                Err(m) => err("per_class", m),
+            }
+        }
         let lr = self.get("lr").trim();
         match lr.parse::<f64>() {
             Ok(v) => config.lr = v,
@@ -207,6 +314,12 @@ impl Form {
         match parse_limit(self.get("test_limit")) {
             Ok(v) => config.test_limit = v,
             Err(m) => err("test_limit", m),
+        }
+        // A recipe that fixes its settings has them, whatever the fields say.
+        match self.get("recipe").parse::<Recipe>() {
+            Ok(recipe) if !recipe.locks().is_empty() => recipe.apply(&mut config),
+            Ok(_) => {}
+            Err(m) => err("recipe", m),
         }
         for problem in config.problems() {
             err(&problem.field, problem.message);
@@ -285,7 +398,7 @@ mod tests {
 
     #[test]
     fn every_invalid_field_is_flagged_at_its_field() {
-        let cases: [(&str, &str, &str); 14] = [
+        let cases: [(&str, &str, &str); 19] = [
             ("epochs", "x", "not a whole number"),
             ("epochs", "0", "between 1"),
             ("batch", "1", "between 2"),
@@ -300,6 +413,15 @@ mod tests {
             ("seed", "-1", "whole number"),
             ("train_limit", "1", "at least 2"),
             ("test_limit", "ten", "whole number"),
+            (
+                "recipe",
+                "best",
+                "unknown recipe 'best' (expected notebook or tuned)",
+            ),
+            ("sampler", "random", "unknown sampler"),
+            ("lr_schedule", "linear", "unknown learning-rate schedule"),
+            ("warmup_steps", "-5", "not a whole number"),
+            ("warmup_steps", "ten", "not a whole number"),
         ];
         for (key, value, expected) in cases {
             let form = Form::from_pairs(&pairs(&[(key, value)]));
@@ -364,5 +486,105 @@ mod tests {
         // The settings' own bound speaks first.
         let form = Form::from_pairs(&pairs(&[("batch", "5000")]));
         assert!(form.check(false, Some(&limit)).errors["batch"].contains("between 2 and 4096"));
+    }
+
+    #[test]
+    fn p_by_k_batches_come_from_the_url_and_bad_combinations_are_flagged_at_k() {
+        let form = Form::from_pairs(&pairs(&[("sampler", "PK"), ("per_class", "4")]));
+        assert_eq!(form.get("sampler"), "pk");
+        let config = form.check(false, None).config.expect("valid");
+        assert_eq!((config.sampler, config.per_class), (Sampler::Pk, 4));
+        assert!(!form.disabled("per_class"));
+        assert_eq!(
+            form.pk_note().as_deref(),
+            Some(
+                "P = 8 classes × K = 4 examples a batch; an epoch ends when fewer than 8 classes \
+                 have 4 unused examples"
+            )
+        );
+        assert_eq!(
+            form.to_pairs(),
+            vec![("sampler", "pk".to_string())],
+            "K = 4 is the default: only the sampler goes into the link"
+        );
+        // With the shuffle buffer, K takes no input and is not checked.
+        let shuffle = Form::from_pairs(&pairs(&[("per_class", "1")]));
+        assert!(shuffle.disabled("per_class"));
+        assert_eq!(shuffle.pk_note(), None);
+        assert!(shuffle.check(false, None).config.is_some());
+        let cases: [(&str, &str, &str); 5] = [
+            ("32", "1", "at least 2"),
+            ("32", "5", "not P classes × 5"),
+            ("64", "4", "needs P = 16 classes; the data has at most 10"),
+            ("4", "4", "a triplet needs a second class"),
+            ("32", "x", "not a whole number"),
+        ];
+        for (batch, k, expected) in cases {
+            let form = Form::from_pairs(&pairs(&[
+                ("sampler", "pk"),
+                ("batch", batch),
+                ("per_class", k),
+            ]));
+            let checked = form.check(false, None);
+            assert_eq!(checked.config, None, "batch {batch}, K {k} accepted");
+            assert_eq!(checked.errors.len(), 1, "{:?}", checked.errors);
+            let message = &checked.errors["per_class"];
+            assert!(
+                message.contains(expected),
+                "batch {batch}, K {k}: {message}"
+            );
+            assert_eq!(message.lines().count(), 1);
+            assert_eq!(form.pk_note(), None, "no P×K batch to describe");
+        }
+    }
+
+    #[test]
+    fn a_recipe_fills_and_locks_its_fields_and_stands_for_them_in_the_url() {
+        // From the URL: the recipe wins over values of its own settings; others stay.
+        let form = Form::from_pairs(&pairs(&[
+            ("recipe", "Tuned"),
+            ("lr", "0.1"),
+            ("epochs", "3"),
+        ]));
+        let tuned = Recipe::Tuned.config();
+        assert_eq!(form.get("lr"), tuned.lr.to_string());
+        assert_eq!(form.get("sampler"), "pk");
+        let config = form.check(false, None).config.expect("valid");
+        assert_eq!(
+            config,
+            TrainConfig {
+                epochs: 3,
+                ..tuned.clone()
+            }
+        );
+        for key in FIELDS {
+            let fixed = crate::train::RECIPE_SETTINGS.iter().any(|s| s.key == key);
+            assert_eq!(form.locked(key), fixed, "{key}");
+            assert_eq!(form.disabled(key), fixed, "{key}");
+        }
+        assert_eq!(
+            form.to_pairs(),
+            vec![("recipe", "tuned".to_string()), ("epochs", "3".to_string())]
+        );
+        // Locked fields ignore input; the notebook's recipe puts its values back and frees them.
+        let mut form = form;
+        form.set("margin", "2".into());
+        assert_eq!(form.get("margin"), format!("{:?}", tuned.margin));
+        form.set("recipe", "notebook".into());
+        assert_eq!(
+            form.check(false, None).config,
+            Some(TrainConfig {
+                epochs: 3,
+                ..TrainConfig::default()
+            })
+        );
+        assert!(!form.locked("margin"));
+        form.set("margin", "2".into());
+        assert_eq!(form.get("margin"), "2");
+        // Choosing the recipe on the form fills the fields as the URL does.
+        let mut chosen = Form::default();
+        chosen.set("recipe", "tuned".into());
+        assert_eq!(chosen, Form::from_pairs(&pairs(&[("recipe", "tuned")])));
+        assert_eq!(chosen.check(false, None).config, Some(tuned));
     }
 }

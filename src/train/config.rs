@@ -1,10 +1,12 @@
 //! The settings of a training run: the validated [`TrainConfig`] (defaults are the notebook's),
-//! the loss's [`Metric`] and [`Mining`], the step [`StepEngine`] and [`ConfigError`]. Plain
-//! data: no device, no browser, no terminal (the page's form builds one too).
+//! the loss's [`Metric`] and [`Mining`], the batches' [`Sampler`], the learning rate's
+//! [`LrSchedule`], the step [`StepEngine`] and [`ConfigError`]. Plain data: no device, no
+//! browser, no terminal (the page's form builds one too).
 
 use serde::{Deserialize, Serialize};
 
 use super::settings;
+use crate::data::{NUM_CLASSES, PkEpoch};
 
 /// Distance used between embeddings (TFA's `distance_metric`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +41,36 @@ names!(Mining, "mining strategy", {
     Hard => "hard",
 });
 
+/// How the training set is cut into batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sampler {
+    /// The notebook's `shuffle(buffer)` then `batch(n)` ([`crate::data::epoch_order`]).
+    #[default]
+    Shuffle,
+    /// `P` classes × `K` examples a batch ([`crate::data::pk_order`]; `P·K` = the batch size).
+    Pk,
+}
+
+names!(Sampler, "sampler", {
+    Shuffle => "shuffle",
+    Pk => "pk" | "p×k" | "pxk",
+});
+
+/// How the learning rate moves over the run (see [`super::lr_at`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LrSchedule {
+    /// The same rate at every step (after any warm-up): the notebook's.
+    #[default]
+    Constant,
+    /// Half a cosine from the rate down to 0 at the last step (after any warm-up).
+    Cosine,
+}
+
+names!(LrSchedule, "learning-rate schedule", {
+    Constant => "constant",
+    Cosine => "cosine",
+});
+
 /// Everything that defines a training run. Defaults are the notebook's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -49,6 +81,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// The learning rate over the steps (after the warm-up).
+    pub lr_schedule: LrSchedule,
+    /// Steps over which the rate climbs linearly to `lr` (0: none).
+    pub warmup_steps: usize,
     /// Triplet margin.
     pub margin: f32,
     /// Distance between embeddings.
@@ -59,6 +95,10 @@ pub struct TrainConfig {
     pub soft: bool,
     /// Seed of the weights, the data order and dropout.
     pub seed: u64,
+    /// How batches are drawn.
+    pub sampler: Sampler,
+    /// Examples of each class in a batch (`K`) with [`Sampler::Pk`]; `P` = batch size / `K`.
+    pub per_class: usize,
     /// Shuffle-buffer size (tf.data `shuffle(1024)`); 0 means a full shuffle.
     pub shuffle_buffer: usize,
     /// Train on the first N training examples only.
@@ -105,11 +145,15 @@ impl Default for TrainConfig {
             epochs: 5,
             batch_size: 32,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
+            warmup_steps: 0,
             margin: 1.0,
             metric: Metric::L2,
             mining: Mining::SemiHard,
             soft: false,
             seed: 0,
+            sampler: Sampler::Shuffle,
+            per_class: 4,
             shuffle_buffer: 1024,
             train_limit: None,
             test_limit: None,
@@ -185,10 +229,66 @@ impl TrainConfig {
                 "must be at least 2 examples".into(),
             );
         }
+        if let Some(problem) = self.pk_problem() {
+            bad(settings::PER_CLASS.key, problem);
+        }
         if self.read_every == 0 {
             bad(settings::READ_EVERY.key, "must be at least 1".into());
         }
         errors
+    }
+
+    /// Classes per batch (`P`) with [`Sampler::Pk`]: the batch size over `per_class`.
+    pub fn classes_per_batch(&self) -> usize {
+        self.batch_size / self.per_class.max(1)
+    }
+
+    /// What is wrong with the P×K settings, when they are used: `K ≥ 2`, `P·K` = the batch
+    /// size, `2 ≤ P ≤` [`NUM_CLASSES`]. (Whether the training set has `P` classes with `K`
+    /// examples is the trainer's check: it needs the data.)
+    fn pk_problem(&self) -> Option<String> {
+        let (b, k) = (self.batch_size, self.per_class);
+        if self.sampler != Sampler::Pk {
+            return None;
+        }
+        if k < 2 {
+            return Some(format!(
+                "must be at least 2 (a triplet needs two examples of a class), not {k}"
+            ));
+        }
+        if !b.is_multiple_of(k) {
+            return Some(format!(
+                "the batch of {b} is not P classes × {k}: pick a K that divides the batch"
+            ));
+        }
+        let p = b / k;
+        if p < 2 {
+            return Some(format!(
+                "a batch of {b} holds P = {p} class of {k}; a triplet needs a second class"
+            ));
+        }
+        if p > NUM_CLASSES {
+            return Some(format!(
+                "a batch of {b} at {k} a class needs P = {p} classes; the data has at most \
+                 {NUM_CLASSES}"
+            ));
+        }
+        None
+    }
+
+    /// The shape of this run's P×K epochs over the training labels (`None` with another
+    /// sampler); refused at `per_class` when not even one batch fits (fewer than `P` classes
+    /// with `K` examples).
+    pub fn pk_epoch(&self, train_labels: &[u8]) -> Result<Option<PkEpoch>, ConfigError> {
+        if self.sampler != Sampler::Pk {
+            return Ok(None);
+        }
+        PkEpoch::of(train_labels, self.classes_per_batch(), self.per_class)
+            .map(Some)
+            .map_err(|message| ConfigError {
+                field: settings::PER_CLASS.key.into(),
+                message,
+            })
     }
 
     /// `Ok` when usable, else the first problem.

@@ -7,9 +7,10 @@
 //! the yield to the browser's event loop. Device reads on the training path are asynchronous
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
-//! `config`, `events`, `mining` (a step's mining statistics) and `collapse` (the test
-//! embedding's collapse indicator) are plain data (the page uses them without the `engine`
-//! feature); `engine` (the three ways a step is computed), `trainer` and `driver` need burn.
+//! `config`, `events`, `mining` (a step's mining statistics), `collapse` (the test embedding's
+//! collapse indicator), `recipe` (named presets of settings) and `schedule` (the learning rate
+//! of each step) are plain data (the page uses them without the `engine` feature); `engine` (the
+//! three ways a step is computed), `trainer` and `driver` need burn.
 
 mod collapse;
 mod config;
@@ -21,6 +22,8 @@ mod events;
 #[cfg(feature = "engine")]
 mod held_out;
 mod mining;
+mod recipe;
+mod schedule;
 pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
@@ -33,5 +36,7 @@ pub use events::*;
 #[cfg(feature = "engine")]
 pub use held_out::held_out_loss;
 pub use mining::*;
+pub use recipe::*;
+pub use schedule::*;
 #[cfg(feature = "engine")]
 pub use trainer::*;

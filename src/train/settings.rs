@@ -65,18 +65,30 @@ pub const EMBED_EVERY: Setting = setting(
     "Projection every N steps",
     &[],
 );
+pub const SAMPLER: Setting = setting("sampler", "sampler", "Sampler", &[]);
+pub const PER_CLASS: Setting = setting("per_class", "per-class", "Per class (K)", &["k"]);
+pub const LR_SCHEDULE: Setting =
+    setting("lr_schedule", "lr-schedule", "LR schedule", &["schedule"]);
+pub const WARMUP_STEPS: Setting =
+    setting("warmup_steps", "warmup-steps", "Warm-up steps", &["warmup"]);
+pub const RECIPE: Setting = setting("recipe", "recipe", "Recipe", &["preset"]);
 pub const ENGINE: Setting = setting("engine", "engine", "Engine", &[]);
 pub const BACKEND: Setting = setting("backend", "backend", "Backend", &[]);
 
 /// Every setting.
-pub const ALL: [Setting; 16] = [
+pub const ALL: [Setting; 21] = [
+    RECIPE,
     DATASET,
     EPOCHS,
     BATCH,
     LR,
+    LR_SCHEDULE,
+    WARMUP_STEPS,
     MARGIN,
     METRIC,
     MINING,
+    SAMPLER,
+    PER_CLASS,
     SEED,
     TRAIN_LIMIT,
     TEST_LIMIT,

@@ -1,15 +1,16 @@
 //! The [`Trainer`]: owns the model, the optimiser, the data and the position in the data, and
 //! takes one optimiser step at a time on the engine chosen once for its settings and device
-//! (burn's autodiff, the fused host kernels, or the WGSL kernels).
+//! (burn's autodiff, the fused host kernels, or the WGSL kernels), in the order of the chosen
+//! [`Sampler`] and at the rate of the learning-rate schedule ([`lr_at`]).
 
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use super::engine::{Batch, Engine, EngineKind, choose};
-use super::{StepEngine, TrainConfig, TrainError};
+use super::{Sampler, StepEngine, TrainConfig, TrainError, lr_at};
 use crate::backend::cpu_device;
-use crate::data::{Dataset, Split, batches, epoch_order};
+use crate::data::{Dataset, PkEpoch, Split, batches, epoch_order, pk_order};
 use crate::gpu;
 use crate::loss::batch_is_usable;
 use crate::model::{EMBEDDING_DIM, EmbedNet, EmbedNetConfig, IMAGE_PIXELS};
@@ -39,6 +40,8 @@ pub struct Trainer {
     engine: Engine,
     train: Dataset,
     test: Dataset,
+    /// The shape of a P×K epoch ([`Sampler::Pk`]).
+    pk: Option<PkEpoch>,
     order: Vec<usize>,
     epoch: usize,
     cursor: usize,
@@ -68,6 +71,7 @@ impl Trainer {
         if train.rows * train.cols != IMAGE_PIXELS || test.rows * test.cols != IMAGE_PIXELS {
             return Err(TrainError::Data("images must be 28×28".into()));
         }
+        let pk = config.pk_epoch(&train.labels)?;
         let on_cpu = device.clone().inner() == cpu_device();
         // The WGSL engine's limit comes from the device's largest storage binding.
         let wgsl_max = if on_cpu { None } else { gpu::max_batch(device) };
@@ -75,7 +79,7 @@ impl Trainer {
         let device = device.clone().autodiff();
         let model = EmbedNetConfig::new().init(config.seed, &device);
         let engine = Engine::build(kind, model)?;
-        Ok(Self::assemble(config, device, engine, train, test))
+        Ok(Self::assemble(config, device, engine, (train, test), pk))
     }
 
     /// Like [`Trainer::new`] but starting from given weights (e.g. an uploaded file).
@@ -115,8 +119,8 @@ impl Trainer {
         config: TrainConfig,
         device: Device,
         engine: Engine,
-        train: Dataset,
-        test: Dataset,
+        (train, test): (Dataset, Dataset),
+        pk: Option<PkEpoch>,
     ) -> Self {
         let config_seed = config.seed;
         let mut trainer = Self {
@@ -125,6 +129,7 @@ impl Trainer {
             engine,
             train,
             test,
+            pk,
             order: Vec::new(),
             epoch: 0,
             cursor: 0,
@@ -137,12 +142,17 @@ impl Trainer {
     fn start_epoch(&mut self, epoch: usize) {
         self.epoch = epoch;
         self.cursor = 0;
-        self.order = epoch_order(
-            self.train.len(),
-            self.config.shuffle_buffer,
-            self.config.seed,
-            epoch,
-        );
+        let c = &self.config;
+        self.order = match c.sampler {
+            Sampler::Shuffle => epoch_order(self.train.len(), c.shuffle_buffer, c.seed, epoch),
+            Sampler::Pk => pk_order(
+                &self.train.labels,
+                c.classes_per_batch(),
+                c.per_class,
+                c.seed,
+                epoch,
+            ),
+        };
     }
 
     /// The settings.
@@ -163,9 +173,29 @@ impl Trainer {
         }
     }
 
-    /// Steps in one epoch (the last batch may be partial).
+    /// Steps in one epoch: with the shuffle buffer, the whole set in batches (the last one may
+    /// be partial); with P×K batches, [`PkEpoch::batches`] (the same every epoch).
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.len().div_ceil(self.config.batch_size)
+        match &self.pk {
+            Some(pk) => pk.batches,
+            None => self.train.len().div_ceil(self.config.batch_size),
+        }
+    }
+
+    /// The shape of every epoch when batches are P×K ([`Sampler::Pk`]).
+    pub fn pk_epoch(&self) -> Option<&PkEpoch> {
+        self.pk.as_ref()
+    }
+
+    /// The learning rate of the next step ([`lr_at`] over the run's steps).
+    pub fn lr(&self) -> f64 {
+        let spe = self.steps_per_epoch();
+        let (epoch, cursor) = if self.cursor >= spe {
+            (self.epoch + 1, 0)
+        } else {
+            (self.epoch, self.cursor)
+        };
+        lr_at(&self.config, epoch * spe + cursor, self.config.epochs * spe)
     }
 
     /// The (possibly truncated) training set.
@@ -187,6 +217,7 @@ impl Trainer {
     /// epoch the next call starts the following epoch (with a fresh shuffle). Fails only if the
     /// device does (the WGSL engine's launches check their inputs).
     pub fn step(&mut self) -> Result<StepOutcome, TrainError> {
+        let lr = self.lr();
         if self.cursor >= self.steps_per_epoch() {
             self.start_epoch(self.epoch + 1);
         }
@@ -206,12 +237,18 @@ impl Trainer {
         }
         let mut pixels = Vec::new();
         self.train.pixels_f32(&batch, &mut pixels);
+        // The engines read the rate from the settings they are given: the run's, at this
+        // step's rate (the same bits as `lr` with the notebook's constant schedule).
+        let config = TrainConfig {
+            lr,
+            ..self.config.clone()
+        };
         let readout = self.engine.step(
             Batch {
                 pixels: &pixels,
                 labels: &labels,
             },
-            &self.config,
+            &config,
             &mut self.dropout_rng,
             &self.device,
         )?;
@@ -362,5 +399,50 @@ mod tests {
             .expect("trainer");
         assert_eq!(again.engine(), StepEngine::Fused);
         assert_eq!(again.model().to_parts().expect("weights"), parts);
+    }
+
+    /// Every engine takes the schedule's rate at each step: with a warm-up of 2⁴⁰ steps the
+    /// first steps' rates are ~1e-15, which leaves float32 weights where they were, while the
+    /// notebook's constant rate moves them. The trainer's rate follows [`lr_at`] across an
+    /// epoch's end.
+    #[test]
+    fn the_schedule_s_rate_reaches_every_engine() {
+        let split = mnist();
+        let cpu = cpu_device();
+        for engine in [StepEngine::Auto, StepEngine::Autodiff] {
+            let config = |warmup_steps| TrainConfig {
+                train_limit: Some(96),
+                test_limit: Some(32),
+                engine,
+                lr_schedule: crate::train::LrSchedule::Cosine,
+                warmup_steps,
+                ..TrainConfig::default()
+            };
+            let start = Trainer::new(config(0), &split, &cpu)
+                .expect("trainer")
+                .model()
+                .to_parts()
+                .expect("weights");
+            let drift = |trainer: &Trainer| {
+                let now = trainer.model().to_parts().expect("weights");
+                now.iter()
+                    .zip(&start)
+                    .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+                    .fold(0f32, f32::max)
+            };
+            let mut warming = Trainer::new(config(1 << 40), &split, &cpu).expect("trainer");
+            let mut plain = Trainer::new(config(0), &split, &cpu).expect("trainer");
+            // 3 steps an epoch, 5 epochs: 15 steps in all.
+            assert_eq!(plain.steps_per_epoch(), 3);
+            for step in 0..4 {
+                let c = plain.config().clone();
+                assert_eq!(plain.lr(), lr_at(&c, step, 15), "{engine:?} step {step}");
+                losses(&mut warming, 1);
+                losses(&mut plain, 1);
+            }
+            assert_eq!(plain.position(), (1, 1), "into the second epoch");
+            assert!(drift(&warming) < 1e-9, "{engine:?}: {}", drift(&warming));
+            assert!(drift(&plain) > 1e-4, "{engine:?}: {}", drift(&plain));
+        }
     }
 }
