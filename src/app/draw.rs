@@ -73,3 +73,21 @@ pub fn draw_gray(
     ctx.set_image_smoothing_enabled(false);
     let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(&scratch, x, y, size, size);
 }
+
+/// An exponential moving average (weight 0.1 on each new value) of a per-step series: the
+/// smoothed lines of the loss and mining charts.
+pub fn smooth(values: &[(usize, f32)]) -> Vec<(usize, f32)> {
+    let alpha = 0.1f32;
+    let mut ema: Option<f32> = None;
+    values
+        .iter()
+        .map(|&(s, v)| {
+            let e = match ema {
+                None => v,
+                Some(e) => e + alpha * (v - e),
+            };
+            ema = Some(e);
+            (s, e)
+        })
+        .collect()
+}

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::draw::context;
+use super::draw::{context, smooth};
 
 /// Props of [`LossChart`].
 #[derive(Properties, PartialEq)]
@@ -23,22 +23,6 @@ const PAD_L: f64 = 44.0;
 const PAD_R: f64 = 10.0;
 const PAD_T: f64 = 10.0;
 const PAD_B: f64 = 24.0;
-
-fn smooth(values: &[(usize, f32)]) -> Vec<(usize, f32)> {
-    let alpha = 0.1f32;
-    let mut ema: Option<f32> = None;
-    values
-        .iter()
-        .map(|&(s, v)| {
-            let e = match ema {
-                None => v,
-                Some(e) => e + alpha * (v - e),
-            };
-            ema = Some(e);
-            (s, e)
-        })
-        .collect()
-}
 
 /// The chart.
 #[function_component(LossChart)]

@@ -11,6 +11,7 @@ pub mod downloads;
 pub mod draw;
 pub mod loss_chart;
 pub mod metrics;
+pub mod mining_chart;
 pub mod progress;
 pub mod projection;
 mod start;
@@ -37,6 +38,7 @@ use controls::Controls;
 use downloads::Downloads;
 use loss_chart::LossChart;
 use metrics::MetricsTable;
+use mining_chart::MiningChart;
 use progress::Progress;
 use projection::Projection;
 
@@ -425,6 +427,11 @@ pub fn app() -> Html {
                         />
                         <MetricsTable rows={state.metrics.clone()} final_metrics={state.final_metrics.clone()} raw_pixels={state.raw_pixels.clone()} />
                     </div>
+                    <MiningChart
+                        steps={state.mining_steps.clone()}
+                        epochs={state.epoch_figures.clone()}
+                        mining={state.run_mining}
+                    />
                     <Progress progress={state.progress.clone()} phase={phase} skipped={state.skipped} />
                     <QueryPanel
                         n_test={state.embeddings.as_ref().map_or(0, |e| e.labels.0.len())}

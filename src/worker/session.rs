@@ -32,6 +32,9 @@ pub struct Latest {
     pub images: Rc<Dataset>,
 }
 
+/// The training set embedded for queries, keyed by the trainer position of its weights.
+pub(super) type QueryRefs = ((usize, usize), Arc<Vec<f32>>);
+
 /// Everything the worker keeps.
 #[derive(Default)]
 pub struct Session {
@@ -66,7 +69,7 @@ pub struct Session {
     /// The latest question's id (an older one's work stops).
     pub(super) latest_query: Id,
     /// The training set embedded for queries, with the trainer position of its weights.
-    pub(super) query_refs: Option<((usize, usize), Arc<Vec<f32>>)>,
+    pub(super) query_refs: Option<QueryRefs>,
     /// The basis of the PCA layout last shown.
     pub(super) pca_basis: Option<Rc<crate::projection::PcaBasis>>,
     /// Devices started so far (a lost device is replaced by the next).

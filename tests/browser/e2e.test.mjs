@@ -867,6 +867,12 @@ test('ask the embedding: a digit drawn mid-run (paused) and a test image after i
   assert.ok(seen.centre > 128 && seen.corner === 0, `what the net saw: ${JSON.stringify(seen)}`);
   await button('Resume').click();
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  // The mining chart has every step the loss chart has, and says its smoothed shares.
+  const minePoints = Number(await page.getAttribute('.mining canvas', 'data-points'));
+  assert.equal(minePoints, 128);
+  assert.equal(minePoints, Number(await page.getAttribute('.chart canvas', 'data-points')));
+  assert.match(await page.textContent('[data-testid=mining-latest]'), /^smoothed: semi-hard \d+\.\d% · fallback \d+\.\d% · active \d+\.\d% · d\(a,p\) \d\.\d{3} · d\(a,n\) \d\.\d{3}$/);
+  assert.equal(await page.locator('.mining ul.collapse li').count(), 2, 'one collapse line per epoch');
   // After the run, a test image by number: its true label is said, and the final weights used.
   const labels = testLabels(200);
   await page.fill('input[name=test_image]', '3');

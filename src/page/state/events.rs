@@ -24,9 +24,9 @@ impl State {
                 steps_per_epoch,
                 global_step,
                 loss,
+                mining,
                 examples_per_s,
                 elapsed_s,
-                ..
             } => {
                 let p = &mut self.progress;
                 p.epoch = epoch;
@@ -36,6 +36,7 @@ impl State {
                 p.examples_per_s = examples_per_s;
                 p.elapsed_s = elapsed_s;
                 Rc::make_mut(&mut self.losses).push((global_step, loss));
+                Rc::make_mut(&mut self.mining_steps).push((global_step, mining));
             }
             Event::Skipped { epoch, step, .. } => {
                 self.skipped += 1;
@@ -63,9 +64,13 @@ impl State {
                 mean_loss,
                 metrics,
                 elapsed_s,
-                ..
+                figures,
             } => {
                 self.progress.elapsed_s = elapsed_s;
+                if let Some(warning) = figures.collapse.warning() {
+                    self.notify(Notice::run_warning(format!("Epoch {epoch}: {warning}")));
+                }
+                Rc::make_mut(&mut self.epoch_figures).push(*figures);
                 Rc::make_mut(&mut self.epoch_losses).push(mean_loss);
                 Rc::make_mut(&mut self.metrics).push(EpochRow {
                     epoch,

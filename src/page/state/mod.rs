@@ -20,7 +20,7 @@ use crate::backend::BackendChoice;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
 use crate::protocol::{BatchLimit, Id, LayoutRequest, Reply};
-use crate::train::Control;
+use crate::train::{Control, EpochFigures, Mining, MiningStats};
 
 use super::form::{Checked, EXTRA_KEYS, Form};
 use super::layout_form::LayoutForm;
@@ -72,6 +72,12 @@ pub struct State {
     pub losses: Rc<Vec<(usize, f32)>>,
     /// Mean loss per epoch.
     pub epoch_losses: Rc<Vec<f32>>,
+    /// `(global_step, mining statistics)` per trained step.
+    pub mining_steps: Rc<Vec<(usize, MiningStats)>>,
+    /// Per finished epoch: its mining statistics and the test embedding's collapse indicator.
+    pub epoch_figures: Rc<Vec<EpochFigures>>,
+    /// How the shown run mines (names the mining chart's shares).
+    pub run_mining: Mining,
     /// Metrics per epoch.
     pub metrics: Rc<Vec<EpochRow>>,
     /// The final metrics (kNN against the training set included).
@@ -149,6 +155,9 @@ impl State {
             skipped: 0,
             losses: Rc::new(Vec::new()),
             epoch_losses: Rc::new(Vec::new()),
+            mining_steps: Rc::new(Vec::new()),
+            epoch_figures: Rc::new(Vec::new()),
+            run_mining: Mining::default(),
             metrics: Rc::new(Vec::new()),
             final_metrics: None,
             raw_pixels: None,

@@ -177,6 +177,9 @@ impl State {
         self.skipped = 0;
         self.losses = Rc::new(Vec::new());
         self.epoch_losses = Rc::new(Vec::new());
+        self.mining_steps = Rc::new(Vec::new());
+        self.epoch_figures = Rc::new(Vec::new());
+        self.run_mining = self.checked().config.map_or(self.run_mining, |c| c.mining);
         self.metrics = Rc::new(Vec::new());
         self.final_metrics = None;
         self.raw_pixels = None;
@@ -187,7 +190,7 @@ impl State {
         self.projection = None;
         // A layout under way stays until the worker says it was cancelled (it names it).
         self.weights_available = false;
-        Rc::make_mut(&mut self.notices).retain(|n| n.level == Level::Warning);
+        Rc::make_mut(&mut self.notices).retain(|n| n.level == Level::Warning && !n.of_run);
         if let Some(name) = from_weights {
             self.notify(Notice::info(format!(
                 "Training starts from the weights in {name}."

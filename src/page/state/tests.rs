@@ -808,3 +808,71 @@ fn a_query_lands_exactly_on_a_pca_and_among_its_neighbours_elsewhere() {
         "{how}"
     );
 }
+
+#[test]
+fn the_mining_is_kept_per_step_and_a_collapsing_epoch_warns_for_its_run_only() {
+    use crate::train::Collapse;
+    let mined = MiningStats {
+        terms: 12,
+        semi_hard: 9,
+        fallback: 3,
+        active: 6,
+        ..MiningStats::default()
+    };
+    let mut s = training(7);
+    for (i, mining) in [MiningStats::default(), mined.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let event = Event::Step {
+            epoch: 1,
+            step: i + 1,
+            steps_per_epoch: 10,
+            global_step: i + 1,
+            loss: 0.9,
+            mining,
+            examples_per_s: 100.0,
+            elapsed_s: 1.0,
+        };
+        s = reply(s, Reply::Train { id: 7, event });
+    }
+    assert_eq!(s.mining_steps.len(), 2);
+    assert_eq!(s.mining_steps[1], (2, mined));
+    let end = |collapsing: bool| Reply::Train {
+        id: 7,
+        event: Event::EpochEnd {
+            epoch: 1,
+            mean_loss: 0.85,
+            figures: Box::new(EpochFigures {
+                collapse: Collapse {
+                    mean_cosine: if collapsing { 0.95 } else { 0.1 },
+                    spread: 0.3,
+                    collapsing,
+                },
+                ..EpochFigures::default()
+            }),
+            metrics: Metrics::default(),
+            elapsed_s: 3.0,
+        },
+    };
+    let calm = reply(s.clone(), end(false));
+    assert_eq!(calm.epoch_figures.len(), 1);
+    assert!(!calm.notices.iter().any(|n| n.text.contains("collapsing")));
+    let s = reply(s, end(true));
+    assert!(has_notice(
+        &s,
+        Level::Warning,
+        "Epoch 1: the embedding is collapsing"
+    ));
+    // The next run starts without it (other warnings, e.g. the CPU fallback's, stay).
+    let s = reply(
+        s.reduce(Action::TrainRequested(8)),
+        Reply::TrainStarted {
+            id: 8,
+            epochs: 1,
+            from_weights: None,
+        },
+    );
+    assert!(!s.notices.iter().any(|n| n.text.contains("collapsing")));
+    assert!(s.mining_steps.is_empty() && s.epoch_figures.is_empty());
+}

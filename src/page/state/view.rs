@@ -71,6 +71,8 @@ pub struct Notice {
     pub level: Level,
     /// The text.
     pub text: String,
+    /// About the shown run only (cleared when the next one starts, whatever its level).
+    pub of_run: bool,
 }
 
 impl Notice {
@@ -79,6 +81,7 @@ impl Notice {
         Self {
             level: Level::Error,
             text,
+            of_run: false,
         }
     }
     /// A warning.
@@ -86,6 +89,14 @@ impl Notice {
         Self {
             level: Level::Warning,
             text,
+            of_run: false,
+        }
+    }
+    /// A warning about the shown run (e.g. its embedding collapsing).
+    pub fn run_warning(text: String) -> Self {
+        Self {
+            of_run: true,
+            ..Self::warning(text)
         }
     }
     /// Information.
@@ -93,6 +104,7 @@ impl Notice {
         Self {
             level: Level::Info,
             text,
+            of_run: false,
         }
     }
 }
