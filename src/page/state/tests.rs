@@ -820,10 +820,7 @@ fn the_mining_is_kept_per_step_and_a_collapsing_epoch_warns_for_its_run_only() {
         ..MiningStats::default()
     };
     let mut s = training(7);
-    for (i, mining) in [MiningStats::default(), mined.clone()]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, mining) in [MiningStats::default(), mined].into_iter().enumerate() {
         let event = Event::Step {
             epoch: 1,
             step: i + 1,
