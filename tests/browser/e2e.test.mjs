@@ -300,6 +300,8 @@ test('Pause holds the steps, Resume takes them up again, Stop ends them; the sto
  *  checks what the page shows against the downloaded vectors and the dataset's own files: the
  *  hovered test image, its label, its 5 nearest neighbours (labels, similarities, images). */
 async function checkHover(page, vecs, labels, where) {
+  // The page is long (clicking a download lower down scrolls it): bring the projection back.
+  await page.$eval(PROJ, (c) => c.scrollIntoView({ block: 'center' }));
   const target = await page.$eval(PROJ, (c) => {
     const { data, width, height } = c.getContext('2d').getImageData(0, 0, c.width, c.height);
     const at = (x, y) => (y * width + x) * 4;
