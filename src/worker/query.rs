@@ -53,6 +53,15 @@ pub(super) fn ask(session: &SharedSession, id: Id, image: QueryImage) {
     });
 }
 
+/// After a run: a question that came while it was ending (its host asks no more) is answered
+/// with the kept trainer (or told why there is none).
+pub(super) fn answer_left_over(session: &SharedSession) {
+    let pending = session.borrow().pending_query.clone();
+    if let Some((id, image)) = pending {
+        ask(session, id, image);
+    }
+}
+
 /// Answers the pending question, if any, with `trainer`'s weights.
 pub(super) async fn answer_pending(session: &SharedSession, trainer: &Trainer) {
     let Some((id, image)) = session.borrow_mut().pending_query.take() else {

@@ -13,6 +13,7 @@ use crate::train::{Control, Event, Host, TrainConfig, TrainError, Trainer, embed
 use super::baseline::baseline;
 use super::host::WorkerHost;
 use super::io::{self, post};
+use super::query::answer_left_over;
 use super::session::*;
 
 /// Builds the trainer of a new run, or says why it cannot start.
@@ -83,6 +84,7 @@ pub(super) fn train(session: &SharedSession, id: Id, config: TrainConfig) {
         }
         let weights = session.borrow().kept.is_some() || session.borrow().checkpoint.is_some();
         post(&Reply::RunEnded { id, weights });
+        answer_left_over(&session);
         // Beside the final kNN-1, what the raw pixels score with the same sets.
         if let Some(train) = baseline_train {
             baseline(session.clone(), id, train, test_images);
