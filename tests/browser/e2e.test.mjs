@@ -901,6 +901,8 @@ test('a worker that dies is replaced: a banner says so and the page trains again
   const train = page.getByRole('button', { name: 'Train', exact: true });
   await train.click();
   assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  // Everything the run shows, the raw-pixel row included (it comes after the run's end).
+  await until(async () => (await page.textContent('.metrics tbody')).includes('raw pixels'), 'the raw-pixel row', TRAIN_MS);
   const metricsBefore = await page.textContent('.metrics tbody');
   // An uncaught error in the worker (what a wasm trap such as running out of memory is): the
   // page only learns of it from the worker's `error` event.
