@@ -9,7 +9,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::data::Dataset;
-use crate::page::state::{QueryView, Shared};
+use crate::page::state::{QueryView, Shared, class_name};
 use crate::protocol::QueryImage;
 use crate::query::digitize::{SIDE, mnist_style};
 
@@ -171,13 +171,7 @@ pub fn query_panel(props: &QueryProps) -> Html {
         })
     };
 
-    let name = |l: u8| {
-        props
-            .class_names
-            .get(l as usize)
-            .cloned()
-            .unwrap_or_else(|| l.to_string())
-    };
+    let name = |l: u8| class_name(&props.class_names, l.into());
     let summary = match &props.answer {
         Some(a) => {
             let votes: Vec<String> = a

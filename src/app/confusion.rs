@@ -10,7 +10,7 @@ use yew::prelude::*;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
 use crate::page::confusion::{default_source, matrix, members, sources};
-use crate::page::state::{EpochRow, Shared};
+use crate::page::state::{EpochRow, Shared, class_name};
 
 use super::draw::{context, draw_gray};
 
@@ -94,13 +94,7 @@ pub fn confusion_panel(props: &ConfusionProps) -> Html {
     };
     let m = matrix(&labels.0, &source);
     let accuracy = m.per_class_accuracy();
-    let name = |l: u32| {
-        props
-            .class_names
-            .get(l as usize)
-            .cloned()
-            .unwrap_or_else(|| l.to_string())
-    };
+    let name = |l: u32| class_name(&props.class_names, l);
     let onchange = {
         let choice = choice.clone();
         let cell = cell.clone();

@@ -10,10 +10,11 @@ use crate::data::Dataset;
 use crate::page::layout_form::{LayoutForm, MIN_DIST, N_NEIGHBORS};
 use crate::page::state::LayoutJob;
 use crate::protocol::LayoutRequest;
+use crate::query;
 use crate::shape::EMBEDDING_DIM;
 
 use super::draw::{color, context, draw_gray};
-use crate::page::state::{Embeddings, Shared};
+use crate::page::state::{Embeddings, Shared, class_name};
 
 /// Props of [`Projection`].
 #[derive(Properties, PartialEq)]
@@ -95,30 +96,19 @@ impl Frame {
     }
 }
 
-/// Indices of the `k` test embeddings closest (cosine; rows are unit-norm) to row `i`.
-fn nearest(vectors: &[f32], i: usize, k: usize) -> Vec<(usize, f32)> {
+/// The `k` test embeddings closest (cosine) to row `i`, with their similarities: the query's
+/// search ([`query::nearest`]) with the row itself left out.
+fn nearest(vectors: &[f32], labels: &[u8], i: usize, k: usize) -> Vec<(usize, f32)> {
     let d = EMBEDDING_DIM;
-    let n = vectors.len() / d;
-    if i >= n {
+    let Some(row) = vectors.get(i * d..(i + 1) * d) else {
         return Vec::new();
-    }
-    let q = &vectors[i * d..(i + 1) * d];
-    let mut sims: Vec<(usize, f32)> = (0..n)
-        .filter(|&j| j != i)
-        .map(|j| {
-            let v = &vectors[j * d..(j + 1) * d];
-            (j, q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>())
-        })
-        .filter(|(_, s)| s.is_finite())
-        .collect();
-    let k = k.min(sims.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    sims.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
-    sims.truncate(k);
-    sims.sort_by(|a, b| b.1.total_cmp(&a.1));
-    sims
+    };
+    query::nearest(row, vectors, labels, d, k + 1)
+        .into_iter()
+        .filter(|m| m.index as usize != i)
+        .take(k)
+        .map(|m| (m.index as usize, m.cosine))
+        .collect()
 }
 
 /// The projection panel.
@@ -200,7 +190,7 @@ pub fn projection(props: &ProjectionProps) -> Html {
 
     // Hover details: the image and its nearest neighbours.
     let neighbours: Vec<(usize, f32)> = match (*hovered, &props.embeddings) {
-        (Some(i), Some(e)) => nearest(&e.vectors.0, i, NEIGHBOURS),
+        (Some(i), Some(e)) => nearest(&e.vectors.0, &e.labels.0, i, NEIGHBOURS),
         _ => Vec::new(),
     };
     {
@@ -272,13 +262,7 @@ pub fn projection(props: &ProjectionProps) -> Html {
         Callback::from(move |_: MouseEvent| hovered.set(None))
     };
 
-    let name = |l: u8| {
-        props
-            .class_names
-            .get(l as usize)
-            .cloned()
-            .unwrap_or_else(|| l.to_string())
-    };
+    let name = |l: u8| class_name(&props.class_names, l.into());
     let hover_text = match (*hovered, &labels) {
         (Some(i), Some(labels)) => {
             let label = labels.0.get(i).copied().unwrap_or(0);

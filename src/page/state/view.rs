@@ -234,3 +234,11 @@ pub struct QueryView {
     /// Neighbours, vote, places.
     pub answer: crate::query::Answer,
 }
+
+/// The legend name of `label` (its number where the dataset names fewer classes).
+pub fn class_name(names: &[String], label: u32) -> String {
+    names
+        .get(label as usize)
+        .cloned()
+        .unwrap_or_else(|| label.to_string())
+}
