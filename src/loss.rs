@@ -45,7 +45,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-pub use crate::train::{DEVICE_STATS, Metric, Mining, MiningStats};
+pub use crate::train::{DEVICE_STATS, Metric, Mining, MiningStats, select_semi_hard};
 
 /// Where the semi-hard negative is selected (see the module docs). Same values either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -381,32 +381,6 @@ fn semi_hard_host(
     let (index, exists) = select_semi_hard(&host, &m.negative_host, b);
     let index = Tensor::<2, Int>::from_data(TensorData::new(index, [b, b]), device);
     let exists = Tensor::<2, Bool>::from_data(TensorData::new(exists, [b, b]), device);
-    (index, exists)
-}
-
-/// For each (a, p): the column of the smallest `D[a, n] > D[a, p]` among the negatives of `a`
-/// (lowest column on ties) and whether one exists. `dist` and `negative` are row-major `B x B`.
-pub fn select_semi_hard(dist: &[f32], negative: &[bool], b: usize) -> (Vec<i64>, Vec<bool>) {
-    let mut index = vec![0i64; b * b];
-    let mut exists = vec![false; b * b];
-    let mut sorted: Vec<(f32, usize)> = Vec::with_capacity(b);
-    for a in 0..b {
-        let row = &dist[a * b..(a + 1) * b];
-        sorted.clear();
-        sorted.extend((0..b).filter(|&n| negative[a * b + n]).map(|n| (row[n], n)));
-        sorted.sort_unstable_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
-        for p in 0..b {
-            let threshold = row[p];
-            // "Not farther" rather than "nearer or equal": a NaN distance is never a semi-hard
-            // negative.
-            #[allow(clippy::neg_cmp_op_on_partial_ord)]
-            let first = sorted.partition_point(|&(d, _)| !(d > threshold));
-            if let Some(&(_, n)) = sorted.get(first) {
-                index[a * b + p] = n as i64;
-                exists[a * b + p] = true;
-            }
-        }
-    }
     (index, exists)
 }
 

@@ -208,6 +208,8 @@ pub enum Reply {
         class_names: Vec<String>,
         /// The test set, for the hover.
         test: TestImages,
+        /// The training set's labels (what the form checks P×K batches against).
+        train_labels: Vec<u8>,
     },
     /// A bundled dataset could not be loaded.
     DatasetFailed {
@@ -373,6 +375,7 @@ impl Reply {
                 Event::Step { .. } => "Step",
                 Event::Skipped { .. } => "Skipped",
                 Event::Embeddings { .. } => "Embeddings",
+                Event::Triplets(_) => "Triplets",
                 Event::EpochEnd { .. } => "EpochEnd",
                 Event::Done(_) => "Done",
                 Event::Failed(_) => "Failed",
@@ -412,7 +415,10 @@ mod tests {
 
     use super::*;
     use crate::metrics::{Confusion, Metrics, Predictions};
-    use crate::train::{Collapse, EpochFigures, MiningStats, Summary, TrainError};
+    use crate::train::{
+        Collapse, EpochFigures, MiningStats, ShownTriplet, Summary, TrainError, TripletExample,
+        TripletKind, TripletSample,
+    };
 
     fn round_trip<T: Serialize + for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug>(m: T) {
         let bytes = encode(&m).unwrap();
@@ -495,6 +501,7 @@ mod tests {
                 steps_per_epoch: 10,
                 train_examples: 320,
                 test_examples: 50,
+                pk_epoch: None,
             },
             Event::Step {
                 epoch: 1,
@@ -525,6 +532,34 @@ mod tests {
                 vectors: Arc::new(vec![0.5; 512]),
                 labels: Arc::new(vec![1, 2]),
             },
+            Event::Triplets(Box::new(TripletSample {
+                epoch: 1,
+                step: 10,
+                mining: crate::train::Mining::SemiHard,
+                batch: 32,
+                mined_among: 32,
+                terms: 96,
+                semi_hard: 60,
+                fallback: 36,
+                active: 40,
+                shown: vec![ShownTriplet {
+                    anchor: TripletExample {
+                        index: 7,
+                        label: 3,
+                        image: vec![9; 784],
+                    },
+                    positive: TripletExample {
+                        index: 8,
+                        label: 3,
+                        image: vec![1; 784],
+                    },
+                    negative: None,
+                    kind: TripletKind::NoNegative,
+                    d_ap: 0.5,
+                    d_an: 0.0,
+                    loss: 0.7,
+                }],
+            })),
             Event::EpochEnd {
                 epoch: 1,
                 mean_loss: 0.7,
@@ -595,6 +630,7 @@ mod tests {
                 n_test: 1,
                 class_names: vec!["0".into()],
                 test,
+                train_labels: vec![0, 1, 0, 1, 2, 2, 1, 0],
             },
             Reply::DatasetFailed {
                 id: 1,

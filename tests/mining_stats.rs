@@ -3,13 +3,18 @@
 //! paths, with and without autodiff (what the autodiff and host engines compute the loss on);
 //! the same figures from the autodiff and the host engine's steps; and the driver's reports
 //! (each step's figures, their sum per epoch, the run's list). wgpu: `tests/wgpu_backend.rs`.
+//! Also the triplets panel's host mining (`tripletlab::train::terms`): the same figures as the
+//! device's on every hand-computed batch, and the driver's samples of real batches.
 
 mod common;
 
+use burn::tensor::{Tensor, TensorData};
 use tripletlab::backend::cpu_device;
-use tripletlab::loss::{DEVICE_STATS, Selection};
+use tripletlab::loss::{DEVICE_STATS, Metric, Mining, Selection, pairwise_distances};
+use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{
-    Event, Host, MiningStats, StepEngine, StepOutcome, Summary, TrainConfig, Trainer, run,
+    Event, Host, MiningStats, StepEngine, StepOutcome, Summary, TrainConfig, Trainer, TripletKind,
+    TripletSample, run, terms,
 };
 
 #[test]
@@ -71,10 +76,53 @@ fn the_host_and_autodiff_engines_report_the_same_figures() {
     }
 }
 
+/// The panel's terms, listed on the host from the distance matrix, add up to exactly the
+/// figures the device computes beside the loss, and to the loss, on every hand-computed batch.
+#[test]
+fn the_host_terms_add_up_to_the_device_figures_on_every_hand_case() {
+    for case in common::mining::CASES {
+        let b = case.x.len();
+        let x = Tensor::<2>::from_data(TensorData::new(case.x.to_vec(), [b, 1]), &cpu_device());
+        let dist: Vec<f32> = pairwise_distances(x, Metric::SquaredL2)
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        let listed = terms(&dist, case.labels, case.mining, case.margin, false);
+        let count = |kind| listed.iter().filter(|t| t.kind == kind).count() as u64;
+        let got = MiningStats {
+            terms: listed.len() as u64,
+            semi_hard: count(TripletKind::SemiHard),
+            fallback: count(TripletKind::Fallback),
+            no_negative: count(TripletKind::NoNegative),
+            active: listed.iter().filter(|t| t.active()).count() as u64,
+            sum_d_ap: listed.iter().map(|t| f64::from(t.d_ap)).sum(),
+            sum_d_an: listed
+                .iter()
+                .filter(|t| t.negative.is_some())
+                .map(|t| f64::from(t.d_an))
+                .sum(),
+        };
+        assert_eq!(got, case.want, "{}", case.name);
+        // Semi-hard averages over its terms, batch-hard over every anchor (here the anchors
+        // without a positive add 0).
+        let over = match case.mining {
+            Mining::SemiHard => listed.len(),
+            Mining::Hard => b,
+        };
+        let loss = listed.iter().map(|t| t.loss).sum::<f32>() / over as f32;
+        assert!(
+            (loss - case.loss).abs() <= 1e-5 * case.loss,
+            "{}: {loss}",
+            case.name
+        );
+    }
+}
+
 #[derive(Default)]
 struct Collect {
     steps: Vec<MiningStats>,
     epochs: Vec<MiningStats>,
+    triplets: Vec<TripletSample>,
     summary: Option<Summary>,
 }
 
@@ -86,6 +134,7 @@ impl Host for Collect {
         match event {
             Event::Step { mining, .. } => self.steps.push(mining),
             Event::EpochEnd { figures, .. } => self.epochs.push(figures.mining),
+            Event::Triplets(sample) => self.triplets.push(*sample),
             Event::Done(summary) => self.summary = Some(summary),
             _ => {}
         }
@@ -126,4 +175,63 @@ fn the_driver_reports_each_step_and_adds_up_each_epoch() {
         assert!(c.spread > 0.0 && c.spread <= 1.0, "{c:?}");
     }
     assert_eq!(host.summary, Some(summary));
+}
+
+/// With each test embedding (here every 3 steps and at each epoch end) the driver samples the
+/// latest batch: triplets of real examples (the anchor's class twice, then another), their
+/// images the training set's, and their distances those of the weights after the step.
+#[test]
+fn the_driver_samples_the_latest_batch_with_each_test_embedding() {
+    let split = common::mnist();
+    let config = TrainConfig {
+        epochs: 2,
+        train_limit: Some(192),
+        test_limit: Some(64),
+        knn_against_train: false,
+        embed_every: 3,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(config, &split, &cpu_device()).unwrap();
+    let mut host = Collect::default();
+    pollster::block_on(run(&mut trainer, &mut host)).unwrap();
+    let at: Vec<_> = host.triplets.iter().map(|t| (t.epoch, t.step)).collect();
+    assert_eq!(at, vec![(1, 3), (1, 6), (2, 3), (2, 6)]);
+    let train = trainer.train_set();
+    for sample in &host.triplets {
+        assert_eq!((sample.batch, sample.mined_among), (32, 32));
+        assert!(sample.terms > 0 && sample.semi_hard + sample.fallback == sample.terms);
+        assert!(sample.active <= sample.terms);
+        assert_eq!(sample.shown.len(), 4, "{sample:?}");
+        for t in &sample.shown {
+            let n = t.negative.as_ref().expect("a batch of several classes");
+            assert_eq!(t.anchor.label, t.positive.label);
+            assert_ne!(n.label, t.anchor.label);
+            assert_ne!(t.anchor.index, t.positive.index);
+            for e in [&t.anchor, &t.positive, n] {
+                assert_eq!(e.image, train.image(e.index));
+                assert_eq!(e.label, train.labels[e.index]);
+            }
+            assert!((0.0..=2.0).contains(&t.d_ap) && (0.0..=2.0).contains(&t.d_an));
+            assert_eq!(t.kind == TripletKind::SemiHard, t.d_an > t.d_ap, "{t:?}");
+            let margin = TrainConfig::default().margin;
+            assert!((t.loss - (margin + t.d_ap - t.d_an).max(0.0)).abs() < 1e-5);
+        }
+        let anchors: std::collections::BTreeSet<_> =
+            sample.shown.iter().map(|t| t.anchor.index).collect();
+        assert_eq!(anchors.len(), 4, "each from a different anchor");
+    }
+    // The last sample was taken with the final weights: its distances are theirs.
+    let last = host.triplets.last().unwrap();
+    let embed = |i: usize| pollster::block_on(trainer.embed_rows(train, i..i + 1)).unwrap();
+    for t in &last.shown {
+        let (a, p) = (embed(t.anchor.index), embed(t.positive.index));
+        assert_eq!(a.len(), EMBEDDING_DIM);
+        let d: f32 = a
+            .iter()
+            .zip(&p)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt();
+        assert!((d - t.d_ap).abs() < 1e-4, "d(a,p) {d} vs {}", t.d_ap);
+    }
 }

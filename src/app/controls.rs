@@ -44,6 +44,8 @@ pub struct ControlsProps {
     pub on_control: Callback<Control>,
     /// The largest batch the device trains, once known (stated at the batch field).
     pub batch_max: Option<usize>,
+    /// What the P×K fields make of the training set, when they make batches.
+    pub pk_note: Option<String>,
 }
 
 /// A text field: its setting (key and label) and the placeholder shown when it is empty.
@@ -207,7 +209,7 @@ pub fn controls(props: &ControlsProps) -> Html {
         Some(r) => html! { <p class="hint" data-testid="recipe-settings">{ r.describe() }</p> },
         None => html! {},
     };
-    let pk_note = match props.form.pk_note() {
+    let pk_note = match props.pk_note.clone() {
         Some(note) => html! { <p class="hint" data-testid="pk-note">{ note }</p> },
         None => html! {},
     };

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::train::{EpochFigures, Mining, MiningStats};
+use crate::train::{EpochFigures, Mining, MiningStats, kind_names};
 
 use super::draw::{context, smooth};
 
@@ -35,10 +35,7 @@ const PAD_B: f64 = 24.0;
 type Series = (&'static str, &'static str, bool, fn(&MiningStats) -> f64);
 
 fn series(mining: Mining) -> [Series; 5] {
-    let (farther, not_farther) = match mining {
-        Mining::SemiHard => ("semi-hard", "fallback"),
-        Mining::Hard => ("in order", "violated"),
-    };
+    let (farther, not_farther) = kind_names(mining);
     [
         (farther, "#59a14f", false, MiningStats::semi_hard_fraction),
         (

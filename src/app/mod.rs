@@ -15,6 +15,7 @@ pub mod mining_chart;
 pub mod progress;
 pub mod projection;
 mod start;
+pub mod triplets;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -41,6 +42,7 @@ use metrics::MetricsTable;
 use mining_chart::MiningChart;
 use progress::Progress;
 use projection::Projection;
+use triplets::TripletsPanel;
 
 /// The page's reducer for yew: [`State::reduce`], which is plain Rust and tested natively.
 impl Reducible for State {
@@ -394,6 +396,7 @@ pub fn app() -> Html {
                         on_train={on_train}
                         on_control={on_control}
                         batch_max={state.batch_limit.as_ref().map(|l| l.max)}
+                        pk_note={state.pk_note()}
                     />
                     <Downloads
                         can_download={can_download}
@@ -432,6 +435,7 @@ pub fn app() -> Html {
                         epochs={state.epoch_figures.clone()}
                         mining={state.run_mining}
                     />
+                    <TripletsPanel sample={state.triplets.clone()} class_names={state.class_names.clone()} />
                     <Progress progress={state.progress.clone()} phase={phase} skipped={state.skipped} />
                     <QueryPanel
                         n_test={state.embeddings.as_ref().map_or(0, |e| e.labels.0.len())}

@@ -98,6 +98,10 @@ pub fn progress(props: &ProgressProps) -> Html {
                 <progress class="meter" max="1000" value={((pct * 10.0).round() as u32).to_string()} aria-hidden="true"></progress>
             </div>
             <p class="numbers"><strong>{ label }</strong>{ " · " }{ text }</p>
+            { match &p.pk_epoch {
+                Some(pk) => html! { <p class="hint" data-testid="pk-epoch">{ pk.clone() }</p> },
+                None => html! {},
+            } }
         </section>
     }
 }

@@ -12,7 +12,7 @@ use tripletlab::metrics::evaluate;
 use tripletlab::model::EMBEDDING_DIM;
 use tripletlab::train::{
     EpochFigures, Event, Host, LrSchedule, Mining, MiningStats, Recipe, Summary, TrainConfig,
-    Trainer, describe_schedule, run,
+    Trainer, describe_schedule, kind_names, run,
 };
 
 use super::outputs::{add_scores, raw_pixel_knn1, report_of, write_embedding_files, write_report};
@@ -53,6 +53,7 @@ impl Host for Terminal {
                 steps_per_epoch,
                 train_examples,
                 test_examples,
+                ..
             } => {
                 self.steps_per_epoch = steps_per_epoch;
                 self.bar.set_length((epochs * steps_per_epoch) as u64);
@@ -109,7 +110,7 @@ impl Host for Terminal {
                 }
                 self.say(line);
             }
-            Event::Embeddings { .. } | Event::Done(_) | Event::Failed(_) => {}
+            Event::Embeddings { .. } | Event::Triplets(_) | Event::Done(_) | Event::Failed(_) => {}
         }
     }
 
@@ -123,10 +124,7 @@ impl Host for Terminal {
 /// positive (in order) or not (violated).
 fn mining_figures(m: &MiningStats, mining: Mining) -> String {
     let percent = |f: f64| format!("{:.1}%", 100.0 * f);
-    let (farther, not_farther) = match mining {
-        Mining::SemiHard => ("semi-hard", "fallback"),
-        Mining::Hard => ("in order", "violated"),
-    };
+    let (farther, not_farther) = kind_names(mining);
     format!(
         "{farther} {}  {not_farther} {}  active {}  d_ap {:.3}  d_an {:.3}",
         percent(m.semi_hard_fraction()),

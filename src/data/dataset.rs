@@ -90,6 +90,23 @@ impl Dataset {
         }
     }
 
+    /// The examples at `indices`, in that order.
+    ///
+    /// # Panics
+    /// If an index is `>= self.len()`.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        Dataset {
+            images: indices
+                .iter()
+                .flat_map(|&i| self.image(i))
+                .copied()
+                .collect(),
+            labels: self.labels_of(indices),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
     /// Clears `out` and writes the selected images into it contiguously (`indices.len() * rows *
     /// cols` values), each pixel as `x as f32 / 255.0` — exactly Keras' `x / 255.0` in float32.
     ///

@@ -59,10 +59,13 @@ impl PkEpoch {
         let chunks = chunks_per_class(labels, per_class.max(1));
         let batches = longest_epoch(&chunks, classes);
         if batches == 0 || classes == 0 {
-            let usable = chunks.iter().filter(|&&c| c > 0).count();
+            let usable = match chunks.iter().filter(|&&c| c > 0).count() {
+                1 => "1 class of the training set has".to_string(),
+                n => format!("{n} classes of the training set have"),
+            };
             return Err(format!(
-                "{usable} classes of the training set have {per_class} examples; a batch of \
-                 {classes} classes × {per_class} needs {classes}"
+                "{usable} {per_class} examples; a batch of {classes} classes × {per_class} needs \
+                 {classes}"
             ));
         }
         let seen = batches * classes * per_class;
@@ -323,6 +326,10 @@ mod tests {
         assert_eq!(
             message,
             "3 classes of the training set have 4 examples; a batch of 4 classes × 4 needs 4"
+        );
+        assert_eq!(
+            PkEpoch::of(&labels(&[5, 3, 2]), 2, 4).unwrap_err(),
+            "1 class of the training set has 4 examples; a batch of 2 classes × 4 needs 2"
         );
         assert!(pk_order(&set, 4, 4, 0, 0).is_empty());
         assert!(PkEpoch::of(&set, 3, 4).is_ok());

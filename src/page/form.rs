@@ -95,6 +95,12 @@ pub struct Checked {
     pub errors: BTreeMap<String, String>,
 }
 
+/// The labels a run with training limit `limit` trains on (the first ones, as
+/// [`crate::data::Dataset::truncated`] keeps).
+fn used_labels(labels: &[u8], limit: Option<usize>) -> &[u8] {
+    &labels[..limit.map_or(labels.len(), |n| n.min(labels.len()))]
+}
+
 fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
     let raw = raw.trim();
     if raw.is_empty() || raw.eq_ignore_ascii_case("all") {
@@ -166,8 +172,10 @@ impl Form {
                 && self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk))
     }
 
-    /// What a P×K batch of these fields is, when they make one: "P = 8 classes × K = 4 …".
-    pub fn pk_note(&self) -> Option<String> {
+    /// What a P×K batch of these fields is, when they make one: over the loaded training set's
+    /// labels (`train_labels`, cut to the training limit) the epoch it makes
+    /// ([`crate::data::PkEpoch::describe`]), before one is loaded "P = 8 classes × K = 4 …".
+    pub fn pk_note(&self, train_labels: Option<&[u8]>) -> Option<String> {
         if self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk) {
             return None;
         }
@@ -178,12 +186,20 @@ impl Form {
             ..TrainConfig::default()
         };
         let (p, k) = (config.classes_per_batch(), config.per_class);
-        config.problems().is_empty().then(|| {
-            format!(
+        if !config.problems().is_empty() {
+            return None;
+        }
+        match train_labels {
+            Some(labels) => {
+                let limit = parse_limit(self.get(settings::TRAIN_LIMIT.key)).ok()?;
+                let pk = config.pk_epoch(used_labels(labels, limit)).ok()??;
+                Some(pk.describe())
+            }
+            None => Some(format!(
                 "P = {p} classes × K = {k} examples a batch; an epoch ends when fewer than {p} \
                  classes have {k} unused examples"
-            )
-        })
+            )),
+        }
     }
 
     /// Writes `recipe`'s values into the fields of `which`.
@@ -241,9 +257,15 @@ impl Form {
         }
     }
 
-    /// Parses every field, then applies the core's own range checks and the device's batch
-    /// limit (once the device is known).
-    pub fn check(&self, custom_loaded: bool, batch_limit: Option<&BatchLimit>) -> Checked {
+    /// Parses every field, then applies the core's own range checks, the device's batch limit
+    /// (once the device is known) and, with P×K batches, whether the loaded training set's
+    /// labels (`train_labels`, cut to the training limit) make at least one batch.
+    pub fn check(
+        &self,
+        custom_loaded: bool,
+        batch_limit: Option<&BatchLimit>,
+        train_labels: Option<&[u8]>,
+    ) -> Checked {
         let mut errors: BTreeMap<String, String> = BTreeMap::new();
         let mut config = TrainConfig::default();
         let mut err = |k: &str, m: String| {
@@ -335,6 +357,13 @@ impl Form {
                 ),
             );
         }
+        // Against the training set only where the settings themselves make P×K batches.
+        if let Some(labels) = train_labels
+            && config.problems().is_empty()
+            && let Err(e) = config.pk_epoch(used_labels(labels, config.train_limit))
+        {
+            err(&e.field, e.message);
+        }
         Checked {
             config: if errors.is_empty() {
                 Some(config)
@@ -358,7 +387,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_notebook_recipe() {
-        let checked = Form::default().check(false, None);
+        let checked = Form::default().check(false, None, None);
         assert!(checked.errors.is_empty(), "{:?}", checked.errors);
         assert_eq!(checked.config, Some(TrainConfig::default()));
         assert!(Form::default().to_pairs().is_empty());
@@ -376,7 +405,7 @@ mod tests {
         assert_eq!(form.get("dataset"), "mnist");
         assert_eq!(form.get("metric"), "l2");
         assert_eq!(form.get("mining"), "semi-hard");
-        let config = form.check(false, None).config.expect("valid");
+        let config = form.check(false, None, None).config.expect("valid");
         assert_eq!(config.epochs, 3);
         assert_eq!(config.metric, Metric::L2);
         assert_eq!(
@@ -390,7 +419,7 @@ mod tests {
         // Still invalid after leniency: kept as written and flagged at its field.
         let bad = Form::from_pairs(&pairs(&[("dataset", "cifar"), ("metric", "manhattan")]));
         assert_eq!(bad.get("dataset"), "cifar");
-        let checked = bad.check(false, None);
+        let checked = bad.check(false, None, None);
         assert!(checked.config.is_none());
         assert!(checked.errors["dataset"].contains("cifar"));
         assert!(checked.errors["metric"].contains("manhattan"));
@@ -425,7 +454,7 @@ mod tests {
         ];
         for (key, value, expected) in cases {
             let form = Form::from_pairs(&pairs(&[(key, value)]));
-            let checked = form.check(false, None);
+            let checked = form.check(false, None, None);
             assert!(checked.config.is_none(), "{key}={value} accepted");
             assert_eq!(
                 checked.errors.len(),
@@ -445,17 +474,19 @@ mod tests {
     fn custom_data_needs_the_files_first_and_limits_accept_all() {
         let mut form = Form::default();
         form.set("dataset", "custom".into());
-        assert!(form.check(false, None).errors["dataset"].contains("open your four IDX files"));
-        assert!(form.check(true, None).config.is_some());
+        assert!(
+            form.check(false, None, None).errors["dataset"].contains("open your four IDX files")
+        );
+        assert!(form.check(true, None, None).config.is_some());
         // "custom" never goes into a shared link; "all" and "" mean no limit.
         assert!(form.to_pairs().is_empty());
         form.set("train_limit", "all".into());
         form.set("test_limit", "".into());
-        let config = form.check(true, None).config.unwrap();
+        let config = form.check(true, None, None).config.unwrap();
         assert_eq!((config.train_limit, config.test_limit), (None, None));
         form.set("train_limit", "640".into());
         assert_eq!(
-            form.check(true, None).config.unwrap().train_limit,
+            form.check(true, None, None).config.unwrap().train_limit,
             Some(640)
         );
         assert_eq!(form.to_pairs(), vec![("train_limit", "640".to_string())]);
@@ -472,31 +503,33 @@ mod tests {
         };
         let form = Form::from_pairs(&pairs(&[("batch", "2331")]));
         assert!(
-            form.check(false, None).config.is_some(),
+            form.check(false, None, None).config.is_some(),
             "no device known yet"
         );
-        let checked = form.check(false, Some(&limit));
+        let checked = form.check(false, Some(&limit), None);
         assert_eq!(checked.config, None);
         assert_eq!(
             checked.errors["batch"],
             "this device trains batches of up to 2330 (on WebGPU)"
         );
         let form = Form::from_pairs(&pairs(&[("batch", "2330")]));
-        assert!(form.check(false, Some(&limit)).config.is_some());
+        assert!(form.check(false, Some(&limit), None).config.is_some());
         // The settings' own bound speaks first.
         let form = Form::from_pairs(&pairs(&[("batch", "5000")]));
-        assert!(form.check(false, Some(&limit)).errors["batch"].contains("between 2 and 4096"));
+        assert!(
+            form.check(false, Some(&limit), None).errors["batch"].contains("between 2 and 4096")
+        );
     }
 
     #[test]
     fn p_by_k_batches_come_from_the_url_and_bad_combinations_are_flagged_at_k() {
         let form = Form::from_pairs(&pairs(&[("sampler", "PK"), ("per_class", "4")]));
         assert_eq!(form.get("sampler"), "pk");
-        let config = form.check(false, None).config.expect("valid");
+        let config = form.check(false, None, None).config.expect("valid");
         assert_eq!((config.sampler, config.per_class), (Sampler::Pk, 4));
         assert!(!form.disabled("per_class"));
         assert_eq!(
-            form.pk_note().as_deref(),
+            form.pk_note(None).as_deref(),
             Some(
                 "P = 8 classes × K = 4 examples a batch; an epoch ends when fewer than 8 classes \
                  have 4 unused examples"
@@ -510,8 +543,8 @@ mod tests {
         // With the shuffle buffer, K takes no input and is not checked.
         let shuffle = Form::from_pairs(&pairs(&[("per_class", "1")]));
         assert!(shuffle.disabled("per_class"));
-        assert_eq!(shuffle.pk_note(), None);
-        assert!(shuffle.check(false, None).config.is_some());
+        assert_eq!(shuffle.pk_note(None), None);
+        assert!(shuffle.check(false, None, None).config.is_some());
         let cases: [(&str, &str, &str); 5] = [
             ("32", "1", "at least 2"),
             ("32", "5", "not P classes × 5"),
@@ -525,7 +558,7 @@ mod tests {
                 ("batch", batch),
                 ("per_class", k),
             ]));
-            let checked = form.check(false, None);
+            let checked = form.check(false, None, None);
             assert_eq!(checked.config, None, "batch {batch}, K {k} accepted");
             assert_eq!(checked.errors.len(), 1, "{:?}", checked.errors);
             let message = &checked.errors["per_class"];
@@ -534,8 +567,52 @@ mod tests {
                 "batch {batch}, K {k}: {message}"
             );
             assert_eq!(message.lines().count(), 1);
-            assert_eq!(form.pk_note(), None, "no P×K batch to describe");
+            assert_eq!(form.pk_note(None), None, "no P×K batch to describe");
         }
+    }
+
+    #[test]
+    fn p_by_k_batches_are_checked_against_the_loaded_training_labels() {
+        // 10 classes of 10 examples, one after the other: the first 30 hold classes 0, 1, 2.
+        let labels: Vec<u8> = (0..100).map(|i| (i / 10) as u8).collect();
+        let form = |limit: &str| {
+            Form::from_pairs(&pairs(&[
+                ("sampler", "pk"),
+                ("batch", "12"),
+                ("per_class", "4"),
+                ("train_limit", limit),
+            ]))
+        };
+        // P = 3 classes × K = 4: 10 examples a class give 2 chunks each, 20 batches' worth
+        // spread 3 at a time over 10 classes: 6 batches over 72 of the 100.
+        let all = form("");
+        assert!(all.check(false, None, Some(&labels)).config.is_some());
+        assert_eq!(
+            all.pk_note(Some(&labels)).as_deref(),
+            Some(
+                "P×K batches: 3 classes × 4 examples; an epoch is 6 batches over 72 of 100 \
+                 examples (it ends when fewer than 3 classes have 4 unused examples: 28 left for \
+                 the next epoch)"
+            )
+        );
+        // The first 25 examples hold 2 classes with 4 examples and a third with 5: 3 classes.
+        assert!(
+            form("25")
+                .check(false, None, Some(&labels))
+                .config
+                .is_some()
+        );
+        // The first 20 hold two classes: no batch of 3 classes fits, refused at K in one line.
+        let two = form("20").check(false, None, Some(&labels));
+        assert_eq!(two.config, None);
+        let message = &two.errors["per_class"];
+        assert_eq!(
+            message,
+            "2 classes of the training set have 4 examples; a batch of 3 classes × 4 needs 3"
+        );
+        assert_eq!(form("20").pk_note(Some(&labels)), None);
+        // Before a dataset is loaded nothing is known to refuse.
+        assert!(form("20").check(false, None, None).config.is_some());
     }
 
     #[test]
@@ -549,7 +626,7 @@ mod tests {
         let tuned = Recipe::Tuned.config();
         assert_eq!(form.get("lr"), tuned.lr.to_string());
         assert_eq!(form.get("sampler"), "pk");
-        let config = form.check(false, None).config.expect("valid");
+        let config = form.check(false, None, None).config.expect("valid");
         assert_eq!(
             config,
             TrainConfig {
@@ -572,7 +649,7 @@ mod tests {
         assert_eq!(form.get("margin"), format!("{:?}", tuned.margin));
         form.set("recipe", "notebook".into());
         assert_eq!(
-            form.check(false, None).config,
+            form.check(false, None, None).config,
             Some(TrainConfig {
                 epochs: 3,
                 ..TrainConfig::default()
@@ -585,6 +662,6 @@ mod tests {
         let mut chosen = Form::default();
         chosen.set("recipe", "tuned".into());
         assert_eq!(chosen, Form::from_pairs(&pairs(&[("recipe", "tuned")])));
-        assert_eq!(chosen.check(false, None).config, Some(tuned));
+        assert_eq!(chosen.check(false, None, None).config, Some(tuned));
     }
 }

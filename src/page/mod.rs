@@ -1,6 +1,7 @@
 //! The page's pure logic (all targets, tested natively with plain `cargo test`): the settings
-//! form and its validation ([`form`]), the UMAP fields ([`layout_form`]), the confusion matrices ([`confusion`]), and the one reducer that folds the worker's replies and
-//! the user's actions into what the page shows ([`state`]).
+//! form and its validation ([`form`]), the UMAP fields ([`layout_form`]), the confusion
+//! matrices ([`confusion`]), the triplets panel's words ([`triplets`]), and the one reducer that
+//! folds the worker's replies and the user's actions into what the page shows ([`state`]).
 //!
 //! It knows the protocol's messages and the core's types, but no browser, no DOM and no yew:
 //! the components in `app` render a [`state::State`] and dispatch [`state::Action`]s.
@@ -9,3 +10,4 @@ pub mod confusion;
 pub mod form;
 pub mod layout_form;
 pub mod state;
+pub mod triplets;

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::{
-    Collapse, DEVICE_STATS, EpochFigures, Event, MiningStats, StepOutcome, Summary, TrainError,
-    Trainer, read_f32,
+    Collapse, DEVICE_STATS, EpochFigures, Event, MiningStats, StepOutcome, Summary, TRIPLET_ROWS,
+    TrainError, Trainer, TripletSample, read_f32, terms,
 };
+use crate::backend::cpu_device;
 use crate::data::Dataset;
+use crate::loss::pairwise_distances;
 use crate::metrics::{self, Metrics};
 use crate::model::EMBEDDING_DIM;
 
@@ -140,6 +142,7 @@ impl Progress {
             steps_per_epoch,
             train_examples: trainer.train_set().len(),
             test_examples: trainer.test_set().len(),
+            pk_epoch: trainer.pk_epoch().cloned(),
         });
         Self {
             start: host.now_ms(),
@@ -324,6 +327,43 @@ async fn refresh_embeddings<H: Host>(
         vectors: Arc::new(vectors),
         labels: run.test_labels.clone(),
     });
+    report_triplets(trainer, host).await
+}
+
+/// Reports [`Event::Triplets`] for the last trained batch (its first [`TRIPLET_ROWS`]
+/// examples, re-embedded with the current weights, dropout off, in slices like any set; their
+/// distances on the CPU device with the loss's own [`pairwise_distances`]); `false` when the
+/// host said stop. Nothing before the first step.
+async fn report_triplets<H: Host>(trainer: &Trainer, host: &mut H) -> Result<bool, TrainError> {
+    let Some((at, batch)) = trainer.last_trained() else {
+        return Ok(true);
+    };
+    let rows = &batch[..batch.len().min(TRIPLET_ROWS)];
+    let examples = trainer.train_set().select(rows);
+    let Some(vectors) =
+        embed_sliced(trainer, &examples, async || host.pulse_with(trainer).await).await?
+    else {
+        return Ok(false);
+    };
+    let config = trainer.config();
+    let n = rows.len();
+    let embeddings =
+        Tensor::<2>::from_data(TensorData::new(vectors, [n, EMBEDDING_DIM]), &cpu_device());
+    let dist = read_f32(pairwise_distances(embeddings, config.metric)).await?;
+    let terms = terms(
+        &dist,
+        &examples.labels,
+        config.mining,
+        config.margin,
+        config.soft,
+    );
+    host.event(Event::Triplets(Box::new(TripletSample::of(
+        at,
+        config.mining,
+        (batch.len(), rows),
+        &terms,
+        trainer.train_set(),
+    ))));
     Ok(true)
 }
 
@@ -350,6 +390,9 @@ async fn end_epoch<H: Host>(
         vectors: vectors.clone(),
         labels: run.test_labels.clone(),
     });
+    if !report_triplets(trainer, host).await? {
+        return Ok(None);
+    }
     let mean_loss = tally.mean();
     let labels = trainer.test_set().labels_u32();
     let Some(metrics) = evaluate_sliced(&vectors, &labels, None, host, trainer).await? else {

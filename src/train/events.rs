@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Collapse, ConfigError, MiningStats};
+use super::{Collapse, ConfigError, MiningStats, TripletSample};
+use crate::data::PkEpoch;
 use crate::metrics::Metrics;
 
 /// Why training could not start or had to stop.
@@ -77,6 +78,9 @@ pub enum Event {
         train_examples: usize,
         /// Test examples embedded.
         test_examples: usize,
+        /// The shape of every epoch when batches are P×K (how many batches, how many examples
+        /// they see, why the epoch ends).
+        pk_epoch: Option<PkEpoch>,
     },
     /// One optimiser step finished (its loss has been read).
     Step {
@@ -117,6 +121,9 @@ pub enum Event {
         /// Test labels, in test-set order.
         labels: Arc<Vec<u8>>,
     },
+    /// A few triplets of the latest trained batch, mined as the loss mines (taken with each
+    /// test embedding; boxed: an [`Event`] stays small).
+    Triplets(Box<TripletSample>),
     /// An epoch ended.
     EpochEnd {
         /// Epoch (1-based).

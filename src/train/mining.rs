@@ -27,6 +27,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Mining;
+
+/// What `mining` calls its two kinds of term with a negative, for a person: the negative
+/// strictly farther than the positive, and not ("semi-hard" and "fallback"; batch-hard: "in
+/// order" and "violated").
+pub fn kind_names(mining: Mining) -> (&'static str, &'static str) {
+    match mining {
+        Mining::SemiHard => ("semi-hard", "fallback"),
+        Mining::Hard => ("in order", "violated"),
+    }
+}
+
 /// A step's (or many steps') mining figures: see the module docs for their exact meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MiningStats {

@@ -8,8 +8,8 @@
 //! and batched (`read_every` losses per read), so WebGPU is never stalled after every step.
 //!
 //! `config`, `events`, `mining` (a step's mining statistics), `collapse` (the test embedding's
-//! collapse indicator), `recipe` (named presets of settings) and `schedule` (the learning rate
-//! of each step) are plain data (the page uses them without the `engine` feature); `engine` (the
+//! collapse indicator), `recipe` (named presets of settings), `schedule` (the learning rate
+//! of each step) and `triplets` (a recent batch's mined triplets, shown by the page) are plain data (the page uses them without the `engine` feature); `engine` (the
 //! three ways a step is computed), `trainer` and `driver` need burn.
 
 mod collapse;
@@ -27,6 +27,7 @@ mod schedule;
 pub mod settings;
 #[cfg(feature = "engine")]
 mod trainer;
+mod triplets;
 
 pub use collapse::*;
 pub use config::*;
@@ -40,3 +41,4 @@ pub use recipe::*;
 pub use schedule::*;
 #[cfg(feature = "engine")]
 pub use trainer::*;
+pub use triplets::*;

@@ -46,6 +46,9 @@ pub struct Trainer {
     epoch: usize,
     cursor: usize,
     dropout_rng: Pcg64Mcg,
+    /// The last batch trained on: `(epoch, step in the epoch)` of its step (1-based) and its
+    /// training-set rows.
+    last_trained: Option<((usize, usize), Vec<usize>)>,
 }
 
 impl Trainer {
@@ -134,6 +137,7 @@ impl Trainer {
             epoch: 0,
             cursor: 0,
             dropout_rng: Pcg64Mcg::seed_from_u64(config_seed ^ 0x6472_6f70_6f75_7421),
+            last_trained: None,
         };
         trainer.start_epoch(0);
         trainer
@@ -208,6 +212,14 @@ impl Trainer {
         &self.test
     }
 
+    /// The last batch a step trained on: `(epoch, step in the epoch)` of that step (1-based, as
+    /// the driver counts them) and its training-set rows; `None` before the first.
+    pub fn last_trained(&self) -> Option<((usize, usize), &[usize])> {
+        self.last_trained
+            .as_ref()
+            .map(|(at, rows)| (*at, rows.as_slice()))
+    }
+
     /// Zero-based epoch and step the next call to [`Trainer::step`] will run.
     pub fn position(&self) -> (usize, usize) {
         (self.epoch, self.cursor)
@@ -252,10 +264,10 @@ impl Trainer {
             &mut self.dropout_rng,
             &self.device,
         )?;
-        Ok(StepOutcome::Trained {
-            readout,
-            examples: batch.len(),
-        })
+        let at = (self.epoch + 1, self.cursor);
+        let examples = batch.len();
+        self.last_trained = Some((at, batch));
+        Ok(StepOutcome::Trained { readout, examples })
     }
 
     /// Embeds a whole dataset with dropout off, reading back asynchronously.

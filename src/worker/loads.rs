@@ -42,6 +42,7 @@ pub(super) fn make_current(
         n_test: split.test.len(),
         class_names,
         test: TestImages::from(&split.test),
+        train_labels: split.train.labels.clone(),
     });
 }
 

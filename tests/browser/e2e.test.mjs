@@ -683,6 +683,27 @@ test('invalid URL values are shown at their fields', { timeout: READY_MS + ACTIO
   await page.close();
 });
 
+test('P×K batches are checked against the loaded training set: the epoch they make, or why none fits', { timeout: READY_MS + TRAIN_MS }, async () => {
+  const page = await openPage();
+  const errors = watchErrors(page);
+  // mnist10k's first 12 training images hold fewer than 8 classes with 4 examples each.
+  await page.goto(`${server.url}?backend=cpu&sampler=pk&per_class=4&train_limit=12&test_limit=50&epochs=1`);
+  assert.equal(await waitState(page, ['ready', 'error'], READY_MS), 'ready');
+  await page.locator('#per_class-error').waitFor({ timeout: 5000 });
+  assert.equal(await page.textContent('#per_class-error'), '1 class of the training set has 4 examples; a batch of 8 classes × 4 needs 8');
+  assert.ok(await page.getByRole('button', { name: 'Train', exact: true }).isDisabled());
+  // All 8,000: the note under K says what an epoch is; the run's progress says it again.
+  await page.fill('input[name=train_limit]', '640');
+  await until(async () => (await page.locator('#per_class-error').count()) === 0, 'the refusal to go', ACTION_MS);
+  const note = await page.textContent('[data-testid=pk-note]');
+  assert.match(note, /^P×K batches: 8 classes × 4 examples; an epoch is (\d+) batches over (\d+) of 640 examples/);
+  await page.getByRole('button', { name: 'Train', exact: true }).click();
+  assert.equal(await waitState(page, ['done', 'error'], TRAIN_MS), 'done');
+  assert.equal(await page.textContent('[data-testid=pk-epoch]'), note);
+  assert.deepEqual(errors, [], 'console errors');
+  await page.close();
+});
+
 
 test('a second Train during a run is refused by the worker itself', { timeout: READY_MS + TRAIN_MS }, async () => {
   const page = await openPage();
@@ -875,6 +896,35 @@ test('ask the embedding: a digit drawn mid-run (paused) and a test image after i
   assert.equal(minePoints, Number(await page.getAttribute('.chart canvas', 'data-points')));
   assert.match(await page.textContent('[data-testid=mining-latest]'), /^smoothed: semi-hard \d+\.\d% · fallback \d+\.\d% · active \d+\.\d% · d\(a,p\) \d\.\d{3} · d\(a,n\) \d\.\d{3}$/);
   assert.equal(await page.locator('.mining ul.collapse li').count(), 2, 'one collapse line per epoch');
+  // The triplets panel: the last batch, mined as the loss mines; four triplets from different
+  // anchors, each the anchor's class twice then another class, drawn, with their distances.
+  assert.match(await page.textContent('[data-testid=triplets-caption]'), /^The batch of epoch 2, step 64, embedded again with the weights after that step \(dropout off\) and mined as the loss mines: of its (\d+) terms, \d+ semi-hard, \d+ fallback; \d+ active/);
+  const triplets = await page.$$eval('li.triplet', (rows) => rows.map((r) => ({
+    labels: r.querySelector('.triplet-labels').textContent,
+    figures: r.querySelector('.triplet-figures').textContent,
+    ink: (() => {
+      const c = r.querySelector('canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      // The brightest pixel of each of the three images.
+      return [0, 1, 2].map((k) => {
+        let max = 0;
+        for (let y = 0; y < c.height; y++) for (let x = k * 66; x < k * 66 + 56; x++) max = Math.max(max, d[(y * c.width + x) * 4]);
+        return max;
+      });
+    })(),
+  })));
+  assert.equal(triplets.length, 4, JSON.stringify(triplets));
+  const anchors = new Set();
+  for (const t of triplets) {
+    const m = t.labels.match(/^anchor (\d) \(#(\d+)\) · positive (\d) \(#(\d+)\) · negative (\d) \(#(\d+)\)$/);
+    assert.ok(m, t.labels);
+    assert.equal(m[1], m[3], `the positive is the anchor's class: ${t.labels}`);
+    assert.notEqual(m[1], m[5], `the negative is another class: ${t.labels}`);
+    anchors.add(m[2]);
+    assert.match(t.figures, /^d\(a,p\) \d\.\d{3} [<>=] d\(a,n\) \d\.\d{3} · (semi-hard|easy|fallback): .*adds (0|\d\.\d{3})$/);
+    assert.ok(t.ink.every((v) => v > 128), `three digits drawn: ${t.ink}`);
+  }
+  assert.equal(anchors.size, 4, 'four different anchors');
   // After the run, a test image by number: its true label is said, and the final weights used.
   const labels = testLabels(200);
   await page.fill('input[name=test_image]', '3');

@@ -13,7 +13,9 @@ impl State {
                 steps_per_epoch,
                 train_examples,
                 test_examples,
+                pk_epoch,
             } => {
+                self.progress.pk_epoch = pk_epoch.as_ref().map(|pk| pk.describe());
                 self.progress.epochs = epochs;
                 self.progress.steps_per_epoch = steps_per_epoch;
                 self.progress.examples = (train_examples, test_examples);
@@ -59,6 +61,7 @@ impl State {
                     global_step,
                 });
             }
+            Event::Triplets(sample) => self.triplets = Some(Rc::new(*sample)),
             Event::EpochEnd {
                 epoch,
                 mean_loss,

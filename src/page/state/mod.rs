@@ -20,7 +20,7 @@ use crate::backend::BackendChoice;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
 use crate::protocol::{BatchLimit, Id, LayoutRequest, Reply};
-use crate::train::{Control, EpochFigures, Mining, MiningStats};
+use crate::train::{Control, EpochFigures, Mining, MiningStats, TripletSample};
 
 use super::form::{Checked, EXTRA_KEYS, Form};
 use super::layout_form::LayoutForm;
@@ -60,6 +60,8 @@ pub struct State {
     pub class_names: Rc<Vec<String>>,
     /// The full test set (images for the hover).
     pub test: Option<Shared<Dataset>>,
+    /// The training set's labels (P×K batches are checked against them).
+    pub train_labels: Option<Rc<Vec<u8>>>,
     /// An uploaded weights file that the next run starts from.
     pub weights_label: Option<String>,
     /// Banner messages.
@@ -76,6 +78,8 @@ pub struct State {
     pub mining_steps: Rc<Vec<(usize, MiningStats)>>,
     /// Per finished epoch: its mining statistics and the test embedding's collapse indicator.
     pub epoch_figures: Rc<Vec<EpochFigures>>,
+    /// A few triplets of the latest batch, as the loss mined them.
+    pub triplets: Option<Rc<TripletSample>>,
     /// How the shown run mines (names the mining chart's shares).
     pub run_mining: Mining,
     /// Metrics per epoch.
@@ -149,6 +153,7 @@ impl State {
             dataset_sizes: (0, 0),
             class_names: Rc::new((0..10).map(|i| i.to_string()).collect()),
             test: None,
+            train_labels: None,
             weights_label: None,
             notices: Rc::new(Vec::new()),
             progress: ProgressInfo::default(),
@@ -157,6 +162,7 @@ impl State {
             epoch_losses: Rc::new(Vec::new()),
             mining_steps: Rc::new(Vec::new()),
             epoch_figures: Rc::new(Vec::new()),
+            triplets: None,
             run_mining: Mining::default(),
             metrics: Rc::new(Vec::new()),
             final_metrics: None,
@@ -222,8 +228,17 @@ impl State {
 
     /// The form checked against what is loaded and what the device can do.
     pub fn checked(&self) -> Checked {
+        self.form.check(
+            self.custom_loaded,
+            self.batch_limit.as_ref(),
+            self.train_labels.as_deref().map(Vec::as_slice),
+        )
+    }
+
+    /// What the form's P×K batches make of the loaded training set (see [`Form::pk_note`]).
+    pub fn pk_note(&self) -> Option<String> {
         self.form
-            .check(self.custom_loaded, self.batch_limit.as_ref())
+            .pk_note(self.train_labels.as_deref().map(Vec::as_slice))
     }
 
     fn notify(&mut self, notice: Notice) {

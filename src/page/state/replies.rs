@@ -138,6 +138,7 @@ impl State {
             n_test,
             class_names,
             test,
+            train_labels,
         } = reply
         else {
             return;
@@ -150,6 +151,7 @@ impl State {
         self.dataset_sizes = (n_train, n_test);
         self.class_names = Rc::new(class_names);
         self.test = Some(Shared(Arc::new(Dataset::from(test))));
+        self.train_labels = Some(Rc::new(train_labels));
         if custom {
             self.custom_loaded = true;
             self.custom_label = Some(name);
@@ -179,6 +181,7 @@ impl State {
         self.epoch_losses = Rc::new(Vec::new());
         self.mining_steps = Rc::new(Vec::new());
         self.epoch_figures = Rc::new(Vec::new());
+        self.triplets = None;
         self.run_mining = self.checked().config.map_or(self.run_mining, |c| c.mining);
         self.metrics = Rc::new(Vec::new());
         self.final_metrics = None;

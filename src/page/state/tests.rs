@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::protocol::TestImages;
-use crate::train::{EpochFigures, MiningStats, Summary};
+use crate::train::{EpochFigures, Mining, MiningStats, Summary};
 use crate::train::{Event, TrainError};
 
 fn fresh() -> State {
@@ -29,6 +29,7 @@ fn loaded(id: Id, name: &str, n_train: usize) -> Reply {
             rows: 2,
             cols: 2,
         },
+        train_labels: (0..n_train).map(|i| (i % 10) as u8).collect(),
     }
 }
 
@@ -213,6 +214,7 @@ fn a_run_goes_from_started_to_done_through_its_events() {
                 steps_per_epoch: 10,
                 train_examples: 320,
                 test_examples: 1,
+                pk_epoch: None,
             },
         },
     );
@@ -872,4 +874,82 @@ fn the_mining_is_kept_per_step_and_a_collapsing_epoch_warns_for_its_run_only() {
     );
     assert!(!s.notices.iter().any(|n| n.text.contains("collapsing")));
     assert!(s.mining_steps.is_empty() && s.epoch_figures.is_empty());
+}
+
+#[test]
+fn the_latest_triplets_and_the_p_by_k_epoch_belong_to_their_run() {
+    use crate::data::PkEpoch;
+    use crate::train::TripletSample;
+    let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
+    let pk = PkEpoch::of(&labels, 4, 2).unwrap();
+    let mut s = training(7);
+    let started = Event::Started {
+        epochs: 1,
+        steps_per_epoch: pk.batches,
+        train_examples: 40,
+        test_examples: 1,
+        pk_epoch: Some(pk.clone()),
+    };
+    s = reply(
+        s,
+        Reply::Train {
+            id: 7,
+            event: started,
+        },
+    );
+    assert_eq!(s.progress.pk_epoch, Some(pk.describe()));
+    let sample = |step| TripletSample {
+        epoch: 1,
+        step,
+        mining: Mining::SemiHard,
+        batch: 8,
+        mined_among: 8,
+        terms: 8,
+        semi_hard: 5,
+        fallback: 3,
+        active: 4,
+        shown: Vec::new(),
+    };
+    for step in [3, 5] {
+        let event = Event::Triplets(Box::new(sample(step)));
+        s = reply(s, Reply::Train { id: 7, event });
+    }
+    // Only the latest is kept; an older run's is not this run's.
+    let event = Event::Triplets(Box::new(sample(9)));
+    s = reply(s, Reply::Train { id: 6, event });
+    assert_eq!(s.triplets.as_deref(), Some(&sample(5)));
+    let s = reply(
+        s.reduce(Action::TrainRequested(8)),
+        Reply::TrainStarted {
+            id: 8,
+            epochs: 1,
+            from_weights: None,
+        },
+    );
+    assert_eq!(s.triplets, None);
+    assert_eq!(s.progress.pk_epoch, None);
+}
+
+#[test]
+fn p_by_k_settings_are_checked_against_the_loaded_training_set() {
+    // 40 training examples, labels 0..9 four times: K = 8 finds no class with 8 examples.
+    let mut s = reply(fresh().reduce(Action::LoadRequested(1)), loaded(1, "MNIST", 40));
+    for (k, v) in [("sampler", "pk"), ("batch", "16"), ("per_class", "8")] {
+        s = s.reduce(Action::Field(k.into(), v.into()));
+    }
+    let checked = s.checked();
+    assert_eq!(checked.config, None);
+    assert!(
+        checked.errors["per_class"].starts_with("0 classes of the training set have 8 examples"),
+        "{:?}",
+        checked.errors
+    );
+    assert_eq!(s.pk_note(), None);
+    let s = s.reduce(Action::Field("per_class".into(), "2".into()));
+    assert!(s.checked().config.is_some());
+    assert!(
+        s.pk_note()
+            .unwrap()
+            .starts_with("P×K batches: 8 classes × 2 examples")
+    );
 }

@@ -128,6 +128,8 @@ pub struct ProgressInfo {
     pub elapsed_s: f64,
     /// Training / test examples used.
     pub examples: (usize, usize),
+    /// With P×K batches, what an epoch is (and why it ends), in words.
+    pub pk_epoch: Option<String>,
     /// The run finished all its steps.
     pub complete: bool,
     /// Where a Stop is.
