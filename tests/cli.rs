@@ -836,10 +836,10 @@ fn p_by_k_and_recipe_flags_refuse_bad_combinations_in_one_line() {
     assert!(!Path::new(out).join("weights.safetensors").exists());
 }
 
-/// `--recipe tuned` on the short runs' data, two epochs: P×K batches (8 classes × 4: 63 a
-/// epoch over 2,016 of the 2,048 examples), the schedule said, and a net that learnt. The
-/// untrained net of seed 3 scores MAP@R 0.333 and P@1 0.856 here; these two epochs 0.670 and
-/// 0.938 (chance: about 0.1).
+/// `--recipe tuned` on the short runs' data, two epochs: P×K batches (10 classes × 4: 43 a
+/// epoch over 1,720 of the 2,048 examples, as the smallest class runs out), the schedule said,
+/// and a net that learnt. The untrained net of seed 3 scores MAP@R 0.333 and P@1 0.856 here;
+/// these two epochs 0.622 and 0.916 (chance: about 0.1).
 #[test]
 fn the_tuned_recipe_trains_p_by_k_batches_and_learns_on_a_subset() {
     let dir = tempfile::tempdir().unwrap();
@@ -849,11 +849,12 @@ fn the_tuned_recipe_trains_p_by_k_batches_and_learns_on_a_subset() {
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     let said = String::from_utf8_lossy(&o.stdout);
     for line in [
-        "recipe tuned: P×K batches of 8 classes × 4 examples (32); Adam, learning rate 0.002 \
+        "recipe tuned: P×K batches of 10 classes × 4 examples (40); Adam, learning rate 0.002 \
          after 100 linear warm-up steps, cosine decay to 0 at the last step; angular distance, \
          margin 0.05; semi-hard mining",
-        "P×K batches: 8 classes × 4 examples; an epoch is 63 batches over 2016 of 2048 examples \
-         (it ends when fewer than 8 classes have 4 unused examples: 32 left for the next epoch)",
+        "P×K batches: 10 classes × 4 examples; an epoch is 43 batches over 1720 of 2048 examples \
+         (it ends when fewer than 10 classes have 4 unused examples: 328 left for the next \
+         epoch)",
         "learning rate 0.002 after 100 linear warm-up steps, cosine decay to 0 at the last step",
     ] {
         assert!(said.contains(line), "{line:?} not said: {said}");
@@ -864,13 +865,13 @@ fn the_tuned_recipe_trains_p_by_k_batches_and_learns_on_a_subset() {
     assert_eq!(m["config"]["per_class"], 4);
     assert_eq!(m["config"]["lr_schedule"], "Cosine");
     assert_eq!(m["config"]["metric"], "Angular");
-    assert_eq!(m["pk_epoch"]["batches"], 63);
+    assert_eq!(m["pk_epoch"]["batches"], 43);
     assert_eq!(m["pk_epoch"]["end"], "classes-ran-out");
-    assert_eq!(m["steps"], 126);
+    assert_eq!(m["steps"], 86);
     assert_eq!(m["skipped_batches"], 0);
     let (map_at_r, p_at_1) = (number(&m, "map_at_r"), number(&m, "precision_at_1"));
     assert!(
-        map_at_r >= 0.6 && p_at_1 >= 0.9,
+        map_at_r >= 0.55 && p_at_1 >= 0.9,
         "the tuned recipe did not learn: MAP@R {map_at_r:.4}, P@1 {p_at_1:.4}"
     );
 }

@@ -16,8 +16,8 @@ pub enum Recipe {
     /// The notebook's settings (every field free).
     #[default]
     Notebook,
-    /// P×K batches, a warm-up and cosine decay, the angular distance with a margin of 0.05
-    /// (see [`Recipe::config`]).
+    /// P×K batches of every class (10 × 4), a warm-up and cosine decay, the angular distance
+    /// with a margin of 0.05 (see [`Recipe::config`]).
     Tuned,
 }
 
@@ -47,7 +47,7 @@ impl Recipe {
             Recipe::Tuned => TrainConfig {
                 sampler: Sampler::Pk,
                 per_class: 4,
-                batch_size: 32,
+                batch_size: 40,
                 lr: 0.002,
                 lr_schedule: LrSchedule::Cosine,
                 warmup_steps: 100,
@@ -158,7 +158,7 @@ mod tests {
         );
         assert_eq!(
             Recipe::Tuned.describe(),
-            "P×K batches of 8 classes × 4 examples (32); Adam, learning rate 0.002 after 100 \
+            "P×K batches of 10 classes × 4 examples (40); Adam, learning rate 0.002 after 100 \
              linear warm-up steps, cosine decay to 0 at the last step; angular distance, margin \
              0.05; semi-hard mining"
         );
