@@ -146,20 +146,28 @@ impl Host for Collect {
 
 /// Every step reports its figures (read with its loss, several steps a read), each epoch their
 /// sum, and the summary the epochs' list with the test embedding's collapse indicator.
-#[test]
-fn the_driver_reports_each_step_and_adds_up_each_epoch() {
-    let split = common::mnist();
+/// A short run driven to its end (2 epochs of 6 steps, 64 test images, no final kNN) with
+/// `config`'s other settings, and what it reported.
+fn driven(config: TrainConfig) -> (Trainer, Collect, Summary) {
     let config = TrainConfig {
         epochs: 2,
         train_limit: Some(192),
         test_limit: Some(64),
         knn_against_train: false,
-        read_every: 4,
-        ..TrainConfig::default()
+        ..config
     };
-    let mut trainer = Trainer::new(config, &split, &cpu_device()).unwrap();
+    let mut trainer = Trainer::new(config, &common::mnist(), &cpu_device()).unwrap();
     let mut host = Collect::default();
     let summary = pollster::block_on(run(&mut trainer, &mut host)).unwrap();
+    (trainer, host, summary)
+}
+
+#[test]
+fn the_driver_reports_each_step_and_adds_up_each_epoch() {
+    let (_, host, summary) = driven(TrainConfig {
+        read_every: 4,
+        ..TrainConfig::default()
+    });
     assert_eq!(host.steps.len(), 12);
     assert!(host.steps.iter().all(|s| s.terms > 0), "{:?}", host.steps);
     for (epoch, steps) in host.steps.chunks(6).enumerate() {
@@ -182,18 +190,10 @@ fn the_driver_reports_each_step_and_adds_up_each_epoch() {
 /// images the training set's, and their distances those of the weights after the step.
 #[test]
 fn the_driver_samples_the_latest_batch_with_each_test_embedding() {
-    let split = common::mnist();
-    let config = TrainConfig {
-        epochs: 2,
-        train_limit: Some(192),
-        test_limit: Some(64),
-        knn_against_train: false,
+    let (trainer, host, _) = driven(TrainConfig {
         embed_every: 3,
         ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(config, &split, &cpu_device()).unwrap();
-    let mut host = Collect::default();
-    pollster::block_on(run(&mut trainer, &mut host)).unwrap();
+    });
     let at: Vec<_> = host.triplets.iter().map(|t| (t.epoch, t.step)).collect();
     assert_eq!(at, vec![(1, 3), (1, 6), (2, 3), (2, 6)]);
     let train = trainer.train_set();

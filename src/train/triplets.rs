@@ -324,8 +324,18 @@ mod tests {
             .collect()
     }
 
-    fn brief(t: &Term) -> (usize, usize, Option<usize>, TripletKind, f32) {
-        (t.anchor, t.positive, t.negative, t.kind, t.loss)
+    /// The terms of one-dimensional points `x` under the squared L2 distance, each as
+    /// (anchor, positive, negative, kind, term).
+    fn worked(
+        x: &[f32],
+        labels: &[u8],
+        mining: Mining,
+        margin: f32,
+    ) -> Vec<(usize, usize, Option<usize>, TripletKind, f32)> {
+        terms(&squared(x), labels, mining, margin, false)
+            .iter()
+            .map(|t| (t.anchor, t.positive, t.negative, t.kind, t.loss))
+            .collect()
     }
 
     #[test]
@@ -333,16 +343,10 @@ mod tests {
         // The batch of tests/common/mining.rs' first case: x = [0, 1, 4, 2, 6], labels
         // [0, 0, 0, 1, 1], margin 9 (its comment works every term out).
         use TripletKind::*;
-        let t = terms(
-            &squared(&[0.0, 1.0, 4.0, 2.0, 6.0]),
-            &[0, 0, 0, 1, 1],
-            Mining::SemiHard,
-            9.0,
-            false,
-        );
-        let got: Vec<_> = t.iter().map(brief).collect();
+        let x = [0.0, 1.0, 4.0, 2.0, 6.0];
+        let labels = [0, 0, 0, 1, 1];
         assert_eq!(
-            got,
+            worked(&x, &labels, Mining::SemiHard, 9.0),
             vec![
                 (0, 1, Some(3), SemiHard, 6.0),
                 (0, 2, Some(4), SemiHard, 0.0),
@@ -355,6 +359,7 @@ mod tests {
                 (4, 3, Some(1), SemiHard, 0.0),
             ]
         );
+        let t = terms(&squared(&x), &labels, Mining::SemiHard, 9.0, false);
         let d_an: f32 = t.iter().map(|t| t.d_an).sum();
         assert_eq!(d_an, 127.0);
     }
@@ -395,16 +400,13 @@ mod tests {
         // tests/common/mining.rs' batch-hard case: x = [0, 1, 5, 9, 20], labels
         // [0, 0, 1, 1, 2], margin 15. Anchor 4 has no positive: no term.
         use TripletKind::*;
-        let t = terms(
-            &squared(&[0.0, 1.0, 5.0, 9.0, 20.0]),
-            &[0, 0, 1, 1, 2],
-            Mining::Hard,
-            15.0,
-            false,
-        );
-        let got: Vec<_> = t.iter().map(brief).collect();
         assert_eq!(
-            got,
+            worked(
+                &[0.0, 1.0, 5.0, 9.0, 20.0],
+                &[0, 0, 1, 1, 2],
+                Mining::Hard,
+                15.0
+            ),
             vec![
                 (0, 1, Some(2), SemiHard, 0.0),
                 (1, 0, Some(2), SemiHard, 0.0),

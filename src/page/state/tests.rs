@@ -933,7 +933,10 @@ fn the_latest_triplets_and_the_p_by_k_epoch_belong_to_their_run() {
 #[test]
 fn p_by_k_settings_are_checked_against_the_loaded_training_set() {
     // 40 training examples, labels 0..9 four times: K = 8 finds no class with 8 examples.
-    let mut s = reply(fresh().reduce(Action::LoadRequested(1)), loaded(1, "MNIST", 40));
+    let mut s = reply(
+        fresh().reduce(Action::LoadRequested(1)),
+        loaded(1, "MNIST", 40),
+    );
     for (k, v) in [("sampler", "pk"), ("batch", "16"), ("per_class", "8")] {
         s = s.reduce(Action::Field(k.into(), v.into()));
     }
