@@ -5,6 +5,11 @@
 
 use super::{ProjectionError, Tsne, TsneParams, TsnePrep, Umap, UmapParams, UmapPrep};
 
+/// t-SNE's name as people write it (captions, the page's progress, projection.tsv).
+pub const TSNE_NAME: &str = "t-SNE";
+/// UMAP's name as people write it.
+pub const UMAP_NAME: &str = "UMAP";
+
 /// Which layout, with its parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Layout {
@@ -27,8 +32,8 @@ impl Layout {
     /// The method's name as people write it.
     pub fn name(&self) -> &'static str {
         match self {
-            Layout::Tsne(_) => "t-SNE",
-            Layout::Umap(_) => "UMAP",
+            Layout::Tsne(_) => TSNE_NAME,
+            Layout::Umap(_) => UMAP_NAME,
         }
     }
 

@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::backend::BackendChoice;
 use crate::data::Dataset;
 use crate::metrics::Metrics;
+use crate::projection::{TSNE_NAME, UMAP_NAME};
 use crate::protocol::{BatchLimit, Id, LayoutRequest, Reply};
 use crate::train::{Control, EpochFigures, Mining, MiningStats, TripletSample};
 
@@ -305,8 +306,8 @@ impl State {
                 s.layout_id = id;
                 s.layout = Some(LayoutJob {
                     name: match request {
-                        LayoutRequest::Tsne => "t-SNE",
-                        LayoutRequest::Umap { .. } => "UMAP",
+                        LayoutRequest::Tsne => TSNE_NAME,
+                        LayoutRequest::Umap { .. } => UMAP_NAME,
                     },
                     done: 0,
                     total: 1,
