@@ -247,15 +247,18 @@ pub fn app() -> Html {
         use_effect_with((), move |_| connect(&link, &dispatch, &state));
     }
 
-    // Keep the URL in step with the form so a run can be shared.
+    // Keep the URL in step with the form and the UMAP fields so a run can be shared.
     {
-        let form = state.form.clone();
         let extra = state.extra_query.clone();
-        use_effect_with(form, move |form| {
-            let mut pairs = form.to_pairs();
-            pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-            query::write_query(&pairs);
-        });
+        use_effect_with(
+            (state.form.clone(), state.layout_form.clone()),
+            move |(form, layout_form)| {
+                let mut pairs = form.to_pairs();
+                pairs.extend(layout_form.to_pairs());
+                pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+                query::write_query(&pairs);
+            },
+        );
     }
 
     let on_field = {

@@ -51,6 +51,20 @@ impl LayoutForm {
         }
     }
 
+    /// The pairs to put in the URL, so that a shared link keeps them: the fields that differ
+    /// from the defaults, as typed (trimmed).
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let defaults = Self::default();
+        [
+            (N_NEIGHBORS, &self.n_neighbors, &defaults.n_neighbors),
+            (MIN_DIST, &self.min_dist, &defaults.min_dist),
+        ]
+        .into_iter()
+        .filter(|(_, value, default)| value.trim() != default.as_str())
+        .map(|(key, value, _)| (key, value.trim().to_string()))
+        .collect()
+    }
+
     /// The UMAP request for `points` points (0 while there are none yet: any n_neighbors ≥ 2
     /// passes), or a message per field key.
     pub fn umap(&self, points: usize) -> Result<LayoutRequest, BTreeMap<&'static str, String>> {
@@ -132,6 +146,28 @@ mod tests {
                 min_dist: 0.5
             })
         );
+    }
+
+    #[test]
+    fn the_url_keeps_what_differs_from_the_defaults() {
+        let mut form = LayoutForm::default();
+        assert!(form.to_pairs().is_empty());
+        form.set(MIN_DIST, " 0.25 ".into());
+        assert_eq!(form.to_pairs(), vec![(MIN_DIST, "0.25".to_string())]);
+        form.set(N_NEIGHBORS, "30".into());
+        let link: Vec<(String, String)> = form
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(link.len(), 2);
+        assert_eq!(
+            LayoutForm::from_pairs(&link).umap(100),
+            form.umap(100),
+            "the link gives the same request"
+        );
+        form.set(N_NEIGHBORS, "15".into());
+        assert_eq!(form.to_pairs(), vec![(MIN_DIST, "0.25".to_string())]);
     }
 
     #[test]

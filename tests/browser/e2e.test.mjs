@@ -821,6 +821,9 @@ test('UMAP: its fields are checked where they are typed, Cancel keeps where it g
   assert.ok(await button('Run UMAP').isDisabled());
   await page.fill('input[name=min_dist]', '0.25');
   assert.equal(await page.locator('.field-error').count(), 0);
+  // A shared link keeps the UMAP fields as typed.
+  const link = new URL(page.url()).searchParams;
+  assert.deepEqual([link.get('n_neighbors'), link.get('min_dist')], ['10', '0.25']);
   const pca = await probe(page);
   // Cancel: the progress bar goes, a banner says so, and the layout so far stays.
   await button('Run UMAP').click();
