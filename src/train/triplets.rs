@@ -112,58 +112,50 @@ pub fn terms(dist: &[f32], labels: &[u8], mining: Mining, margin: f32, soft: boo
             _ => Some(n),
         })
     };
-    let row_min = |a: usize| row(a).iter().copied().fold(f32::INFINITY, f32::min);
-    let row_max = |a: usize| row(a).iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // A term of anchor `a` and positive `p` with the chosen negative, or without one the
+    // distance the loss stands in for it: the kind follows from the distances.
+    let term = |a: usize, p: usize, negative: Option<usize>, stand_in: f32| {
+        let d_ap = row(a)[p];
+        let (kind, d_an) = match negative {
+            Some(n) if row(a)[n] > d_ap => (TripletKind::SemiHard, row(a)[n]),
+            Some(n) => (TripletKind::Fallback, row(a)[n]),
+            None => (TripletKind::NoNegative, stand_in),
+        };
+        Term {
+            anchor: a,
+            positive: p,
+            negative,
+            kind,
+            d_ap,
+            d_an,
+            loss: loss(d_ap, d_an),
+        }
+    };
     let mut out = Vec::new();
     match mining {
         Mining::SemiHard => {
+            // The closest strictly farther negative, else the farthest; the row minimum without.
             let (index, exists) = select_semi_hard(dist, &negative, b);
             for a in 0..b {
                 let farthest = extreme(a, false, |x, best| x > best);
+                let row_min = row(a).iter().copied().fold(f32::INFINITY, f32::min);
                 for p in among(a, true) {
-                    let d_ap = row(a)[p];
-                    let (negative, kind) = if exists[a * b + p] {
-                        (Some(index[a * b + p] as usize), TripletKind::SemiHard)
+                    let chosen = if exists[a * b + p] {
+                        Some(index[a * b + p] as usize)
                     } else {
-                        (farthest, TripletKind::Fallback)
+                        farthest
                     };
-                    let (kind, d_an) = match negative {
-                        Some(n) => (kind, row(a)[n]),
-                        None => (TripletKind::NoNegative, row_min(a)),
-                    };
-                    out.push(Term {
-                        anchor: a,
-                        positive: p,
-                        negative,
-                        kind,
-                        d_ap,
-                        d_an,
-                        loss: loss(d_ap, d_an),
-                    });
+                    out.push(term(a, p, chosen, row_min));
                 }
             }
         }
         Mining::Hard => {
+            // The hardest positive and negative; the row maximum without a negative.
             for a in 0..b {
-                let Some(p) = extreme(a, true, |x, best| x > best) else {
-                    continue;
-                };
-                let d_ap = row(a)[p];
-                let negative = extreme(a, false, |x, best| x < best);
-                let (kind, d_an) = match negative {
-                    Some(n) if row(a)[n] > d_ap => (TripletKind::SemiHard, row(a)[n]),
-                    Some(n) => (TripletKind::Fallback, row(a)[n]),
-                    None => (TripletKind::NoNegative, row_max(a)),
-                };
-                out.push(Term {
-                    anchor: a,
-                    positive: p,
-                    negative,
-                    kind,
-                    d_ap,
-                    d_an,
-                    loss: loss(d_ap, d_an),
-                });
+                if let Some(p) = extreme(a, true, |x, best| x > best) {
+                    let row_max = row(a).iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    out.push(term(a, p, extreme(a, false, |x, best| x < best), row_max));
+                }
             }
         }
     }
