@@ -1,5 +1,6 @@
 //! Browser tests (wasm-bindgen-test in headless Chromium, see scripts/test-web.sh):
-//! every golden TFA loss case (semi-hard and batch-hard) computed on WebGPU, a few training
+//! every golden TFA loss case (semi-hard and batch-hard) computed on WebGPU with burn's tensor
+//! ops and with the WGSL engine's loss kernels (the browser's own WGSL compiler), a few training
 //! steps on WebGPU, and the same on the CPU fallback (burn flex compiled to wasm); and the
 //! page's verdict on the WebGPU adapter.
 #![cfg(target_arch = "wasm32")]
@@ -10,11 +11,11 @@ use burn::tensor::Device;
 use wasm_bindgen_test::*;
 
 use tripletlab::backend::cpu_device;
-use tripletlab::cases::evaluate_case_async;
+use tripletlab::cases::{CaseResult, LossCase, evaluate_case_async};
 use tripletlab::data::{Split, load_split};
 use tripletlab::loss::Selection;
 use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, run};
+use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, read_f32, run};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -46,11 +47,15 @@ async fn check_golden(device: &Device, backend: &str) {
     for json in [golden::SEMI_HARD, golden::HARD] {
         let mut report = golden::Report::default();
         for case in golden::cases(json) {
-            // The selection the page's trainer takes (`Auto`: on the device for batches up to
-            // 64, as every golden case is; the host path is checked natively).
-            let got = evaluate_case_async(&case, device, Selection::Auto)
-                .await
-                .unwrap_or_else(|e| panic!("{backend} {}: {e}", case.name));
+            let got = if backend == WGSL {
+                wgsl_case(&case, device).await
+            } else {
+                // The selection the page's trainer takes (`Auto`: on the device for batches up
+                // to 64, as every golden case is; the host path is checked natively).
+                evaluate_case_async(&case, device, Selection::Auto)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend} {}: {e}", case.name))
+            };
             if !case.ill_conditioned {
                 golden::judge(&case, &got, golden::WGPU, &mut report);
                 continue;
@@ -74,6 +79,33 @@ async fn check_golden(device: &Device, backend: &str) {
             )
             .into(),
         );
+    }
+}
+
+/// [`check_golden`]'s name for the WGSL loss kernels on WebGPU.
+const WGSL: &str = "webgpu, wgsl loss";
+
+/// One case through the WGSL engine's loss kernels (`gpu::triplet_loss`), read asynchronously.
+async fn wgsl_case(case: &LossCase, device: &Device) -> CaseResult {
+    use burn::tensor::{Tensor, TensorData};
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    let b = case.labels.len();
+    let x = Tensor::<2>::from_data(
+        TensorData::new(case.embeddings.clone(), [b, case.dim]),
+        device,
+    );
+    let settings = LossSettings {
+        margin: case.margin,
+        metric: case.metric,
+        mining: case.mining,
+        soft: case.soft,
+    };
+    let (readout, grad) = triplet_loss(x, &case.labels, settings).expect(&case.name);
+    CaseResult {
+        name: case.name.clone(),
+        loss: read_f32(readout).await.expect("readout")[0],
+        grad: read_f32(grad).await.expect("gradient"),
+        dim: case.dim,
     }
 }
 
@@ -177,6 +209,11 @@ async fn check_training(device: &Device, backend: &str) {
 #[wasm_bindgen_test]
 async fn golden_loss_cases_on_webgpu() {
     check_golden(&webgpu().await, "webgpu").await;
+}
+
+#[wasm_bindgen_test]
+async fn golden_loss_cases_through_the_wgsl_kernels_on_webgpu() {
+    check_golden(&webgpu().await, WGSL).await;
 }
 
 #[wasm_bindgen_test]

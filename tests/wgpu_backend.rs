@@ -46,6 +46,199 @@ fn golden_cases_on_wgpu_match_tfa() {
     );
 }
 
+/// One golden case through the WGSL loss kernels (`gpu::triplet_loss`, the WGSL engine's loss).
+fn wgsl_case(
+    case: &tripletlab::cases::LossCase,
+    device: &burn::tensor::Device,
+) -> tripletlab::cases::CaseResult {
+    use burn::tensor::{Tensor, TensorData};
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    let b = case.labels.len();
+    let x = Tensor::<2>::from_data(
+        TensorData::new(case.embeddings.clone(), [b, case.dim]),
+        device,
+    );
+    let settings = LossSettings {
+        margin: case.margin,
+        metric: case.metric,
+        mining: case.mining,
+        soft: case.soft,
+    };
+    let (readout, grad) = triplet_loss(x, &case.labels, settings).unwrap();
+    tripletlab::cases::CaseResult {
+        name: case.name.clone(),
+        loss: read(readout)[0],
+        grad: grad.into_data().try_into_vec::<f32>().unwrap(),
+        dim: case.dim,
+    }
+}
+
+/// Every golden case (semi-hard and batch-hard, hard and soft margin, every distance) through
+/// the WGSL loss kernels: every loss (NaN where TF's is), every gradient (another subgradient
+/// only at the flagged cases), at the wgpu tolerance; the ill-conditioned case lands on TF's
+/// float32 value.
+#[test]
+fn golden_cases_through_the_wgsl_loss_kernels() {
+    let Some(device) = device("golden_cases_through_the_wgsl_loss_kernels") else {
+        return;
+    };
+    for (json, what) in [(SEMI_HARD, "wgsl semi-hard"), (HARD, "wgsl batch-hard")] {
+        let mut report = golden::Report::default();
+        for case in golden::cases(json).iter().filter(|c| !c.ill_conditioned) {
+            golden::judge(case, &wgsl_case(case, &device), golden::WGPU, &mut report);
+        }
+        golden::assert_report(what, &report, json);
+    }
+    // The ill-conditioned cases: the semi-hard one within 1e-3 of TF's float32 value, the
+    // soft margin's overflow to infinity exactly.
+    for case in [SEMI_HARD, HARD]
+        .into_iter()
+        .flat_map(golden::cases)
+        .filter(|c| c.ill_conditioned)
+    {
+        let (got, want) = (wgsl_case(&case, &device).loss, case.expected_loss.unwrap());
+        let pinned = if want.is_infinite() {
+            got == want
+        } else {
+            (got - want).abs() <= 1e-3
+        };
+        assert!(pinned, "{}: {got} vs TF's {want}", case.name);
+    }
+}
+
+/// The hand-computed mining statistics (`common/mining.rs`) and losses through the WGSL loss
+/// kernels, exactly (integer distances).
+#[test]
+fn hand_computed_mining_statistics_through_the_wgsl_loss_kernels() {
+    use burn::tensor::{Tensor, TensorData};
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    use tripletlab::loss::{Metric, MiningStats};
+    let Some(device) = device("hand_computed_mining_statistics_through_the_wgsl_loss_kernels")
+    else {
+        return;
+    };
+    for case in common::mining::CASES {
+        let b = case.x.len();
+        let x = Tensor::<2>::from_data(TensorData::new(case.x.to_vec(), [b, 1]), &device);
+        let settings = LossSettings {
+            margin: case.margin,
+            metric: Metric::SquaredL2,
+            mining: case.mining,
+            soft: false,
+        };
+        let v = read(triplet_loss(x, case.labels, settings).unwrap().0);
+        assert_eq!(
+            MiningStats::from_device(&v[1..]),
+            case.want,
+            "{}",
+            case.name
+        );
+        assert!(
+            (v[0] - case.loss).abs() <= 1e-5 * case.loss,
+            "{}: loss {}, by hand {}",
+            case.name,
+            v[0],
+            case.loss
+        );
+    }
+}
+
+/// The WGSL engine's loss against burn's (the host engine's) on real embeddings, for every
+/// mining, margin and distance the settings offer, at a batch of 96 (many anchors, 10 classes):
+/// the same loss, statistics and gradient to float rounding.
+#[test]
+fn the_wgsl_loss_agrees_with_burn_s_on_every_setting() {
+    use burn::tensor::{Tensor, TensorData};
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    use tripletlab::loss::{Metric, Mining, MiningStats, mined_loss};
+    use tripletlab::model::EmbedNetConfig;
+    let Some(device) = device("the_wgsl_loss_agrees_with_burn_s_on_every_setting") else {
+        return;
+    };
+    let cpu = tripletlab::backend::cpu_device();
+    let split = mnist();
+    let b = 96;
+    let net = EmbedNetConfig::new().init(3, &cpu);
+    let mut pixels = Vec::new();
+    split
+        .train
+        .pixels_f32(&(0..b).collect::<Vec<_>>(), &mut pixels);
+    let labels = &split.train.labels[..b];
+    let images = tripletlab::model::Images::new(&pixels, &cpu);
+    let emb: Vec<f32> = net.forward(&images).into_data().try_into_vec().unwrap();
+    for (mining, soft) in [
+        (Mining::SemiHard, false),
+        (Mining::Hard, false),
+        (Mining::Hard, true),
+    ] {
+        for metric in [Metric::L2, Metric::SquaredL2, Metric::Angular] {
+            for margin in [0.05f32, 1.0] {
+                let what = format!("{mining} soft {soft} {metric} margin {margin}");
+                let settings = LossSettings {
+                    margin,
+                    metric,
+                    mining,
+                    soft,
+                };
+                let x = Tensor::<2>::from_data(TensorData::new(emb.clone(), [b, 256]), &device);
+                let (readout, grad) = triplet_loss(x, labels, settings).unwrap();
+                let (got, got_grad) = (
+                    read(readout),
+                    grad.into_data().try_into_vec::<f32>().unwrap(),
+                );
+                let x = Tensor::<2>::from_data(
+                    TensorData::new(emb.clone(), [b, 256]),
+                    &cpu.clone().autodiff(),
+                )
+                .require_grad();
+                let mined = mined_loss(
+                    x.clone(),
+                    labels,
+                    margin,
+                    metric,
+                    (mining, soft),
+                    Default::default(),
+                );
+                let want_grad: Vec<f32> = x
+                    .grad(&mined.loss.backward())
+                    .unwrap()
+                    .into_data()
+                    .try_into_vec()
+                    .unwrap();
+                let want: Vec<f32> = Tensor::cat(vec![mined.loss.detach(), mined.stats], 0)
+                    .into_data()
+                    .try_into_vec()
+                    .unwrap();
+                assert!(
+                    (got[0] - want[0]).abs() <= 1e-5 * want[0].abs().max(1.0),
+                    "{what}: loss {} vs {}",
+                    got[0],
+                    want[0]
+                );
+                let (g, w) = (
+                    MiningStats::from_device(&got[1..]),
+                    MiningStats::from_device(&want[1..]),
+                );
+                let counts =
+                    |s: &MiningStats| (s.terms, s.semi_hard, s.fallback, s.no_negative, s.active);
+                assert_eq!(counts(&g), counts(&w), "{what}");
+                assert!(w.terms > 0, "{what}: {w:?}");
+                for (x, y) in [(g.sum_d_ap, w.sum_d_ap), (g.sum_d_an, w.sum_d_an)] {
+                    assert!(
+                        (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                        "{what}: {g:?} vs {w:?}"
+                    );
+                }
+                assert!(
+                    worst(&got_grad, &want_grad) < 1e-4,
+                    "{what}: gradients differ by {}",
+                    worst(&got_grad, &want_grad)
+                );
+            }
+        }
+    }
+}
+
 struct Collect {
     losses: Vec<f32>,
     embeddings: Option<Arc<Vec<f32>>>,

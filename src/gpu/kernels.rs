@@ -1,11 +1,12 @@
 //! The WGSL kernels: their sources (a header generated from the Rust constants, an optional
-//! prelude, the body, one shared entry point), the names of their bindings, and [`launch`].
-//! Knows no net: `net` decides what runs on which buffers.
+//! prelude, the body, one shared entry point), the names of their bindings, [`launch`] and the
+//! upload of a launch's parameters ([`upload_info`]). Knows no net and no loss: `net` and
+//! `loss` decide what runs on which buffers.
 
 use burn::backend::wgpu::{CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate};
 use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
-use cubecl::server::KernelArguments;
+use cubecl::server::{Handle, KernelArguments};
 
 use crate::model::{
     CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS, IMAGE_SIDE, PARAM_SIZES,
@@ -30,6 +31,8 @@ pub(super) struct Wgsl {
 
 /// The pixels binding and the padded `pixel` reader (stage 1 and conv1's backward pass).
 const PIXELS_PRELUDE: &str = include_str!("pixels.wgsl");
+/// A row's label, read from the loss's parameters (the four loss kernels).
+const LOSS_PRELUDE: &str = "fn label(i: u32) -> u32 {\n    return info[L_LABELS + i];\n}\n";
 
 macro_rules! kernel {
     ($name:ident, $bindings:expr) => {
@@ -80,9 +83,51 @@ pub(super) const ADAM: Wgsl = kernel!(
     ]
 );
 
+pub(super) const LOSS_DIST: Wgsl = kernel!(loss_dist, LOSS_PRELUDE, ["emb", "dist", "cosv", "sq"]);
+pub(super) const LOSS_SELECT: Wgsl = kernel!(loss_select, LOSS_PRELUDE, ["dist", "neg", "dan"]);
+pub(super) const LOSS_ROWS: Wgsl = kernel!(
+    loss_rows,
+    LOSS_PRELUDE,
+    ["dist", "neg", "dan", "g", "rowsum"]
+);
+pub(super) const LOSS_GRAD: Wgsl = kernel!(
+    loss_grad,
+    LOSS_PRELUDE,
+    [
+        "emb", "dist", "cosv", "sq", "g", "rowsum", "grad", "readout"
+    ]
+);
+
+/// The loss kernels' parameters (`info`), in this order, then the `B` labels as class numbers.
+/// The names are the WGSL constants' (`L_B`, ...), written into every kernel's header.
+pub(super) const LOSS_INFO: [&str; 10] = [
+    "B",
+    "D",
+    "METRIC",
+    "MINING",
+    "SOFT",
+    "MARGIN",
+    "TERMS",
+    "NO_NEGATIVE",
+    "ONE_CLASS",
+    "DENOMINATOR",
+];
+/// `info[L_METRIC]`: the distance, as [`crate::loss::Metric`]'s variants in order.
+pub(super) const METRICS: [(&str, crate::loss::Metric); 3] = [
+    ("METRIC_L2", crate::loss::Metric::L2),
+    ("METRIC_SQUARED", crate::loss::Metric::SquaredL2),
+    ("METRIC_ANGULAR", crate::loss::Metric::Angular),
+];
+/// `info[L_MINING]`.
+pub(super) const MINING_SEMI_HARD: u32 = 0;
+/// `info[L_MINING]`.
+pub(super) const MINING_HARD: u32 = 1;
+/// Top bit of a chosen negative's column: the pair fell back (no semi-hard negative).
+const FALLBACK: u32 = 1 << 31;
+
 /// Every kernel, for the tests.
 #[cfg(test)]
-const ALL: [Wgsl; 11] = [
+const ALL: [Wgsl; 15] = [
     STAGE1,
     STAGE2,
     DENSE,
@@ -94,6 +139,10 @@ const ALL: [Wgsl; 11] = [
     CONV2_BACK_INPUT,
     CONV1_BACK,
     ADAM,
+    LOSS_DIST,
+    LOSS_SELECT,
+    LOSS_ROWS,
+    LOSS_GRAD,
 ];
 
 /// The entry point every kernel ends with: the thread's linear index (dispatches wider than
@@ -137,10 +186,21 @@ fn header() -> String {
     for (name, value) in consts {
         out.push_str(&format!("const {name}: u32 = {value}u;\n"));
     }
+    for (index, name) in LOSS_INFO.iter().enumerate() {
+        out.push_str(&format!("const L_{name}: u32 = {index}u;\n"));
+    }
+    out.push_str(&format!("const L_LABELS: u32 = {}u;\n", LOSS_INFO.len()));
+    for (index, (name, _)) in METRICS.iter().enumerate() {
+        out.push_str(&format!("const {name}: u32 = {index}u;\n"));
+    }
+    out.push_str(&format!(
+        "const MINING_SEMI_HARD: u32 = {MINING_SEMI_HARD}u;\nconst MINING_HARD: u32 = {MINING_HARD}u;\nconst FALLBACK: u32 = {FALLBACK}u;\n"
+    ));
     out.push_str(
         "fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\
          fn is_nan4(x: vec4<f32>) -> vec4<bool> {\n    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);\n}\n\
-         fn is_finite(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;\n}\n",
+         fn is_finite(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;\n}\n\
+         fn relu_tf(x: f32) -> f32 {\n    return select(select(0.0, x, x >= 0.0), x, is_nan(x));\n}\n",
     );
     out
 }
@@ -162,13 +222,21 @@ impl KernelSource for Wgsl {
     }
 }
 
+/// Uploads a launch's `u32` parameters (its last binding, `info`). Each upload is a write to
+/// the queue, which submits the work recorded before it: a step uploads everything it needs
+/// before its first launch, so its launches go to the device in one submit.
+pub(super) fn upload_info(like: &CubeTensor, info: &[u32]) -> Handle {
+    let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
+    like.client.create_from_slice(&bytes)
+}
+
 /// Launches `kernel` with one thread per index below `threads`, on `buffers` named as the
-/// kernel names its bindings (in that order), followed by an `info` array of `u32`s.
+/// kernel names its bindings (in that order), followed by `info` (see [`upload_info`]).
 pub(super) fn launch(
     kernel: Wgsl,
     threads: usize,
     buffers: &[(&str, &CubeTensor)],
-    info: &[u32],
+    info: &Handle,
 ) -> Result<(), String> {
     let names = buffers.iter().map(|(name, _)| *name);
     if !names.clone().eq(kernel.bindings.iter().copied()) {
@@ -180,8 +248,6 @@ pub(super) fn launch(
         ));
     }
     let client = &buffers[0].1.client;
-    let bytes: Vec<u8> = info.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let info = client.create_from_slice(&bytes);
     let groups = threads.div_ceil(WORKGROUP as usize).max(1);
     let (x, y) = if groups <= MAX_GROUPS {
         (groups, 1)
@@ -192,7 +258,7 @@ pub(super) fn launch(
         .iter()
         .map(|(_, t)| t.handle.clone().binding())
         .collect();
-    bindings.push(info.binding());
+    bindings.push(info.clone().binding());
     client.launch(
         Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP))),
         CubeCount::Static(x as u32, y as u32, 1),

@@ -17,16 +17,23 @@
 //!   pooling window), `conv1_back`;
 //! * `adam` over all weights at once; it leaves them untouched when the loss is not finite.
 //!
+//! Between the passes, the loss (`loss`: TFA's semi-hard or batch-hard loss, its gradient and
+//! the mining statistics) is four more kernels (three for batch-hard), so a training step
+//! ([`GpuNet::train_step`]) is 15 launches, all recorded after the step's uploads: one submit.
+//!
 //! Every kernel is a `run(id)` called from one shared entry point (`ENTRY`), one thread per
 //! output value (or four) with no workgroup memory or barriers, each
 //! output summed by one thread in a fixed order, so results are deterministic. The weights, the
 //!
 //! `kernels`: the WGSL sources, their bindings and their launch; `net`: the net's buffers and
-//! passes ([`GpuNet`]). This module: the engine's batch limit on a device.
+//! passes ([`GpuNet`]); `loss`: the loss's kernels ([`triplet_loss`]). This module: the
+//! engine's batch limit on a device.
 
 mod kernels;
+mod loss;
 mod net;
 
+pub use loss::{LossSettings, triplet_loss};
 pub use net::*;
 
 use burn::prelude::*;

@@ -1,12 +1,18 @@
 //! [`GpuNet`]: the net's weights, Adam's moments and a batch's activations in device buffers,
-//! and its passes (forward, backward, Adam) as launches of `kernels`. Knows no loss: the
-//! trainer's engine computes it between the passes.
+//! and its passes (forward, backward, Adam) as launches of `kernels`; [`GpuNet::train_step`]
+//! runs a whole step with the loss of `loss` between the passes: every upload first, then 14 or
+//! 15 launches, so the step reaches the device in one submit, and nothing is read back.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use burn::backend::wgpu::{CubeBackend, CubeTensor, into_contiguous};
 use burn::prelude::*;
 use burn::tensor::{DType, Shape};
+use cubecl::server::Handle;
 
 use super::kernels::*;
+use super::loss::{LossSettings, launch_loss};
 use super::{PARAMS, max_batch_for};
 use crate::fused::AdamSettings;
 use crate::model::{CONV1, CONV2, EMBEDDING_DIM, FLAT, GRID1, GRID1_CELLS, IMAGE_PIXELS};
@@ -20,12 +26,12 @@ pub(super) fn buffer<const D: usize>(tensor: Tensor<D>) -> Result<CubeTensor, St
 }
 
 /// A burn tensor on the buffer's device with the buffer's contents.
-fn tensor<const D: usize>(buffer: CubeTensor) -> Tensor<D> {
+pub(super) fn tensor<const D: usize>(buffer: CubeTensor) -> Tensor<D> {
     Tensor::from_primitive::<CubeBackend>(buffer)
 }
 
 /// A new uninitialised buffer of `len` 32-bit values on `like`'s device.
-fn empty(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
+pub(super) fn empty(like: &CubeTensor, shape: Vec<usize>, dtype: DType) -> CubeTensor {
     let len: usize = shape.iter().product();
     let handle = like.client.empty(len.max(1) * 4);
     CubeTensor::new_contiguous(
@@ -58,6 +64,9 @@ pub struct GpuNet {
     time: i32,
     adam: AdamSettings,
     saved: Option<Saved>,
+    /// The launch parameters that stay the same from step to step (the batch size, the forward
+    /// pass's flags), uploaded once.
+    infos: Mutex<HashMap<Vec<u32>, Handle>>,
 }
 
 /// What the backward pass needs from the forward pass.
@@ -108,7 +117,30 @@ impl GpuNet {
             time: 0,
             adam,
             saved: None,
+            infos: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// `values` uploaded as a launch's parameters, once for all the launches that use them.
+    fn info(&self, values: &[u32]) -> Handle {
+        let mut infos = self.infos.lock().unwrap_or_else(|e| e.into_inner());
+        infos
+            .entry(values.to_vec())
+            .or_insert_with(|| upload_info(&self.params, values))
+            .clone()
+    }
+
+    /// The dropout masks of [`crate::model::DropoutMasks::draw_host`] for a batch of `n`,
+    /// uploaded.
+    fn masks(&self, masks: &[Vec<f32>; 2], n: usize) -> Result<[CubeTensor; 2], String> {
+        let [m1, m2] = masks;
+        if m1.len() != n * GRID1_CELLS * CONV1 || m2.len() != n * FLAT {
+            return Err("dropout masks of another batch size".into());
+        }
+        Ok([
+            upload(m1.clone(), &self.device)?,
+            upload(m2.clone(), &self.device)?,
+        ])
     }
 
     /// The weights, flat in [`crate::model::WEIGHT_TENSORS`] order, on the device (no copy is read back).
@@ -126,28 +158,19 @@ impl GpuNet {
         pixels: &CubeTensor,
         n: usize,
         train: bool,
-        masks: Option<&[Vec<f32>; 2]>,
+        masks: Option<[CubeTensor; 2]>,
     ) -> Result<Forward, String> {
         let p = &self.params;
-        let (mask1, mask2) = match masks {
-            Some([m1, m2]) => {
-                if m1.len() != n * GRID1_CELLS * CONV1 || m2.len() != n * FLAT {
-                    return Err("dropout masks of another batch size".into());
-                }
-                (
-                    upload(m1.clone(), &self.device)?,
-                    upload(m2.clone(), &self.device)?,
-                )
-            }
-            None => (empty(p, vec![4], DType::F32), empty(p, vec![4], DType::F32)),
-        };
+        let flags = self.info(&[n as u32, u32::from(train), u32::from(masks.is_some())]);
+        let rows = self.info(&[n as u32]);
+        let [mask1, mask2] =
+            masks.unwrap_or_else(|| [(); 2].map(|_| empty(p, vec![4], DType::F32)));
         // Unused buffers still need one `vec4` for the kernels that read them as such.
         let kept_len = |len: usize| if train { len } else { 4 };
         let units1 = n * (GRID1 - 1) * (GRID1 - 1) * CONV1;
         let a1 = empty(p, vec![n * GRID1_CELLS * CONV1], DType::F32);
         let arg1 = empty(p, vec![kept_len(units1)], DType::U32);
         let gate1 = empty(p, vec![kept_len(units1)], DType::F32);
-        let flags = [n as u32, u32::from(train), u32::from(masks.is_some())];
         launch(
             STAGE1,
             n * GRID1_CELLS * CONV1,
@@ -182,14 +205,14 @@ impl GpuNet {
             DENSE,
             n * EMBEDDING_DIM / 4,
             &[("a2", &a2), ("params", p), ("z", &z)],
-            &[n as u32],
+            &rows,
         )?;
         let embeddings = empty(p, vec![n, EMBEDDING_DIM], DType::F32);
         launch(
             NORMALIZE,
             n * EMBEDDING_DIM,
             &[("z", &z), ("emb", &embeddings)],
-            &[n as u32],
+            &rows,
         )?;
         Ok(Forward {
             a1,
@@ -234,6 +257,16 @@ impl GpuNet {
         pixels: &[f32],
         masks: Option<&[Vec<f32>; 2]>,
     ) -> Result<Tensor<2>, String> {
+        let (pixels, n) = self.batch(pixels)?;
+        let masks = masks.map(|m| self.masks(m, n)).transpose()?;
+        let f = self.forward(&pixels, n, true, masks)?;
+        let embeddings = f.embeddings.clone();
+        self.keep(n, pixels, f);
+        Ok(tensor(embeddings))
+    }
+
+    /// A training batch's pixels, uploaded, and its size (at most [`max_batch`] images).
+    fn batch(&self, pixels: &[f32]) -> Result<(CubeTensor, usize), String> {
         let (pixels, n) = self.pixels(pixels)?;
         if n > self.max_batch {
             return Err(format!(
@@ -241,7 +274,48 @@ impl GpuNet {
                 self.max_batch
             ));
         }
+        Ok((pixels, n))
+    }
+
+    /// One training step on the device: the forward pass of `pixels` with the dropout `masks`
+    /// of [`crate::model::DropoutMasks::draw_host`] (or none), the loss of `loss` for `labels`
+    /// (one per image), the backward pass and Adam at `lr` (skipped by the kernel when the loss
+    /// is not finite). Returns the readout, `[1 +` [`crate::loss::DEVICE_STATS`]`]` (the loss,
+    /// then the mining statistics), on the device. Every upload comes before the first launch.
+    pub fn train_step<L: PartialEq>(
+        &mut self,
+        pixels: &[f32],
+        masks: Option<&[Vec<f32>; 2]>,
+        labels: &[L],
+        loss: LossSettings,
+        lr: f64,
+    ) -> Result<Tensor<1>, String> {
+        let (pixels, n) = self.batch(pixels)?;
+        if labels.len() != n {
+            return Err(format!("{} labels for a batch of {n}", labels.len()));
+        }
+        let masks = masks.map(|m| self.masks(m, n)).transpose()?;
+        let loss_info = upload_info(
+            &self.params,
+            &super::loss::info(labels, EMBEDDING_DIM, loss),
+        );
+        let adam_info = self.adam_info(lr);
+        self.info(&[n as u32]);
         let f = self.forward(&pixels, n, true, masks)?;
+        let (readout, d) = launch_loss(
+            &f.embeddings,
+            (n, EMBEDDING_DIM),
+            (loss.mining, loss.metric),
+            &loss_info,
+        )?;
+        self.keep(n, pixels, f);
+        self.backward_from(d)?;
+        self.adam(&adam_info, &readout)?;
+        Ok(tensor(readout))
+    }
+
+    /// Keeps what the backward pass needs from a training forward pass.
+    fn keep(&mut self, n: usize, pixels: CubeTensor, f: Forward) {
         let [arg1, gate1, arg2, gate2] = f.kept.expect("kept in training");
         self.saved = Some(Saved {
             n,
@@ -254,26 +328,34 @@ impl GpuNet {
             gate2,
             z: f.z,
         });
-        Ok(tensor(f.embeddings))
     }
 
     /// Gradients of the weights (flat, see [`GpuNet::grads`]) from the gradient of the loss
     /// w.r.t. the embeddings of the last [`GpuNet::forward_train`].
     pub fn backward(&mut self, d_embeddings: Tensor<2>) -> Result<(), String> {
-        let s = self
+        let n = self
             .saved
             .as_ref()
-            .ok_or("backward without a forward pass")?;
-        let n = s.n;
+            .ok_or("backward without a forward pass")?
+            .n;
         if d_embeddings.dims() != [n, EMBEDDING_DIM] {
             return Err(format!(
                 "gradient of shape {:?} for a batch of {n}",
                 d_embeddings.dims()
             ));
         }
-        let d = buffer(d_embeddings.inner())?;
+        self.backward_from(buffer(d_embeddings.inner())?)
+    }
+
+    /// [`GpuNet::backward`] from the gradient's buffer.
+    fn backward_from(&mut self, d: CubeTensor) -> Result<(), String> {
+        let s = self
+            .saved
+            .as_ref()
+            .ok_or("backward without a forward pass")?;
+        let n = s.n;
         let p = &self.params;
-        let info = [n as u32];
+        let info = self.info(&[n as u32]);
         let dz = empty(p, vec![n * EMBEDDING_DIM], DType::F32);
         launch(
             NORM_BACK,
@@ -338,8 +420,13 @@ impl GpuNet {
     /// [`AdamSettings::factors`]). `loss` is that batch's loss on the device: when it is not finite the
     /// kernel leaves the weights and moments as they were (the host never reads it).
     pub fn adam_step(&mut self, lr: f64, loss: Tensor<1>) -> Result<(), String> {
-        let grads = self.grads.as_ref().ok_or("Adam step without gradients")?;
         let loss = buffer(loss.inner())?;
+        let info = self.adam_info(lr);
+        self.adam(&info, &loss)
+    }
+
+    /// The next Adam update's parameters at `lr`, uploaded (it counts the update).
+    fn adam_info(&mut self, lr: f64) -> Handle {
         self.time += 1;
         let AdamSettings { beta_1, beta_2, .. } = self.adam;
         let (combined, eps) = self.adam.factors(self.time);
@@ -351,6 +438,13 @@ impl GpuNet {
             combined.to_bits(),
             eps.to_bits(),
         ];
+        upload_info(&self.params, &info)
+    }
+
+    /// Adam with the parameters `info` (see [`GpuNet::adam_info`]); `loss`'s first value is the
+    /// loss.
+    fn adam(&mut self, info: &Handle, loss: &CubeTensor) -> Result<(), String> {
+        let grads = self.grads.as_ref().ok_or("Adam step without gradients")?;
         let p = &self.params;
         let outs = [(); 3].map(|_| empty(p, vec![PARAMS], DType::F32));
         let [params, m, v] = &outs;
@@ -365,9 +459,9 @@ impl GpuNet {
                 ("params_out", params),
                 ("m_out", m),
                 ("v_out", v),
-                ("loss", &loss),
+                ("loss", loss),
             ],
-            &info,
+            info,
         )?;
         let [params, m, v] = outs;
         (self.params, self.moment_1, self.moment_2) = (params, m, v);

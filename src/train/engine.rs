@@ -12,7 +12,7 @@ use rand_pcg::Pcg64Mcg;
 use super::{ConfigError, StepEngine, TrainConfig, TrainError, read_f32};
 use crate::backend::cpu_device;
 use crate::fused::{AdamSettings, FusedNet};
-use crate::gpu::{EMBED_PIECE, GpuNet};
+use crate::gpu::{EMBED_PIECE, GpuNet, LossSettings};
 use crate::loss::{Mined, Selection, mined_loss};
 use crate::model::{DropoutMasks, EMBEDDING_DIM, EmbedNet, EmbedNetConfig, Images};
 
@@ -187,23 +187,17 @@ impl Engine {
                 Ok(readout(mined))
             }
             Engine::Wgsl(net) => {
-                // As on the host, but nothing leaves the device: the loss and its gradient come
-                // from burn's autodiff of the loss alone, and Adam checks the loss itself.
+                // The whole step on the device, the loss as WGSL kernels too (`gpu::loss`):
+                // nothing leaves it, and Adam checks the loss itself.
                 let masks = DropoutMasks::draw_host(rng, n, rate);
-                let embeddings = net
-                    .forward_train(batch.pixels, masks.as_ref())
-                    .map_err(TrainError::Device)?;
-                let x = embeddings.autodiff().require_grad();
-                let mined = loss_of(x.clone());
-                let loss = mined.loss.clone();
-                let grads = loss.backward();
-                let d = x
-                    .grad(&grads)
-                    .ok_or_else(|| TrainError::Device("the loss has no gradient".into()))?;
-                net.backward(d).map_err(TrainError::Device)?;
-                net.adam_step(lr, loss.detach().inner())
-                    .map_err(TrainError::Device)?;
-                Ok(readout(mined))
+                let loss = LossSettings {
+                    margin: config.margin,
+                    metric: config.metric,
+                    mining: config.mining,
+                    soft: config.soft,
+                };
+                net.train_step(batch.pixels, masks.as_ref(), batch.labels, loss, lr)
+                    .map_err(TrainError::Device)
             }
         }
     }
