@@ -5,6 +5,7 @@
 // row clamped at 1e-12). Semi-hard mining without any positive pair: NaN (0 / 0, as TF).
 // Thread 0 also writes the readout: the loss, then the mining statistics (the host's counts,
 // then the sums of the rows; without negatives nothing was chosen, so their sums are 0).
+// NaN is made at run time: a constant expression that evaluates to NaN does not compile (Tint).
 @group(0) @binding(0) var<storage, read_write> emb: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cosv: array<f32>;
@@ -19,6 +20,7 @@ fn run(id: u32) {
     let b = info[L_B];
     let d = info[L_D];
     let denominator = bitcast<f32>(info[L_DENOMINATOR]);
+    let nan = bitcast<f32>(0x7fc00000u | (b & 0u));
     if (id == 0u) {
         var s = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
         for (var a = 0u; a < b; a++) {
@@ -27,7 +29,7 @@ fn run(id: u32) {
             }
         }
         let one_class = info[L_ONE_CLASS] != 0u;
-        readout[0] = s[0] / denominator;
+        readout[0] = select(s[0] / denominator, nan, denominator == 0.0);
         readout[1] = f32(info[L_TERMS]);
         readout[2] = f32(info[L_NO_NEGATIVE]);
         readout[3] = select(s[1], s[1] * 0.0, one_class);
@@ -39,7 +41,7 @@ fn run(id: u32) {
         return;
     }
     if (denominator == 0.0) {
-        grad[id] = bitcast<f32>(0x7fc00000u);
+        grad[id] = nan;
         return;
     }
     let i = id / d;
