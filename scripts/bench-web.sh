@@ -2,8 +2,19 @@
 # Browser benchmark: ms per training step and examples/s (batch 32) on WebGPU (SwiftShader
 # here) and on the CPU fallback in headless Chromium, time from page load to ready, the main
 # thread's long tasks while training and the delay of Stop (tests/browser/bench.mjs), and the
-# release .wasm sizes (page and worker) raw and gzipped. Builds the release page into dist/.
+# release .wasm sizes (page and worker) raw and gzipped, and the WebGPU calls of the worker per
+# training step and per 100 embedded images (part `counts`: dispatches, submits, bind groups,
+# passes, buffers, read-backs; device-independent). Builds the release page into dist/.
+#   BENCH_PARTS=paths,fashion,block,layouts,counts   only these parts (all by default)
+#   BENCH_NO_BUILD=1                                 use dist/ (or TRIPLETLAB_DIST) as it is
+#   BENCH_BASELINE_DIST=<dir>                        counts also for that built dist ("before")
 set -euo pipefail
+# Paths given from where the script was started.
+for var in BENCH_BASELINE_DIST TRIPLETLAB_DIST; do
+  if [ -n "${!var:-}" ]; then
+    export "$var=$(realpath "${!var}")"
+  fi
+done
 cd "$(dirname "$0")/.."
 export PATH="$PWD/tests/browser/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -13,7 +24,8 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
   trunk build --release
 fi
 total=0
-for wasm in dist/tripletlab_bg.wasm dist/tripletlab-worker_bg.wasm; do
+dist="${TRIPLETLAB_DIST:-dist}" # the dist the benchmark serves (tests/browser/harness.mjs)
+for wasm in "$dist/tripletlab_bg.wasm" "$dist/tripletlab-worker_bg.wasm"; do
   raw=$(stat -c %s "$wasm")
   gz=$(gzip -9 -c "$wasm" | wc -c)
   total=$((total + gz))

@@ -5,17 +5,22 @@
 //    to "done": count, worst, total blocking time (each task's time over 50 ms, summed);
 //  - the delay from pressing Stop to the worker's answer and to the run's end, mid-step and
 //    during the final evaluation (measured in the page: the click's timestamp to the mutations);
-//  - UMAP and t-SNE of 2,000 and 10,000 test embeddings in the page's worker.
+//  - UMAP and t-SNE of 2,000 and 10,000 test embeddings in the page's worker;
+//  - the WebGPU calls of the worker per training step and per 100 embedded images, beside
+//    ms/step (webgpu-count.mjs); with BENCH_BASELINE_DIST=<another built dist>, for that dist
+//    too, side by side (before/after in one run).
 //   node bench.mjs [train_limit=512]
-import { clickStop, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+import { clickStop, dist, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+import { countsTable, measureCounts } from './webgpu-count.mjs';
 
 const trainLimit = Number(process.argv[2] ?? 512);
-// BENCH_PARTS=paths,fashion,block,layouts (all by default) runs only those parts.
-const parts = (process.env.BENCH_PARTS ?? 'paths,fashion,block,layouts').split(',');
+// BENCH_PARTS=paths,fashion,block,layouts,counts (all by default) runs only those parts.
+const parts = (process.env.BENCH_PARTS ?? 'paths,fashion,block,layouts,counts').split(',');
 const part = (name) => parts.includes(name);
 const server = await startServer();
 const chrome = await startBrowser();
 const results = [];
+let counts = null;
 
 /** Collects long tasks from the first script on. */
 function observeLongTasks() {
@@ -176,10 +181,32 @@ try {
     results.push({ layoutsInThePage: { points, ...layouts } });
     await page.close();
   }
+
+  // The WebGPU calls per step and per 100 embedded images (webgpu-count.mjs), of this dist and,
+  // with BENCH_BASELINE_DIST, of that one first (its own server, the same browser).
+  if (part('counts')) {
+    const columns = [];
+    const baseline = process.env.BENCH_BASELINE_DIST;
+    if (baseline) {
+      const other = await startServer(baseline);
+      try {
+        columns.push(['before', await measureCounts(chrome.browser, other.url)]);
+      } finally {
+        await other.stop();
+      }
+    }
+    columns.push([baseline ? 'after' : 'this', await measureCounts(chrome.browser, server.url)]);
+    const dists = baseline ? { before: baseline, after: dist } : { this: dist };
+    results.push({ webgpuCalls: Object.fromEntries(columns), dists });
+    counts = countsTable(columns);
+  }
 } finally {
   await chrome.stop();
   await server.stop();
 }
 for (const r of results) {
   console.log(JSON.stringify(r));
+}
+if (counts) {
+  console.log(counts);
 }

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHROMIUM_ARGS, clickStop, repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
+import { CHROMIUM_ARGS, clickStop, patchWorker, repo, startBrowser, startServer, waitState, watchErrors } from './harness.mjs';
 import {
   cleanup, embedNative, evalNative, nearestRows, parseMeta, parseVecs, pcaNative, saveFile, testImage,
   testLabels, vecsDiff, weightsDiff, zipEntry, zipNames,
@@ -511,15 +511,6 @@ test('the projection and the loss chart follow the run; hover shows a point\'s i
   assert.deepEqual(errors, [], 'console errors');
   await page.close();
 });
-
-/** Runs `js` in the page's worker before its wasm starts (prepended to trunk's loader script):
- *  how these tests take WebGPU away from the worker, or make it fail or hang, as a browser might. */
-async function patchWorker(page, js) {
-  await page.route('**/tripletlab-worker_loader.js', async (route) => {
-    const response = await route.fetch();
-    await route.fulfill({ response, body: `${js}\n${await response.text()}` });
-  });
-}
 
 /** Loads the page (automatic backend unless `query` says), expects the CPU with `banner`, and
  *  trains there to the end. */

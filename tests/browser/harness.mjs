@@ -127,3 +127,13 @@ export async function clickStop(page) {
     button.click();
   }));
 }
+
+/** Runs `js` in the page's worker before its wasm starts (prepended to trunk's loader script,
+ *  tripletlab-worker_loader.js, a classic worker script): how the e2e tests take WebGPU away
+ *  from the worker or make it fail, and how the benchmark counts its WebGPU calls. */
+export async function patchWorker(page, js) {
+  await page.route('**/tripletlab-worker_loader.js', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, body: `${js}\n${await response.text()}` });
+  });
+}
