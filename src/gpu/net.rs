@@ -131,16 +131,48 @@ impl GpuNet {
     }
 
     /// The dropout masks of [`crate::model::DropoutMasks::draw_host`] for a batch of `n`,
-    /// uploaded.
-    fn masks(&self, masks: &[Vec<f32>; 2], n: usize) -> Result<[CubeTensor; 2], String> {
+    /// uploaded as bits (bit `e % 32` of word `e / 32` is set where unit `e` is kept: 1/32 of
+    /// the floats' bytes), and the kept units' value, the same everywhere (`1 / (1 - rate)`),
+    /// which travels with the forward pass's parameters.
+    fn masks(&self, masks: &[Vec<f32>; 2], n: usize) -> Result<([CubeTensor; 2], f32), String> {
         let [m1, m2] = masks;
         if m1.len() != n * GRID1_CELLS * CONV1 || m2.len() != n * FLAT {
             return Err("dropout masks of another batch size".into());
         }
-        Ok([
-            upload(m1.clone(), &self.device)?,
-            upload(m2.clone(), &self.device)?,
-        ])
+        let scale = m1
+            .iter()
+            .chain(m2)
+            .copied()
+            .find(|&v| v != 0.0)
+            .unwrap_or(0.0);
+        if m1
+            .iter()
+            .chain(m2)
+            .any(|&v| v != 0.0 && v.to_bits() != scale.to_bits())
+        {
+            return Err("dropout masks hold one value besides 0".into());
+        }
+        let bits = |m: &[f32]| -> Vec<u32> {
+            m.chunks(32)
+                .map(|c| {
+                    c.iter()
+                        .enumerate()
+                        .fold(0u32, |w, (k, &v)| w | (u32::from(v != 0.0) << k))
+                })
+                .collect()
+        };
+        let upload = |words: Vec<u32>| {
+            let len = words.len();
+            let handle = upload_info(&self.params, &words);
+            CubeTensor::new_contiguous(
+                self.params.client.clone(),
+                self.params.device.clone(),
+                Shape::from(vec![len]),
+                handle,
+                DType::U32,
+            )
+        };
+        Ok(([upload(bits(m1)), upload(bits(m2))], scale))
     }
 
     /// The weights, flat in [`crate::model::WEIGHT_TENSORS`] order, on the device (no copy is read back).
@@ -158,13 +190,20 @@ impl GpuNet {
         pixels: &CubeTensor,
         n: usize,
         train: bool,
-        masks: Option<[CubeTensor; 2]>,
+        masks: Option<([CubeTensor; 2], f32)>,
     ) -> Result<Forward, String> {
         let p = &self.params;
-        let flags = self.info(&[n as u32, u32::from(train), u32::from(masks.is_some())]);
+        let scale = masks.as_ref().map_or(0.0, |(_, scale)| *scale);
+        let flags = self.info(&[
+            n as u32,
+            u32::from(train),
+            u32::from(masks.is_some()),
+            scale.to_bits(),
+        ]);
         let rows = self.info(&[n as u32]);
-        let [mask1, mask2] =
-            masks.unwrap_or_else(|| [(); 2].map(|_| empty(p, vec![4], DType::F32)));
+        let [mask1, mask2] = masks
+            .map(|(m, _)| m)
+            .unwrap_or_else(|| [(); 2].map(|_| empty(p, vec![4], DType::U32)));
         // Unused buffers still need one `vec4` for the kernels that read them as such.
         let kept_len = |len: usize| if train { len } else { 4 };
         let units1 = n * (GRID1 - 1) * (GRID1 - 1) * CONV1;

@@ -1,11 +1,12 @@
 // Stage 1 forward: conv1 at the four offsets of each 2x2 pooling window, first maximum, bias,
 // relu and dropout, written into conv2's zero-padded 15x15 input grid `a1` ([n, 225, 64]).
-// info: [n, keep, masked]. With keep = 1 (training) it also keeps, per pooled unit
+// info: [n, keep, masked, scale]. With keep = 1 (training) it also keeps, per pooled unit
 // ([n, 196, 64]), the winning offset and the relu-dropout gate for the backward pass; with
-// masked = 1 the dropout mask ([n, 225, 64]) applies. One thread per grid element.
+// masked = 1 the dropout mask ([n, 225, 64], one bit per unit: bit e % 32 of word e / 32) applies,
+// a kept unit scaled by `scale` (f32 bits), a dropped one zeroed. One thread per grid element.
 // binding 0: pixels (pixels.wgsl)
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mask: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mask: array<u32>;
 @group(0) @binding(3) var<storage, read_write> a1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> arg1: array<u32>;
 @group(0) @binding(5) var<storage, read_write> gate1: array<f32>;
@@ -45,7 +46,8 @@ fn run(id: u32) {
     let pre = best + params[B1 + c];
     var keep = 1.0;
     if (info[2] != 0u) {
-        keep = mask[id];
+        let kept = ((mask[id >> 5u] >> (id & 31u)) & 1u) != 0u;
+        keep = select(0.0, bitcast<f32>(info[3]), kept);
     }
     // relu, keeping NaN so that a diverged net shows in the loss
     let on = pre > 0.0 || is_nan(pre);

@@ -1,11 +1,12 @@
 // Stage 2 forward: conv2 (2x2 taps over the padded grid) at the four offsets of each pooling
 // window, first maximum, bias, relu and dropout, into the dense layer's input `a2`
-// ([n, 7, 7, 32] = [n, 1568]); info as in stage1 (keep: also the winning offset and the gate).
+// ([n, 7, 7, 32] = [n, 1568]); info and the mask's bits as in stage1 (keep: also the winning
+// offset and the gate).
 // One thread per pooled unit and four output channels: each weight load serves the four
 // window offsets, each grid load the four channels.
 @group(0) @binding(0) var<storage, read_write> a1: array<f32>;
 @group(0) @binding(1) var<storage, read_write> params: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> mask: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> mask: array<u32>;
 @group(0) @binding(3) var<storage, read_write> a2: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> arg2: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> gate2: array<vec4<f32>>;
@@ -53,7 +54,10 @@ fn run(id: u32) {
     let pre = best + params[B2 / 4u + o4];
     var keep = vec4<f32>(1.0);
     if (info[2] != 0u) {
-        keep = mask[id];
+        // The four values' bits: 4·id .. 4·id + 3, in one word.
+        let bits = mask[id >> 3u] >> ((id & 7u) * 4u);
+        let kept = (vec4<u32>(bits) >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u);
+        keep = select(vec4<f32>(0.0), vec4<f32>(bitcast<f32>(info[3])), kept != vec4<u32>(0u));
     }
     let on = (pre > vec4<f32>(0.0)) | is_nan4(pre);
     a2[id] = select(vec4<f32>(0.0), pre * keep, on);

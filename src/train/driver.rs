@@ -553,8 +553,13 @@ fn report_losses<H: Host>(
 /// Reads the pending losses and their statistics in one device round trip.
 async fn read_losses(pending: &mut Vec<Pending>) -> Result<Vec<Read>, TrainError> {
     let drained: Vec<_> = std::mem::take(pending);
-    let tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
-    let values = read_f32(Tensor::cat(tensors, 0)).await?;
+    let mut tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
+    // One readout is read as it is: a `cat` would cost a launch.
+    let all = match tensors.len() {
+        1 => tensors.remove(0),
+        _ => Tensor::cat(tensors, 0),
+    };
+    let values = read_f32(all).await?;
     Ok(drained
         .into_iter()
         .zip(values.chunks_exact(1 + DEVICE_STATS))
