@@ -143,6 +143,38 @@ fn hand_computed_mining_statistics_through_the_wgsl_loss_kernels() {
     }
 }
 
+/// A NaN embedding makes the loss NaN for every mining and distance, as burn's and TF's masked
+/// sums do, even where no term chose the NaN row's distances (here a one-class anchor pair's
+/// fallback takes the row minimum): the engine's Adam then skips the step.
+#[test]
+fn a_nan_embedding_gives_a_nan_loss_through_the_wgsl_loss_kernels() {
+    use burn::tensor::{Tensor, TensorData};
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    use tripletlab::loss::{Metric, Mining};
+    let Some(device) = device("a_nan_embedding_gives_a_nan_loss_through_the_wgsl_loss_kernels")
+    else {
+        return;
+    };
+    for (mining, soft) in [
+        (Mining::SemiHard, false),
+        (Mining::Hard, false),
+        (Mining::Hard, true),
+    ] {
+        for metric in [Metric::L2, Metric::SquaredL2, Metric::Angular] {
+            let x =
+                Tensor::<2>::from_data(TensorData::new(vec![0.3, 1.0, f32::NAN], [3, 1]), &device);
+            let settings = LossSettings {
+                margin: 1.0,
+                metric,
+                mining,
+                soft,
+            };
+            let loss = read(triplet_loss(x, &[0u8, 0, 1], settings).unwrap().0)[0];
+            assert!(loss.is_nan(), "{mining} soft {soft} {metric}: {loss}");
+        }
+    }
+}
+
 /// The WGSL engine's loss against burn's (the host engine's) on real embeddings, for every
 /// mining, margin and distance the settings offer, at a batch of 96 (many anchors, 10 classes):
 /// the same loss, statistics and gradient to float rounding.

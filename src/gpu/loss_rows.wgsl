@@ -6,7 +6,9 @@
 // (TF's convention), 1 / (positive pairs) each. Batch-hard: the anchor's hardest positive, TFA's
 // masked maximum over its positives (the row minimum when it has none), and hardest negative, the
 // masked minimum over its negatives (the row maximum when it has none); the term is
-// max(gap + margin, 0), or softplus(gap) with the soft margin, 1 / B each.
+// max(gap + margin, 0), or softplus(gap) with the soft margin, 1 / B each. A NaN anywhere in
+// the row makes the row's sum NaN, as in burn's and TF's masked sums (NaN · 0), whichever
+// distances the mining chose: the loss says the net diverged and Adam skips the step.
 @group(0) @binding(0) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(1) var<storage, read_write> neg: array<u32>;
 @group(0) @binding(2) var<storage, read_write> dan: array<f32>;
@@ -29,8 +31,10 @@ fn run(id: u32) {
         return;
     }
     let row = a * b;
+    var nan_seen = false;
     for (var j = 0u; j < b; j++) {
         g[row + j] = 0.0;
+        nan_seen = nan_seen || is_nan(dist[row + j]);
     }
     let la = label(a);
     let margin = bitcast<f32>(info[L_MARGIN]);
@@ -121,6 +125,10 @@ fn run(id: u32) {
             s_ap = hp;
             s_an = hn;
         }
+    }
+    if (nan_seen) {
+        // Made at run time: a constant expression that evaluates to NaN does not compile.
+        s_term = bitcast<f32>(0x7fc00000u | (b & 0u));
     }
     rowsum[a * 5u] = s_term;
     rowsum[a * 5u + 1u] = s_far;
