@@ -54,7 +54,7 @@ struct Field {
     hint: &'static str,
 }
 
-const TEXT_FIELDS: [Field; 9] = [
+const TEXT_FIELDS: [Field; 11] = [
     Field {
         setting: settings::EPOCHS,
         hint: "",
@@ -77,6 +77,14 @@ const TEXT_FIELDS: [Field; 9] = [
     },
     Field {
         setting: settings::PER_CLASS,
+        hint: "",
+    },
+    Field {
+        setting: settings::SHUFFLE_BUFFER,
+        hint: "0: all",
+    },
+    Field {
+        setting: settings::DROPOUT,
         hint: "",
     },
     Field {
@@ -204,6 +212,7 @@ pub fn controls(props: &ControlsProps) -> Html {
     let schedules = choices(LrSchedule::ALL.map(LrSchedule::as_str));
     let samplers = choices(Sampler::ALL.map(Sampler::as_str));
     let recipes = choices(Recipe::ALL.map(Recipe::as_str));
+    let switch = choices(["off", "on"]);
     // The chosen recipe's settings, in words; the P×K batch the fields make.
     let recipe_note = match props.form.recipe() {
         Some(r) => html! { <p class="hint" data-testid="recipe-settings">{ r.describe() }</p> },
@@ -280,9 +289,12 @@ pub fn controls(props: &ControlsProps) -> Html {
                 { text_input(settings::MARGIN) }
                 { select(settings::METRIC, metrics) }
                 { select(settings::MINING, minings) }
+                { select(settings::SOFT, switch.clone()) }
                 { select(settings::SAMPLER, samplers) }
                 { text_input(settings::PER_CLASS) }
                 { pk_note }
+                { text_input(settings::SHUFFLE_BUFFER) }
+                { text_input(settings::DROPOUT) }
                 { text_input(settings::SEED) }
                 { text_input(settings::TRAIN_LIMIT) }
                 { text_input(settings::TEST_LIMIT) }

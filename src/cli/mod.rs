@@ -116,7 +116,7 @@ struct TrainArgs {
     #[arg(long = settings::MINING.flag)]
     mining: Option<Mining>,
     /// Soft-margin batch-hard loss (with --mining hard).
-    #[arg(long)]
+    #[arg(long = settings::SOFT.flag)]
     soft: bool,
     /// shuffle (the notebook's shuffle buffer) | pk (P classes × K examples a batch, P·K =
     /// batch, without replacement within an epoch); unset: the recipe's.

@@ -12,7 +12,7 @@ use crate::train::settings::{self, Setting};
 use crate::train::{LrSchedule, Metric, Mining, Recipe, Sampler};
 
 /// The form's settings, in form order; their keys are also the URL query keys.
-pub const FORM_SETTINGS: [Setting; 15] = [
+pub const FORM_SETTINGS: [Setting; 18] = [
     settings::RECIPE,
     settings::DATASET,
     settings::EPOCHS,
@@ -23,16 +23,19 @@ pub const FORM_SETTINGS: [Setting; 15] = [
     settings::MARGIN,
     settings::METRIC,
     settings::MINING,
+    settings::SOFT,
     settings::SAMPLER,
     settings::PER_CLASS,
+    settings::SHUFFLE_BUFFER,
+    settings::DROPOUT,
     settings::SEED,
     settings::TRAIN_LIMIT,
     settings::TEST_LIMIT,
 ];
 
 /// Field keys, in form order.
-pub const FIELDS: [&str; 15] = {
-    let mut keys = [""; 15];
+pub const FIELDS: [&str; 18] = {
+    let mut keys = [""; 18];
     let mut i = 0;
     while i < keys.len() {
         keys[i] = FORM_SETTINGS[i].key;
@@ -66,6 +69,9 @@ fn value_of(config: &TrainConfig, key: &str) -> Option<String> {
         "margin" => format!("{:?}", c.margin),
         "metric" => c.metric.as_str().to_string(),
         "mining" => c.mining.as_str().to_string(),
+        "soft" => on_off(c.soft).to_string(),
+        "shuffle_buffer" => c.shuffle_buffer.to_string(),
+        "dropout" => c.dropout.to_string(),
         "sampler" => c.sampler.as_str().to_string(),
         "per_class" => c.per_class.to_string(),
         "seed" => c.seed.to_string(),
@@ -101,6 +107,20 @@ fn used_labels(labels: &[u8], limit: Option<usize>) -> &[u8] {
     &labels[..limit.map_or(labels.len(), |n| n.min(labels.len()))]
 }
 
+/// A switch's two values in the form and the URL.
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// A switch as written: `on`/`off`, or `true`/`false`, `yes`/`no`, `1`/`0`, in any case.
+fn parse_switch(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("'{}' is not on or off", raw.trim())),
+    }
+}
+
 fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
     let raw = raw.trim();
     if raw.is_empty() || raw.eq_ignore_ascii_case("all") {
@@ -127,6 +147,7 @@ fn lenient(key: &str, value: &str) -> String {
         "sampler" => value.parse::<Sampler>().ok().map(Sampler::as_str),
         "lr_schedule" => value.parse::<LrSchedule>().ok().map(LrSchedule::as_str),
         "recipe" => value.parse::<Recipe>().ok().map(Recipe::as_str),
+        "soft" => parse_switch(value).ok().map(on_off),
         _ => None,
     };
     canonical.map_or_else(|| value.to_string(), str::to_string)
@@ -164,12 +185,14 @@ impl Form {
             .is_some_and(|r| r.locks().iter().any(|s| s.key == key))
     }
 
-    /// Whether the field `key` takes no input now: the recipe fixes it, or it is K without
-    /// P×K batches.
+    /// Whether the field `key` takes no input now: the recipe fixes it, it is K without P×K
+    /// batches, or the soft margin without batch-hard mining.
     pub fn disabled(&self, key: &str) -> bool {
         self.locked(key)
             || (key == settings::PER_CLASS.key
                 && self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk))
+            || (key == settings::SOFT.key
+                && self.get(settings::MINING.key).parse() != Ok(Mining::Hard))
     }
 
     /// What a P×K batch of these fields is, when they make one: over the loaded training set's
@@ -324,6 +347,22 @@ impl Form {
             Ok(v) => config.mining = v,
             Err(m) => err("mining", m),
         }
+        // The soft margin is batch-hard's: another mining leaves it off.
+        if config.mining == Mining::Hard {
+            match parse_switch(self.get("soft")) {
+                Ok(v) => config.soft = v,
+                Err(m) => err("soft", m),
+            }
+        }
+        match whole("shuffle_buffer") {
+            Ok(v) => config.shuffle_buffer = v,
+            Err(m) => err("shuffle_buffer", m),
+        }
+        let dropout = self.get("dropout").trim();
+        match dropout.parse::<f64>() {
+            Ok(v) => config.dropout = v,
+            Err(_) => err("dropout", format!("'{dropout}' is not a number")),
+        }
         let seed = self.get("seed").trim();
         match seed.parse::<u64>() {
             Ok(v) => config.seed = v,
@@ -426,8 +465,28 @@ mod tests {
     }
 
     #[test]
+    fn the_soft_margin_is_a_switch_of_batch_hard_mining() {
+        let hard = |soft: &str| {
+            Form::from_pairs(&pairs(&[("mining", "hard"), ("soft", soft)])).check(false, None, None)
+        };
+        for on in ["on", "TRUE", "1", "yes"] {
+            assert_eq!(hard(on).config.map(|c| c.soft), Some(true), "{on}");
+        }
+        assert_eq!(hard("off").config.map(|c| c.soft), Some(false));
+        assert!(hard("maybe").errors["soft"].contains("not on or off"));
+        // Without batch-hard mining the field is disabled and the run keeps it off.
+        let semi = Form::from_pairs(&pairs(&[("soft", "on")]));
+        assert!(semi.disabled("soft"));
+        assert_eq!(
+            semi.check(false, None, None).config.map(|c| c.soft),
+            Some(false)
+        );
+        assert!(!Form::from_pairs(&pairs(&[("mining", "hard")])).disabled("soft"));
+    }
+
+    #[test]
     fn every_invalid_field_is_flagged_at_its_field() {
-        let cases: [(&str, &str, &str); 19] = [
+        let cases: [(&str, &str, &str); 22] = [
             ("epochs", "x", "not a whole number"),
             ("epochs", "0", "between 1"),
             ("batch", "1", "between 2"),
@@ -451,6 +510,9 @@ mod tests {
             ("lr_schedule", "linear", "unknown learning-rate schedule"),
             ("warmup_steps", "-5", "not a whole number"),
             ("warmup_steps", "ten", "not a whole number"),
+            ("dropout", "1", "[0, 1)"),
+            ("dropout", "half", "not a number"),
+            ("shuffle_buffer", "-1", "not a whole number"),
         ];
         for (key, value, expected) in cases {
             let form = Form::from_pairs(&pairs(&[(key, value)]));
@@ -637,7 +699,9 @@ mod tests {
         for key in FIELDS {
             let fixed = crate::train::RECIPE_SETTINGS.iter().any(|s| s.key == key);
             assert_eq!(form.locked(key), fixed, "{key}");
-            assert_eq!(form.disabled(key), fixed, "{key}");
+            // The soft margin is batch-hard's, and the recipe mines semi-hard.
+            let soft_off = key == settings::SOFT.key && tuned.mining != Mining::Hard;
+            assert_eq!(form.disabled(key), fixed || soft_off, "{key}");
         }
         assert_eq!(
             form.to_pairs(),

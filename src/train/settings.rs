@@ -42,6 +42,12 @@ pub const LR: Setting = setting("lr", "lr", "Learning rate", &["learning-rate"])
 pub const MARGIN: Setting = setting("margin", "margin", "Margin", &[]);
 pub const METRIC: Setting = setting("metric", "metric", "Distance", &[]);
 pub const MINING: Setting = setting("mining", "mining", "Mining", &[]);
+pub const SOFT: Setting = setting(
+    "soft",
+    "soft",
+    "Soft margin",
+    &["soft_margin", "soft-margin"],
+);
 pub const SEED: Setting = setting("seed", "seed", "Seed", &[]);
 pub const TRAIN_LIMIT: Setting = setting(
     "train_limit",
@@ -76,7 +82,7 @@ pub const ENGINE: Setting = setting("engine", "engine", "Engine", &[]);
 pub const BACKEND: Setting = setting("backend", "backend", "Backend", &[]);
 
 /// Every setting.
-pub const ALL: [Setting; 21] = [
+pub const ALL: [Setting; 22] = [
     RECIPE,
     DATASET,
     EPOCHS,
@@ -87,6 +93,7 @@ pub const ALL: [Setting; 21] = [
     MARGIN,
     METRIC,
     MINING,
+    SOFT,
     SAMPLER,
     PER_CLASS,
     SEED,
