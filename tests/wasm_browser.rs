@@ -102,20 +102,7 @@ const WGSL: &str = "webgpu, wgsl loss";
 
 /// One case through the WGSL engine's loss kernels (`gpu::triplet_loss`), read asynchronously.
 async fn wgsl_case(case: &LossCase, device: &Device) -> CaseResult {
-    use burn::tensor::{Tensor, TensorData};
-    use tripletlab::gpu::{LossSettings, triplet_loss};
-    let b = case.labels.len();
-    let x = Tensor::<2>::from_data(
-        TensorData::new(case.embeddings.clone(), [b, case.dim]),
-        device,
-    );
-    let settings = LossSettings {
-        margin: case.margin,
-        metric: case.metric,
-        mining: case.mining,
-        soft: case.soft,
-    };
-    let (readout, grad) = triplet_loss(x, &case.labels, settings).expect(&case.name);
+    let (readout, grad) = golden::wgsl_loss(case, device);
     CaseResult {
         name: case.name.clone(),
         loss: read_f32(readout).await.expect("readout")[0],

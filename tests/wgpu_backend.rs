@@ -51,20 +51,7 @@ fn wgsl_case(
     case: &tripletlab::cases::LossCase,
     device: &burn::tensor::Device,
 ) -> tripletlab::cases::CaseResult {
-    use burn::tensor::{Tensor, TensorData};
-    use tripletlab::gpu::{LossSettings, triplet_loss};
-    let b = case.labels.len();
-    let x = Tensor::<2>::from_data(
-        TensorData::new(case.embeddings.clone(), [b, case.dim]),
-        device,
-    );
-    let settings = LossSettings {
-        margin: case.margin,
-        metric: case.metric,
-        mining: case.mining,
-        soft: case.soft,
-    };
-    let (readout, grad) = triplet_loss(x, &case.labels, settings).unwrap();
+    let (readout, grad) = golden::wgsl_loss(case, device);
     tripletlab::cases::CaseResult {
         name: case.name.clone(),
         loss: read(readout)[0],

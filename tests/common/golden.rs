@@ -15,7 +15,7 @@
 // Shared by test crates that each use a part (the wasm tests: no `check`, no CPU tolerance).
 #![allow(dead_code)]
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use tripletlab::cases::{CaseResult, LossCase, evaluate_case, parse_cases};
 use tripletlab::loss::{Metric, Mining, Selection};
@@ -25,6 +25,24 @@ pub const SEMI_HARD: &str = include_str!("../golden/triplet_semihard.json");
 
 /// The batch-hard golden file (`TripletHardLoss`, hard and soft margin).
 pub const HARD: &str = include_str!("../golden/triplet_hard.json");
+
+/// `case` through the WGSL engine's loss kernels (`gpu::triplet_loss`) on `device` (a wgpu /
+/// WebGPU one): the readout (the loss first) and the gradient, still on the device.
+pub fn wgsl_loss(case: &LossCase, device: &Device) -> (Tensor<1>, Tensor<2>) {
+    use tripletlab::gpu::{LossSettings, triplet_loss};
+    let b = case.labels.len();
+    let x = Tensor::<2>::from_data(
+        TensorData::new(case.embeddings.clone(), [b, case.dim]),
+        device,
+    );
+    let settings = LossSettings {
+        margin: case.margin,
+        metric: case.metric,
+        mining: case.mining,
+        soft: case.soft,
+    };
+    triplet_loss(x, &case.labels, settings).unwrap_or_else(|e| panic!("{}: {e}", case.name))
+}
 
 /// How close a path must come to TF: relative and absolute, for the loss and per gradient entry.
 #[derive(Clone, Copy, Debug)]
