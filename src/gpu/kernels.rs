@@ -84,12 +84,8 @@ pub(super) const ADAM: Wgsl = kernel!(
 );
 
 pub(super) const LOSS_DIST: Wgsl = kernel!(loss_dist, LOSS_PRELUDE, ["emb", "dist", "cosv", "sq"]);
-pub(super) const LOSS_SELECT: Wgsl = kernel!(loss_select, LOSS_PRELUDE, ["dist", "neg", "dan"]);
-pub(super) const LOSS_ROWS: Wgsl = kernel!(
-    loss_rows,
-    LOSS_PRELUDE,
-    ["dist", "neg", "dan", "g", "rowsum"]
-);
+pub(super) const LOSS_SELECT: Wgsl = kernel!(loss_select, LOSS_PRELUDE, ["dist", "neg"]);
+pub(super) const LOSS_ROWS: Wgsl = kernel!(loss_rows, LOSS_PRELUDE, ["dist", "neg", "g", "rowsum"]);
 pub(super) const LOSS_GRAD: Wgsl = kernel!(
     loss_grad,
     LOSS_PRELUDE,
@@ -122,8 +118,8 @@ pub(super) const METRICS: [(&str, crate::loss::Metric); 3] = [
 pub(super) const MINING_SEMI_HARD: u32 = 0;
 /// `info[L_MINING]`.
 pub(super) const MINING_HARD: u32 = 1;
-/// Top bit of a chosen negative's column: the pair fell back (no semi-hard negative).
-const FALLBACK: u32 = 1 << 31;
+/// A pair's chosen column when it has no semi-hard negative (it falls back).
+const NONE: u32 = u32::MAX;
 
 /// Every kernel, for the tests.
 #[cfg(test)]
@@ -194,7 +190,7 @@ fn header() -> String {
         out.push_str(&format!("const {name}: u32 = {index}u;\n"));
     }
     out.push_str(&format!(
-        "const MINING_SEMI_HARD: u32 = {MINING_SEMI_HARD}u;\nconst MINING_HARD: u32 = {MINING_HARD}u;\nconst FALLBACK: u32 = {FALLBACK}u;\n"
+        "const MINING_SEMI_HARD: u32 = {MINING_SEMI_HARD}u;\nconst MINING_HARD: u32 = {MINING_HARD}u;\nconst NONE: u32 = {NONE}u;\n"
     ));
     out.push_str(
         "fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\

@@ -6,10 +6,11 @@
 //! and travels with the launch's parameters.
 //!
 //! * `loss_dist`: the distance matrix (one thread per pair);
-//! * `loss_select` (semi-hard only): each positive pair's negative (one thread per pair, a scan
-//!   of the anchor's row: B³ comparisons in all, as TFA's, O(B²) memory);
-//! * `loss_rows`: per anchor, dLoss/dD's row and the row's sums (one thread per anchor, so each
-//!   row is summed in a fixed order: deterministic);
+//! * `loss_select` (semi-hard only): each positive pair's semi-hard negative, if any (one thread
+//!   per pair, one scan of the anchor's row: B³ comparisons in all, as TFA's, O(B²) memory);
+//! * `loss_rows`: per anchor, the row's extremes and fallback negative (once per row), dLoss/dD's
+//!   row and the row's sums (one thread per anchor, so each row is summed in a fixed order:
+//!   deterministic);
 //! * `loss_grad`: dLoss/de (one thread per value) and the readout.
 //!
 //! Ties and subgradients follow [`crate::loss`]: the lowest column among tied semi-hard
@@ -104,7 +105,6 @@ pub(super) fn launch_loss(
     let cosv = f32s(if angular { pairs } else { 4 });
     let sq = f32s(b);
     let neg = empty(emb, vec![if semi_hard { pairs } else { 4 }], DType::U32);
-    let dan = f32s(if semi_hard { pairs } else { 4 });
     let g = f32s(pairs);
     let rowsum = f32s(b * 5);
     let grad = empty(emb, vec![b, d], DType::F32);
@@ -116,12 +116,7 @@ pub(super) fn launch_loss(
         info,
     )?;
     if semi_hard {
-        launch(
-            LOSS_SELECT,
-            pairs,
-            &[("dist", &dist), ("neg", &neg), ("dan", &dan)],
-            info,
-        )?;
+        launch(LOSS_SELECT, pairs, &[("dist", &dist), ("neg", &neg)], info)?;
     }
     launch(
         LOSS_ROWS,
@@ -129,7 +124,6 @@ pub(super) fn launch_loss(
         &[
             ("dist", &dist),
             ("neg", &neg),
-            ("dan", &dan),
             ("g", &g),
             ("rowsum", &rowsum),
         ],

@@ -3,7 +3,11 @@
 // many took a semi-hard negative (batch-hard: a negative farther than the positive), how many
 // are active (> 0), and the positive and negative distances. Semi-hard: every ordered positive
 // pair's max((D[a,p] - D[a,n]) + margin, 0), its gradient passing where the argument is >= 0
-// (TF's convention), 1 / (positive pairs) each. Batch-hard: the anchor's hardest positive, TFA's
+// (TF's convention), 1 / (positive pairs) each; the semi-hard negative's distance rounded as
+// TFA's masked minimum rounds it, (D[a,n] - rowmax) + rowmax, and where the pair has none the
+// fallback, TFA's masked maximum max((D[a,·] - rowmin) · negative) + rowmin: the farthest
+// negative (first column), or the row minimum when a has no negative, whose column gets the
+// gradient. Batch-hard: the anchor's hardest positive, TFA's
 // masked maximum over its positives (the row minimum when it has none), and hardest negative, the
 // masked minimum over its negatives (the row maximum when it has none); the term is
 // max(gap + margin, 0), or softplus(gap) with the soft margin, 1 / B each. A NaN anywhere in
@@ -11,10 +15,9 @@
 // distances the mining chose: the loss says the net diverged and Adam skips the step.
 @group(0) @binding(0) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(1) var<storage, read_write> neg: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dan: array<f32>;
-@group(0) @binding(3) var<storage, read_write> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> rowsum: array<f32>;
-@group(0) @binding(5) var<storage, read_write> info: array<u32>;
+@group(0) @binding(2) var<storage, read_write> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rowsum: array<f32>;
+@group(0) @binding(4) var<storage, read_write> info: array<u32>;
 
 fn log1p(x: f32) -> f32 {
     let u = 1.0 + x;
@@ -44,42 +47,56 @@ fn run(id: u32) {
     var s_active = 0.0;
     var s_ap = 0.0;
     var s_an = 0.0;
+    // The row's extremes (first columns) and TFA's masked maximum over the negatives.
+    var rmax = dist[row];
+    var imax = 0u;
+    var rmin = dist[row];
+    var imin = 0u;
+    for (var j = 1u; j < b; j++) {
+        let v = dist[row + j];
+        if (v > rmax) {
+            rmax = v;
+            imax = j;
+        }
+        if (v < rmin) {
+            rmin = v;
+            imin = j;
+        }
+    }
     if (info[L_MINING] == MINING_SEMI_HARD) {
+        var far = -1.0;
+        var far_n = 0u;
+        for (var n = 0u; n < b; n++) {
+            let m = select(0.0, dist[row + n] - rmin, label(n) != la);
+            if (m > far) {
+                far = m;
+                far_n = n;
+            }
+        }
+        let fallback_n = select(imin, far_n, label(far_n) != la);
+        let fallback_d = far + rmin;
         for (var p = 0u; p < b; p++) {
             if (p == a || label(p) != la) {
                 continue;
             }
             let chosen = neg[row + p];
+            let semi = chosen != NONE;
+            let n = select(fallback_n, chosen, semi);
             let dap = dist[row + p];
-            let dn = dan[row + p];
+            let dn = select(fallback_d, (dist[row + n] - rmax) + rmax, semi);
             let x = (dap - dn) + margin;
             let t = relu_tf(x);
             if (x >= 0.0) {
                 g[row + p] += scale;
-                g[row + (chosen & ~FALLBACK)] -= scale;
+                g[row + n] -= scale;
             }
             s_term += t;
-            s_far += select(1.0, 0.0, (chosen & FALLBACK) != 0u);
+            s_far += select(0.0, 1.0, semi);
             s_active += select(0.0, 1.0, t > 0.0);
             s_ap += dap;
             s_an += dn;
         }
     } else {
-        var rmax = dist[row];
-        var imax = 0u;
-        var rmin = dist[row];
-        var imin = 0u;
-        for (var j = 1u; j < b; j++) {
-            let v = dist[row + j];
-            if (v > rmax) {
-                rmax = v;
-                imax = j;
-            }
-            if (v < rmin) {
-                rmin = v;
-                imin = j;
-            }
-        }
         var pv = -1.0;
         var pi = 0u;
         var nv = 1.0;
