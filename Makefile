@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/tripletlab/target
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: all setup setup-native setup-web test test-native test-web serve build-web bench bench-web clean
+.PHONY: all setup setup-native setup-web test test-native test-web serve build-web bench bench-web mutants clean
 
 all: test
 
@@ -56,6 +56,16 @@ bench: setup-native
 
 bench-web: setup-web
 	@bash scripts/bench-web.sh
+
+# Mutation testing of the logic with cargo-mutants (installed here once; .cargo/mutants.toml says
+# what is excluded and why, and which tests judge a mutant). Mutants are built in place: leave the
+# tree alone while it runs. MUTANTS_ARGS narrows it, e.g. MUTANTS_ARGS="--file src/page/form.rs",
+# or a change: MUTANTS_ARGS="--in-diff <(git diff main)".
+MUTANTS_VERSION := 27.1.0
+mutants: setup-native
+	@cargo mutants --version 2>/dev/null | grep -q " $(MUTANTS_VERSION)$$" || \
+	  env -u CARGO_TARGET_DIR $(CARGO) install --locked cargo-mutants --version $(MUTANTS_VERSION)
+	$(CARGO) mutants --in-place $(MUTANTS_ARGS)
 
 clean:
 	rm -rf dist

@@ -444,6 +444,14 @@ mod tests {
         assert_eq!(form.get("dataset"), "mnist");
         assert_eq!(form.get("metric"), "l2");
         assert_eq!(form.get("mining"), "semi-hard");
+        // The selects show the canonical spelling (an option's value), the switch too.
+        let more = Form::from_pairs(&pairs(&[
+            ("lr_schedule", "Cosine"),
+            ("mining", "hard"),
+            ("soft", "TRUE"),
+        ]));
+        assert_eq!(more.get("lr_schedule"), "cosine");
+        assert_eq!(more.get("soft"), "on");
         let config = form.check(false, None, None).config.expect("valid");
         assert_eq!(config.epochs, 3);
         assert_eq!(config.metric, Metric::L2);
@@ -462,6 +470,26 @@ mod tests {
         assert!(checked.config.is_none());
         assert!(checked.errors["dataset"].contains("cifar"));
         assert!(checked.errors["metric"].contains("manhattan"));
+    }
+
+    #[test]
+    fn the_url_keeps_a_bundled_dataset_and_a_recipe_holds_whatever_its_fields_say() {
+        let mut form = Form::default();
+        form.set("dataset", "fashion".into());
+        form.set("epochs", "2".into());
+        assert_eq!(
+            form.to_pairs(),
+            vec![
+                ("dataset", "fashion".to_string()),
+                ("epochs", "2".to_string())
+            ]
+        );
+        // A form whose recipe fixes settings runs with them even where its fields say otherwise
+        // (as written, not through `set`, which fills them).
+        let mut raw = Form::default();
+        raw.values.insert("recipe", "tuned".into());
+        let config = raw.check(false, None, None).config.expect("valid");
+        assert_eq!(config, Recipe::Tuned.config());
     }
 
     #[test]
