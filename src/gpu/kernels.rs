@@ -196,7 +196,10 @@ fn header() -> String {
         "fn is_nan(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;\n}\n\
          fn is_nan4(x: vec4<f32>) -> vec4<bool> {\n    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);\n}\n\
          fn is_finite(x: f32) -> bool {\n    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;\n}\n\
-         fn relu_tf(x: f32) -> f32 {\n    return select(select(0.0, x, x >= 0.0), x, is_nan(x));\n}\n",
+         fn relu_tf(x: f32) -> f32 {\n    return select(select(0.0, x, x >= 0.0), x, is_nan(x));\n}\n\
+         // A NaN made at run time from any value: a constant expression that evaluates to NaN\n\
+         // does not compile (Tint).\n\
+         fn nan_from(x: u32) -> f32 {\n    return bitcast<f32>(0x7fc00000u | (x & 0u));\n}\n",
     );
     out
 }

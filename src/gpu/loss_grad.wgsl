@@ -5,7 +5,6 @@
 // row clamped at 1e-12). Semi-hard mining without any positive pair: NaN (0 / 0, as TF).
 // Thread 0 also writes the readout: the loss, then the mining statistics (the host's counts,
 // then the sums of the rows; without negatives nothing was chosen, so their sums are 0).
-// NaN is made at run time: a constant expression that evaluates to NaN does not compile (Tint).
 @group(0) @binding(0) var<storage, read_write> emb: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cosv: array<f32>;
@@ -20,7 +19,7 @@ fn run(id: u32) {
     let b = info[L_B];
     let d = info[L_D];
     let denominator = bitcast<f32>(info[L_DENOMINATOR]);
-    let nan = bitcast<f32>(0x7fc00000u | (b & 0u));
+    let nan = nan_from(b);
     if (id == 0u) {
         var s = array<f32, 5>(0.0, 0.0, 0.0, 0.0, 0.0);
         for (var a = 0u; a < b; a++) {

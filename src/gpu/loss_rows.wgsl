@@ -144,8 +144,7 @@ fn run(id: u32) {
         }
     }
     if (nan_seen) {
-        // Made at run time: a constant expression that evaluates to NaN does not compile.
-        s_term = bitcast<f32>(0x7fc00000u | (b & 0u));
+        s_term = nan_from(b);
     }
     rowsum[a * 5u] = s_term;
     rowsum[a * 5u + 1u] = s_far;

@@ -139,28 +139,25 @@ impl GpuNet {
         if m1.len() != n * GRID1_CELLS * CONV1 || m2.len() != n * FLAT {
             return Err("dropout masks of another batch size".into());
         }
-        let scale = m1
-            .iter()
-            .chain(m2)
-            .copied()
-            .find(|&v| v != 0.0)
-            .unwrap_or(0.0);
-        if m1
-            .iter()
-            .chain(m2)
-            .any(|&v| v != 0.0 && v.to_bits() != scale.to_bits())
-        {
-            return Err("dropout masks hold one value besides 0".into());
-        }
-        let bits = |m: &[f32]| -> Vec<u32> {
+        // One pass: the words, the kept value, and whether any other value shows up.
+        let (mut scale, mut mixed) = (None::<f32>, false);
+        let mut bits = |m: &[f32]| -> Vec<u32> {
             m.chunks(32)
                 .map(|c| {
-                    c.iter()
-                        .enumerate()
-                        .fold(0u32, |w, (k, &v)| w | (u32::from(v != 0.0) << k))
+                    c.iter().enumerate().fold(0u32, |w, (k, &v)| {
+                        if v == 0.0 {
+                            return w;
+                        }
+                        mixed |= *scale.get_or_insert(v) != v;
+                        w | (1 << k)
+                    })
                 })
                 .collect()
         };
+        let words = [bits(m1), bits(m2)];
+        if mixed {
+            return Err("dropout masks hold one value besides 0".into());
+        }
         let upload = |words: Vec<u32>| {
             let len = words.len();
             let handle = upload_info(&self.params, &words);
@@ -172,7 +169,8 @@ impl GpuNet {
                 DType::U32,
             )
         };
-        Ok(([upload(bits(m1)), upload(bits(m2))], scale))
+        let [w1, w2] = words;
+        Ok(([upload(w1), upload(w2)], scale.unwrap_or(0.0)))
     }
 
     /// The weights, flat in [`crate::model::WEIGHT_TENSORS`] order, on the device (no copy is read back).
@@ -339,7 +337,6 @@ impl GpuNet {
             &super::loss::info(labels, EMBEDDING_DIM, loss),
         );
         let adam_info = self.adam_info(lr);
-        self.info(&[n as u32]);
         let f = self.forward(&pixels, n, true, masks)?;
         let (readout, d) = launch_loss(
             &f.embeddings,
