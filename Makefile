@@ -37,8 +37,8 @@ test: setup-native
 LINT := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
 test-native:
-	$(CARGO) fmt --check
-	$(LINT) $(CARGO) test --locked --all-targets
+	$(CARGO) fmt --all --check
+	$(LINT) $(CARGO) test --locked --workspace --all-targets
 
 test-web:
 	@$(LINT) bash scripts/test-web.sh

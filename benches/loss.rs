@@ -31,8 +31,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use tripletlab::backend::cpu_device;
-use tripletlab::loss::{Metric, Selection, semi_hard_triplet_loss_with};
+use tripletlab_core::run::Metric;
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::loss::{Selection, semi_hard_triplet_loss_with};
 
 const DIM: usize = 256;
 const CLASSES: u32 = 10;
@@ -276,7 +277,7 @@ fn memory_report(sizes: &[usize], write: bool) {
 }
 
 fn main() {
-    tripletlab::backend::tune_allocator();
+    tripletlab_engine::device::tune_allocator();
     if let Ok(spec) = std::env::var(PEAK_ENV) {
         let (path, b) = spec.split_once(':').unwrap_or(("host", spec.as_str()));
         let selection = PATHS

@@ -5,8 +5,8 @@
 //!
 //! * group `train_step`: [`Trainer::step`] followed by a read of the loss (`into_scalar`), so
 //!   each iteration waits for the step to finish. Ids: `cpu` (the CPU device's default engine,
-//!   the fused host kernels of `tripletlab::fused`), `cpu_autodiff` (burn's autodiff and Adam on
-//!   the same device) and `wgpu` (the WGSL kernels of `tripletlab::gpu`). Throughput is 32
+//!   the fused host kernels of `tripletlab_engine::fused`), `cpu_autodiff` (burn's autodiff and Adam on
+//!   the same device) and `wgpu` (the WGSL kernels of `tripletlab_engine::gpu`). Throughput is 32
 //!   examples per iteration, so criterion also prints examples/s. (The real training loop reads the loss every 8 steps;
 //!   reading it every step here is the conservative figure.)
 //! * then, outside criterion, where the fused CPU step's time goes: its phases (dropout masks,
@@ -22,12 +22,15 @@ use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
-use tripletlab::backend::{BackendKind, cpu_device, native_device};
-use tripletlab::data::{Split, load_dir};
-use tripletlab::fused::{AdamSettings, FusedNet};
-use tripletlab::loss::{Metric, Mined, Mining, Selection, mined_loss, semi_hard_triplet_loss_with};
-use tripletlab::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
-use tripletlab::train::{StepEngine, StepOutcome, TrainConfig, Trainer};
+use tripletlab_core::backend::BackendKind;
+use tripletlab_core::data::{Split, load_dir};
+use tripletlab_core::run::{Metric, Mining};
+use tripletlab_core::run::{StepEngine, TrainConfig};
+use tripletlab_engine::device::{cpu_device, native_device};
+use tripletlab_engine::fused::{AdamSettings, FusedNet};
+use tripletlab_engine::loss::{Mined, Selection, mined_loss, semi_hard_triplet_loss_with};
+use tripletlab_engine::model::{DropoutMasks, EMBEDDING_DIM, EmbedNetConfig};
+use tripletlab_engine::train::{StepOutcome, Trainer};
 
 const BATCH: usize = 32;
 const DROPOUT: f64 = 0.3;
@@ -322,7 +325,7 @@ fn bench_mode() -> bool {
 }
 
 fn main() {
-    tripletlab::backend::tune_allocator();
+    tripletlab_engine::device::tune_allocator();
     let split = split();
     let bench = bench_mode();
     let mut c = Criterion::default().configure_from_args();

@@ -123,7 +123,7 @@ fn short_training_run_learns_and_writes_projector_files() {
         assert!((norm - 1.0).abs() < 1e-4, "row norm {norm}");
     }
     // meta.tsv is the test labels in order.
-    let split = tripletlab::data::load_dir(Path::new(concat!(
+    let split = tripletlab_core::data::load_dir(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/www/data/mnist"
     )))
@@ -280,7 +280,7 @@ fn short_training_run_learns_and_writes_projector_files() {
         String::from_utf8_lossy(&listed.stdout)
             .lines()
             .collect::<Vec<_>>(),
-        tripletlab::projector::BUNDLE_FILES
+        tripletlab_core::projector::BUNDLE_FILES
     );
     let unzipped = tempfile::tempdir().unwrap();
     let o = Command::new("unzip")
@@ -692,8 +692,8 @@ fn dataset_without_train_images(dir: &Path) {
 
 #[test]
 fn a_diverged_run_keeps_the_last_finite_state_and_says_so_in_one_line() {
-    use tripletlab::backend::cpu_device;
-    use tripletlab::model::EmbedNetConfig;
+    use tripletlab_engine::device::cpu_device;
+    use tripletlab_engine::model::EmbedNetConfig;
     // Weights whose activations overflow: the first step's loss is NaN. No engine may apply
     // that step, and the run must still write its outputs for the weights it kept.
     let device = cpu_device();

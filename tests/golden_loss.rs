@@ -9,9 +9,9 @@
 mod common;
 
 use common::golden::{self, HARD, SEMI_HARD};
-use tripletlab::backend::cpu_device;
-use tripletlab::cases::evaluate_case;
-use tripletlab::loss::Selection;
+use tripletlab_engine::cases::evaluate_case;
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::loss::Selection;
 
 #[test]
 fn the_golden_file_is_the_one_the_readme_describes() {

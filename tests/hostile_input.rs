@@ -19,11 +19,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::Value;
 
-use tripletlab::backend::cpu_device;
-use tripletlab::data::{FileRole, parse_images, parse_labels};
-use tripletlab::export::{parse_meta_tsv, parse_vecs_tsv, text_of};
-use tripletlab::metrics::evaluate;
-use tripletlab::model::{EmbedNetConfig, WEIGHT_TENSORS};
+use tripletlab_core::data::{FileRole, parse_images, parse_labels};
+use tripletlab_core::export::{parse_meta_tsv, parse_vecs_tsv, text_of};
+use tripletlab_core::metrics::evaluate;
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::model::{EmbedNetConfig, WEIGHT_TENSORS};
 
 /// Cases per property.
 const CASES: u32 = 10_000;

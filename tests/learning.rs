@@ -6,8 +6,8 @@
 mod common;
 
 use common::learning::{VOID_LR, check_engine, learned, run_config, short_config};
-use tripletlab::backend::cpu_device;
-use tripletlab::train::{StepEngine, TrainConfig};
+use tripletlab_core::run::{StepEngine, TrainConfig};
+use tripletlab_engine::device::cpu_device;
 
 #[test]
 fn the_cpu_engines_learn() {
@@ -31,7 +31,7 @@ fn the_wgpu_engines_learn() {
 /// semi-hard angular 0.98 → 0.88, semi-hard squared-L2 0.96 → 0.75, hard angular 1.09 → 1.00.
 #[test]
 fn every_loss_and_distance_learns() {
-    use tripletlab::loss::{Metric, Mining};
+    use tripletlab_core::run::{Metric, Mining};
     let device = cpu_device();
     for (mining, soft, metric) in [
         (Mining::Hard, false, Metric::L2),

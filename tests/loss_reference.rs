@@ -6,8 +6,9 @@
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use tripletlab::backend::cpu_device;
-use tripletlab::loss::{Metric, Selection, hard_triplet_loss, semi_hard_triplet_loss_with};
+use tripletlab_core::run::Metric;
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::loss::{Selection, hard_triplet_loss, semi_hard_triplet_loss_with};
 
 fn distances(x: &[f64], b: usize, d: usize, metric: Metric) -> Vec<Vec<f64>> {
     let row = |i: usize| &x[i * d..(i + 1) * d];

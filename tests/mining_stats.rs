@@ -1,21 +1,22 @@
-//! The mining statistics a step reads back with its loss (`tripletlab::train::MiningStats`):
+//! The mining statistics a step reads back with its loss (`tripletlab_core::run::MiningStats`):
 //! the hand-computed batches of `common/mining.rs` on the CPU device through both selection
 //! paths, with and without autodiff (what the autodiff and host engines compute the loss on);
 //! the same figures from the autodiff and the host engine's steps; and the driver's reports
 //! (each step's figures, their sum per epoch, the run's list). wgpu: `tests/wgpu_backend.rs`.
-//! Also the triplets panel's host mining (`tripletlab::train::terms`): the same figures as the
+//! Also the triplets panel's host mining (`tripletlab_core::run::terms`): the same figures as the
 //! device's on every hand-computed batch, and the driver's samples of real batches.
 
 mod common;
 
 use burn::tensor::{Tensor, TensorData};
-use tripletlab::backend::cpu_device;
-use tripletlab::loss::{DEVICE_STATS, Metric, Mining, Selection, pairwise_distances};
-use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{
-    Event, Host, MiningStats, StepEngine, StepOutcome, Summary, TrainConfig, Trainer, TripletKind,
-    TripletSample, run, terms,
+use tripletlab_core::run::{DEVICE_STATS, Metric, Mining};
+use tripletlab_core::run::{
+    Event, MiningStats, StepEngine, Summary, TrainConfig, TripletKind, TripletSample, terms,
 };
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::loss::{Selection, pairwise_distances};
+use tripletlab_engine::model::EMBEDDING_DIM;
+use tripletlab_engine::train::{Host, StepOutcome, Trainer, run};
 
 #[test]
 fn hand_computed_batches_on_the_cpu() {

@@ -4,8 +4,8 @@
 
 use burn::tensor::TensorData;
 use safetensors::SafeTensors;
-use tripletlab::backend::cpu_device;
-use tripletlab::model::{EmbedNetConfig, Images};
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::model::{EmbedNetConfig, Images};
 
 const GOLDEN: &[u8] = include_bytes!("golden/forward_keras.safetensors");
 

@@ -10,12 +10,13 @@ use std::cell::RefCell;
 use burn::tensor::Device;
 use wasm_bindgen_test::*;
 
-use tripletlab::backend::cpu_device;
-use tripletlab::cases::{CaseResult, LossCase, evaluate_case_async};
-use tripletlab::data::{Split, load_split};
-use tripletlab::loss::Selection;
-use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, read_f32, run};
+use tripletlab_core::data::{Split, load_split};
+use tripletlab_core::run::{Event, StepEngine, TrainConfig};
+use tripletlab_engine::cases::{CaseResult, LossCase, evaluate_case_async};
+use tripletlab_engine::device::cpu_device;
+use tripletlab_engine::loss::Selection;
+use tripletlab_engine::model::EMBEDDING_DIM;
+use tripletlab_engine::train::{Host, Trainer, read_f32, run};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -156,7 +157,7 @@ async fn check_training(device: &Device, backend: &str) {
     };
     let mut trainer = Trainer::new(config, &split, device).expect("trainer");
     // Both devices run the fused engine: host kernels compiled to wasm with SIMD on the CPU,
-    // the WGSL kernels (src/gpu.rs) on WebGPU.
+    // the WGSL kernels (crates/engine/src/gpu/) on WebGPU.
     assert_eq!(trainer.engine(), StepEngine::Fused, "{backend}");
     let mut host = Recorder { events: Vec::new() };
     let summary = run(&mut trainer, &mut host)
@@ -240,7 +241,7 @@ async fn training_steps_on_cpu_fallback() {
 async fn page_detects_webgpu() {
     use js_sys::{Function, Promise, Reflect};
     use wasm_bindgen::JsCast;
-    let adapter = tripletlab::worker::device::detect_webgpu()
+    let adapter = tripletlab_worker::device::detect_webgpu()
         .await
         .expect("an adapter");
     let get = |o: &wasm_bindgen::JsValue, k: &str| Reflect::get(o, &k.into()).unwrap();

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use common::golden::{self, HARD, SEMI_HARD};
 use common::mnist;
-use tripletlab::cases::evaluate_case;
-use tripletlab::loss::Selection;
-use tripletlab::train::{Event, Host, TrainConfig, Trainer, run};
+use tripletlab_core::run::{Event, TrainConfig};
+use tripletlab_engine::cases::evaluate_case;
+use tripletlab_engine::loss::Selection;
+use tripletlab_engine::train::{Host, Trainer, run};
 
 fn device(test: &str) -> Option<burn::tensor::Device> {
     common::wgpu_device(test)
@@ -48,11 +49,11 @@ fn golden_cases_on_wgpu_match_tfa() {
 
 /// One golden case through the WGSL loss kernels (`gpu::triplet_loss`, the WGSL engine's loss).
 fn wgsl_case(
-    case: &tripletlab::cases::LossCase,
+    case: &tripletlab_engine::cases::LossCase,
     device: &burn::tensor::Device,
-) -> tripletlab::cases::CaseResult {
+) -> tripletlab_engine::cases::CaseResult {
     let (readout, grad) = golden::wgsl_loss(case, device);
-    tripletlab::cases::CaseResult {
+    tripletlab_engine::cases::CaseResult {
         name: case.name.clone(),
         loss: read(readout)[0],
         grad: grad.into_data().try_into_vec::<f32>().unwrap(),
@@ -98,8 +99,8 @@ fn golden_cases_through_the_wgsl_loss_kernels() {
 #[test]
 fn hand_computed_mining_statistics_through_the_wgsl_loss_kernels() {
     use burn::tensor::{Tensor, TensorData};
-    use tripletlab::gpu::{LossSettings, triplet_loss};
-    use tripletlab::loss::{Metric, MiningStats};
+    use tripletlab_core::run::{Metric, MiningStats};
+    use tripletlab_engine::gpu::{LossSettings, triplet_loss};
     let Some(device) = device("hand_computed_mining_statistics_through_the_wgsl_loss_kernels")
     else {
         return;
@@ -136,8 +137,8 @@ fn hand_computed_mining_statistics_through_the_wgsl_loss_kernels() {
 #[test]
 fn a_nan_embedding_gives_a_nan_loss_through_the_wgsl_loss_kernels() {
     use burn::tensor::{Tensor, TensorData};
-    use tripletlab::gpu::{LossSettings, triplet_loss};
-    use tripletlab::loss::{Metric, Mining};
+    use tripletlab_core::run::{Metric, Mining};
+    use tripletlab_engine::gpu::{LossSettings, triplet_loss};
     let Some(device) = device("a_nan_embedding_gives_a_nan_loss_through_the_wgsl_loss_kernels")
     else {
         return;
@@ -169,13 +170,14 @@ fn a_nan_embedding_gives_a_nan_loss_through_the_wgsl_loss_kernels() {
 #[test]
 fn the_wgsl_loss_agrees_with_burn_s_on_every_setting() {
     use burn::tensor::{Tensor, TensorData};
-    use tripletlab::gpu::{LossSettings, triplet_loss};
-    use tripletlab::loss::{Metric, Mining, MiningStats, mined_loss};
-    use tripletlab::model::EmbedNetConfig;
+    use tripletlab_core::run::{Metric, Mining, MiningStats};
+    use tripletlab_engine::gpu::{LossSettings, triplet_loss};
+    use tripletlab_engine::loss::mined_loss;
+    use tripletlab_engine::model::EmbedNetConfig;
     let Some(device) = device("the_wgsl_loss_agrees_with_burn_s_on_every_setting") else {
         return;
     };
-    let cpu = tripletlab::backend::cpu_device();
+    let cpu = tripletlab_engine::device::cpu_device();
     let split = mnist();
     let net = EmbedNetConfig::new().init(3, &cpu);
     let mut settings_at = Vec::new();
@@ -198,7 +200,7 @@ fn the_wgsl_loss_agrees_with_burn_s_on_every_setting() {
             .train
             .pixels_f32(&(0..b).collect::<Vec<_>>(), &mut pixels);
         let labels = &split.train.labels[..b];
-        let images = tripletlab::model::Images::new(&pixels, &cpu);
+        let images = tripletlab_engine::model::Images::new(&pixels, &cpu);
         let emb: Vec<f32> = net.forward(&images).into_data().try_into_vec().unwrap();
         {
             {
@@ -355,14 +357,14 @@ fn worst(got: &[f32], want: &[f32]) -> f32 {
 fn wgsl_kernels_match_the_host_kernels() {
     use burn::tensor::{Tensor, TensorData};
     use rand::SeedableRng;
-    use tripletlab::fused::{AdamSettings, FusedNet};
-    use tripletlab::gpu::GpuNet;
-    use tripletlab::model::{DropoutMasks, EmbedNetConfig};
+    use tripletlab_engine::fused::{AdamSettings, FusedNet};
+    use tripletlab_engine::gpu::GpuNet;
+    use tripletlab_engine::model::{DropoutMasks, EmbedNetConfig};
 
     let Some(device) = device("wgsl_kernels_match_the_host_kernels") else {
         return;
     };
-    let cpu = tripletlab::backend::cpu_device();
+    let cpu = tripletlab_engine::device::cpu_device();
     let split = mnist();
     let parts = EmbedNetConfig::new().init(7, &cpu).to_parts().unwrap();
     // Non-zero biases, so that the bias paths are exercised.
@@ -476,7 +478,8 @@ fn wgsl_kernels_match_the_host_kernels() {
 /// negligible learning rate, loosely at the real one).
 #[test]
 fn wgsl_engine_steps_like_the_cpu_engine() {
-    use tripletlab::train::{StepEngine, StepOutcome};
+    use tripletlab_core::run::StepEngine;
+    use tripletlab_engine::train::StepOutcome;
     let Some(device) = device("wgsl_engine_steps_like_the_cpu_engine") else {
         return;
     };
@@ -487,9 +490,9 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
         ..TrainConfig::default()
     };
     // The WGSL engine's batch limit is the device's: what its largest storage binding holds.
-    let max = tripletlab::gpu::max_batch(&device).expect("a wgpu device");
-    let cpu = tripletlab::backend::cpu_device();
-    assert_eq!(tripletlab::gpu::max_batch(&cpu), None);
+    let max = tripletlab_engine::gpu::max_batch(&device).expect("a wgpu device");
+    let cpu = tripletlab_engine::device::cpu_device();
+    assert_eq!(tripletlab_engine::gpu::max_batch(&cpu), None);
     eprintln!("the WGSL engine takes batches of up to {max} on this device");
     let at = |batch_size| TrainConfig {
         batch_size,
@@ -499,7 +502,7 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
         Trainer::new(at(max), &split, &device).unwrap().engine(),
         StepEngine::Fused
     );
-    if max < tripletlab::train::MAX_BATCH {
+    if max < tripletlab_core::run::MAX_BATCH {
         // Above it: burn's autodiff when asked for "auto", an error for the fused engine.
         assert_eq!(
             Trainer::new(at(max + 1), &split, &device).unwrap().engine(),
@@ -525,7 +528,7 @@ fn wgsl_engine_steps_like_the_cpu_engine() {
             ..config.clone()
         };
         let gpu = Trainer::new(config.clone(), &split, &device).unwrap();
-        let cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
+        let cpu = Trainer::new(config, &split, &tripletlab_engine::device::cpu_device()).unwrap();
         (gpu, cpu)
     };
     // At a negligible learning rate the weights barely move: every loss and the embeddings
@@ -584,8 +587,9 @@ fn hand_computed_mining_statistics_on_wgpu() {
 /// weights, batches and dropout masks, a negligible learning rate), read with the loss.
 #[test]
 fn wgsl_engine_reports_the_mining_statistics_of_the_cpu_engine() {
-    use tripletlab::loss::DEVICE_STATS;
-    use tripletlab::train::{MiningStats, StepEngine, StepOutcome};
+    use tripletlab_core::run::DEVICE_STATS;
+    use tripletlab_core::run::{MiningStats, StepEngine};
+    use tripletlab_engine::train::StepOutcome;
     let Some(device) = device("wgsl_engine_reports_the_mining_statistics_of_the_cpu_engine") else {
         return;
     };
@@ -597,7 +601,7 @@ fn wgsl_engine_reports_the_mining_statistics_of_the_cpu_engine() {
         ..TrainConfig::default()
     };
     let mut gpu = Trainer::new(config.clone(), &split, &device).unwrap();
-    let mut cpu = Trainer::new(config, &split, &tripletlab::backend::cpu_device()).unwrap();
+    let mut cpu = Trainer::new(config, &split, &tripletlab_engine::device::cpu_device()).unwrap();
     assert_eq!(gpu.engine(), StepEngine::Fused);
     let stats = |t: &mut Trainer| match t.step().unwrap() {
         StepOutcome::Trained { readout, .. } => {

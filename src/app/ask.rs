@@ -8,10 +8,10 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::data::Dataset;
 use crate::page::state::{QueryView, Shared, class_name};
-use crate::protocol::QueryImage;
-use crate::query::digitize::{SIDE, mnist_style};
+use tripletlab_core::data::Dataset;
+use tripletlab_core::query::digitize::{SIDE, mnist_style};
+use tripletlab_protocol::QueryImage;
 
 use super::draw::{context, draw_gray};
 

@@ -7,10 +7,10 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::data::Dataset;
-use crate::metrics::Metrics;
 use crate::page::confusion::{default_source, matrix, members, sources};
 use crate::page::state::{EpochRow, Shared, class_name};
+use tripletlab_core::data::Dataset;
+use tripletlab_core::metrics::Metrics;
 
 use super::draw::{context, draw_gray};
 

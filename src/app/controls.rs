@@ -7,10 +7,10 @@ use std::rc::Rc;
 use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::train::Control;
-use crate::train::settings::{self, Setting};
-use crate::train::{LrSchedule, Metric, Mining, Recipe, Sampler};
 use crate::web::io::input_files;
+use tripletlab_core::run::Control;
+use tripletlab_core::run::settings::{self, Setting};
+use tripletlab_core::run::{LrSchedule, Metric, Mining, Recipe, Sampler};
 
 use crate::page::form::Form;
 use crate::page::state::Phase;

@@ -3,7 +3,7 @@
 
 use yew::prelude::*;
 
-use crate::protocol::Export as What;
+use tripletlab_protocol::Export as What;
 
 /// Props of [`Downloads`].
 #[derive(Properties, PartialEq)]

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::metrics::Metrics;
+use tripletlab_core::metrics::Metrics;
 
 use crate::page::state::EpochRow;
 

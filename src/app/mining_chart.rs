@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::train::{EpochFigures, Mining, MiningStats, kind_names};
+use tripletlab_core::run::{EpochFigures, Mining, MiningStats, kind_names};
 
 use super::draw::{context, smooth};
 

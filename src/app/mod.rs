@@ -22,11 +22,11 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::data::{BundledDataset, MAX_FILE_BYTES};
-use crate::protocol::{Command, Export, Id, LayoutRequest, QueryImage, Reply};
-use crate::train::{Control, Event};
 use crate::web::bridge::{Bridge, Incoming};
 use crate::web::{io, query};
+use tripletlab_core::data::{BundledDataset, MAX_FILE_BYTES};
+use tripletlab_core::run::{Control, Event};
+use tripletlab_protocol::{Command, Export, Id, LayoutRequest, QueryImage, Reply};
 
 pub use start::start;
 
@@ -315,7 +315,7 @@ pub fn app() -> Html {
         Callback::from(move |_: ()| {
             let Some(p) = &projection else { return };
             let header = format!("{}, {} points", p.kind, p.points.0.len());
-            let text = crate::projector::layout_tsv(&header, &p.points.0);
+            let text = tripletlab_core::projector::layout_tsv(&header, &p.points.0);
             if let Err(e) = io::download(
                 "projection.tsv",
                 text.as_bytes(),

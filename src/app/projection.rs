@@ -6,12 +6,12 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::data::Dataset;
 use crate::page::layout_form::{LayoutForm, MIN_DIST, N_NEIGHBORS};
 use crate::page::state::LayoutJob;
-use crate::protocol::LayoutRequest;
-use crate::query;
-use crate::shape::EMBEDDING_DIM;
+use tripletlab_core::data::Dataset;
+use tripletlab_core::query;
+use tripletlab_core::shape::EMBEDDING_DIM;
+use tripletlab_protocol::LayoutRequest;
 
 use super::draw::{color, context, draw_gray};
 use crate::page::state::{Embeddings, Shared, class_name};

@@ -8,7 +8,7 @@ use yew::prelude::*;
 
 use crate::page::state::class_name;
 use crate::page::triplets::{caption, distances, verdict};
-use crate::train::{Mining, ShownTriplet, TripletSample};
+use tripletlab_core::run::{Mining, ShownTriplet, TripletSample};
 
 use super::draw::{context, draw_gray};
 

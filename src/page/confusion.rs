@@ -2,7 +2,7 @@
 //! from (each epoch's nearest-other-test-item rule, the final kNN-1 against the training set,
 //! the raw pixels' kNN-1), and the test items behind a cell. Plain data: no browser, no yew.
 
-use crate::metrics::{Confusion, Metrics, Predictions};
+use tripletlab_core::metrics::{Confusion, Metrics, Predictions};
 
 use super::state::EpochRow;
 

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::data::BundledDataset;
-use crate::protocol::BatchLimit;
-use crate::train::TrainConfig;
-use crate::train::settings::{self, Setting};
-use crate::train::{LrSchedule, Metric, Mining, Recipe, Sampler};
+use tripletlab_core::data::BundledDataset;
+use tripletlab_core::run::TrainConfig;
+use tripletlab_core::run::settings::{self, Setting};
+use tripletlab_core::run::{LrSchedule, Metric, Mining, Recipe, Sampler};
+use tripletlab_protocol::BatchLimit;
 
 /// The form's settings, in form order; their keys are also the URL query keys.
 pub const FORM_SETTINGS: [Setting; 18] = [
@@ -102,7 +102,7 @@ pub struct Checked {
 }
 
 /// The labels a run with training limit `limit` trains on (the first ones, as
-/// [`crate::data::Dataset::truncated`] keeps).
+/// [`tripletlab_core::data::Dataset::truncated`] keeps).
 fn used_labels(labels: &[u8], limit: Option<usize>) -> &[u8] {
     &labels[..limit.map_or(labels.len(), |n| n.min(labels.len()))]
 }
@@ -197,7 +197,7 @@ impl Form {
 
     /// What a P×K batch of these fields is, when they make one: over the loaded training set's
     /// labels (`train_labels`, cut to the training limit) the epoch it makes
-    /// ([`crate::data::PkEpoch::describe`]), before one is loaded "P = 8 classes × K = 4 …".
+    /// ([`tripletlab_core::data::PkEpoch::describe`]), before one is loaded "P = 8 classes × K = 4 …".
     pub fn pk_note(&self, train_labels: Option<&[u8]>) -> Option<String> {
         if self.get(settings::SAMPLER.key).parse() != Ok(Sampler::Pk) {
             return None;
@@ -252,7 +252,7 @@ impl Form {
         if key == settings::RECIPE.key
             && let Some(recipe) = self.recipe()
         {
-            self.fill(recipe, &crate::train::RECIPE_SETTINGS);
+            self.fill(recipe, &tripletlab_core::run::RECIPE_SETTINGS);
         }
     }
 
@@ -725,7 +725,9 @@ mod tests {
             }
         );
         for key in FIELDS {
-            let fixed = crate::train::RECIPE_SETTINGS.iter().any(|s| s.key == key);
+            let fixed = tripletlab_core::run::RECIPE_SETTINGS
+                .iter()
+                .any(|s| s.key == key);
             assert_eq!(form.locked(key), fixed, "{key}");
             // The soft margin is batch-hard's, and the recipe mines semi-hard.
             let soft_off = key == settings::SOFT.key && tuned.mining != Mining::Hard;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::projection::UmapParams;
-use crate::protocol::LayoutRequest;
+use tripletlab_core::projection::UmapParams;
+use tripletlab_protocol::LayoutRequest;
 
 /// The field keys (also the URL's keys).
 pub const N_NEIGHBORS: &str = "n_neighbors";

@@ -2,7 +2,7 @@
 //! triplet's negative is and adds to the loss. Pure: the component in `app::triplets` draws
 //! the images and lays these lines out.
 
-use crate::train::{Mining, ShownTriplet, TripletKind, TripletSample, kind_names};
+use tripletlab_core::run::{Mining, ShownTriplet, TripletKind, TripletSample, kind_names};
 
 /// The panel's caption: which batch, how it was embedded and mined, and its terms' kinds.
 pub fn caption(s: &TripletSample) -> String {
@@ -81,7 +81,7 @@ pub fn distances(t: &ShownTriplet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::TripletExample;
+    use tripletlab_core::run::TripletExample;
 
     fn example(label: u8) -> TripletExample {
         TripletExample {

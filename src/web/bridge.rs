@@ -15,8 +15,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 
-use crate::js::js_error_text;
-use crate::protocol::{Command, Reply, decode, encode};
+use tripletlab_protocol::js::js_error_text;
+use tripletlab_protocol::{Command, Reply, decode, encode};
 
 /// The worker's loader script, beside the page (trunk writes it; `index.html` asks for it).
 pub const WORKER_SCRIPT: &str = "./tripletlab-worker_loader.js";

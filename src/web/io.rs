@@ -5,7 +5,7 @@ use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, BlobPropertyBag, File, HtmlAnchorElement, Url};
 
-use crate::js::js_error_text;
+use tripletlab_protocol::js::js_error_text;
 
 fn window() -> Result<web_sys::Window, String> {
     web_sys::window().ok_or_else(|| "no window".to_string())
@@ -44,14 +44,18 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub use crate::js::now_ms;
+pub use tripletlab_protocol::js::now_ms;
 
 /// Publishes a finished run's timing as `window.__tripletlabStats` (read by the benchmark).
 /// `marks` are `(global_step, elapsed_s)` at each loss read-back; the steady-state rate is
 /// measured between the first and the last read-back, so shader compilation and the first
 /// uploads are not counted. The marks themselves go out too (`marks`: `[step, elapsed_s]`, on
 /// the worker's clock).
-pub fn publish_stats(summary: &crate::train::Summary, marks: &[(usize, f64)], batch_size: usize) {
+pub fn publish_stats(
+    summary: &tripletlab_core::run::Summary,
+    marks: &[(usize, f64)],
+    batch_size: usize,
+) {
     let Some(window) = web_sys::window() else {
         return;
     };

@@ -17,8 +17,9 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use tripletlab::cases::{CaseResult, LossCase, evaluate_case, parse_cases};
-use tripletlab::loss::{Metric, Mining, Selection};
+use tripletlab_core::run::{Metric, Mining};
+use tripletlab_engine::cases::{CaseResult, LossCase, evaluate_case, parse_cases};
+use tripletlab_engine::loss::Selection;
 
 /// The semi-hard golden file.
 pub const SEMI_HARD: &str = include_str!("../golden/triplet_semihard.json");
@@ -29,7 +30,7 @@ pub const HARD: &str = include_str!("../golden/triplet_hard.json");
 /// `case` through the WGSL engine's loss kernels (`gpu::triplet_loss`) on `device` (a wgpu /
 /// WebGPU one): the readout (the loss first) and the gradient, still on the device.
 pub fn wgsl_loss(case: &LossCase, device: &Device) -> (Tensor<1>, Tensor<2>) {
-    use tripletlab::gpu::{LossSettings, triplet_loss};
+    use tripletlab_engine::gpu::{LossSettings, triplet_loss};
     let b = case.labels.len();
     let x = Tensor::<2>::from_data(
         TensorData::new(case.embeddings.clone(), [b, case.dim]),

@@ -5,8 +5,9 @@
 
 use burn::tensor::Device;
 
-use tripletlab::model::EMBEDDING_DIM;
-use tripletlab::train::{Event, Host, StepEngine, TrainConfig, Trainer, held_out_loss, run};
+use tripletlab_core::run::{Event, StepEngine, TrainConfig};
+use tripletlab_engine::model::EMBEDDING_DIM;
+use tripletlab_engine::train::{Host, Trainer, held_out_loss, run};
 
 /// The least drop of the held-out loss that counts as learning. Measured with the fused engine:
 /// the untrained net scores 0.955–0.962 for seeds 0–5 (its noise: a few thousandths), and the

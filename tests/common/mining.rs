@@ -5,7 +5,8 @@
 //! (which the strict "farther" must refuse) stay ties.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use tripletlab::loss::{Metric, Mined, Mining, MiningStats, Selection, mined_loss};
+use tripletlab_core::run::{Metric, Mining, MiningStats};
+use tripletlab_engine::loss::{Mined, Selection, mined_loss};
 
 /// One hand-computed batch.
 pub struct Case {

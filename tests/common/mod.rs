@@ -7,7 +7,8 @@ pub mod mining;
 
 use std::io::Write;
 
-use tripletlab::backend::{BackendKind, native_device};
+use tripletlab_core::backend::BackendKind;
+use tripletlab_engine::device::native_device;
 
 /// The switch that lets the wgpu tests skip on a machine without any Vulkan driver.
 pub const SKIP_WGPU: &str = "TRIPLETLAB_SKIP_WGPU";
@@ -32,8 +33,8 @@ pub fn wgpu_device(test: &str) -> Option<burn::tensor::Device> {
 }
 
 /// The bundled mnist10k.
-pub fn mnist() -> tripletlab::data::Split {
-    tripletlab::data::load_dir(std::path::Path::new(concat!(
+pub fn mnist() -> tripletlab_core::data::Split {
+    tripletlab_core::data::load_dir(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/www/data/mnist"
     )))

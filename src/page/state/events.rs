@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::*;
-use crate::train::{Event, Summary, TrainError};
+use tripletlab_core::run::{Event, Summary, TrainError};
 
 impl State {
     pub(super) fn apply_event(&mut self, event: Event) {

@@ -16,12 +16,12 @@ pub use view::*;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use crate::backend::BackendChoice;
-use crate::data::Dataset;
-use crate::metrics::Metrics;
-use crate::projection::{TSNE_NAME, UMAP_NAME};
-use crate::protocol::{BatchLimit, Id, LayoutRequest, Reply};
-use crate::train::{Control, EpochFigures, Mining, MiningStats, TripletSample};
+use tripletlab_core::backend::BackendChoice;
+use tripletlab_core::data::Dataset;
+use tripletlab_core::metrics::Metrics;
+use tripletlab_core::projection::{TSNE_NAME, UMAP_NAME};
+use tripletlab_core::run::{Control, EpochFigures, Mining, MiningStats, TripletSample};
+use tripletlab_protocol::{BatchLimit, Id, LayoutRequest, Reply};
 
 use super::form::{Checked, EXTRA_KEYS, Form};
 use super::layout_form::LayoutForm;
@@ -215,7 +215,7 @@ impl State {
             ));
         }
         let method = p.kind.split(',').next().unwrap_or("layout");
-        let xy = crate::query::place_among(&q.answer.test_neighbours, &p.points.0)?;
+        let xy = tripletlab_core::query::place_among(&q.answer.test_neighbours, &p.points.0)?;
         Some((
             xy,
             format!(

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::*;
-use crate::protocol::Reply;
+use tripletlab_protocol::Reply;
 
 impl State {
     pub(super) fn apply_reply(&mut self, reply: Reply) {

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::protocol::TestImages;
-use crate::train::{EpochFigures, Mining, MiningStats, Summary};
-use crate::train::{Event, TrainError};
+use tripletlab_core::run::{EpochFigures, Mining, MiningStats, Summary};
+use tripletlab_core::run::{Event, TrainError};
+use tripletlab_protocol::TestImages;
 
 fn fresh() -> State {
     State::from_query(&[])
@@ -717,7 +717,7 @@ fn the_raw_pixel_baseline_belongs_to_the_run_shown() {
 
 #[test]
 fn only_the_latest_query_is_shown_and_a_new_run_clears_it() {
-    let answer = crate::query::Answer {
+    let answer = tripletlab_core::query::Answer {
         neighbours: vec![],
         votes: vec![(7, 8)],
         test_neighbours: vec![],
@@ -768,7 +768,7 @@ fn only_the_latest_query_is_shown_and_a_new_run_clears_it() {
 
 #[test]
 fn a_query_lands_exactly_on_a_pca_and_among_its_neighbours_elsewhere() {
-    use crate::query::{Answer, Match};
+    use tripletlab_core::query::{Answer, Match};
     let mut s = ready();
     s.query = Some(Rc::new(QueryView {
         image: vec![],
@@ -813,7 +813,7 @@ fn a_query_lands_exactly_on_a_pca_and_among_its_neighbours_elsewhere() {
 
 #[test]
 fn the_mining_is_kept_per_step_and_a_collapsing_epoch_warns_for_its_run_only() {
-    use crate::train::Collapse;
+    use tripletlab_core::run::Collapse;
     let mined = MiningStats {
         terms: 12,
         semi_hard: 9,
@@ -878,8 +878,8 @@ fn the_mining_is_kept_per_step_and_a_collapsing_epoch_warns_for_its_run_only() {
 
 #[test]
 fn the_latest_triplets_and_the_p_by_k_epoch_belong_to_their_run() {
-    use crate::data::PkEpoch;
-    use crate::train::TripletSample;
+    use tripletlab_core::data::PkEpoch;
+    use tripletlab_core::run::TripletSample;
     let labels: Vec<u8> = (0..40).map(|i| (i % 10) as u8).collect();
     let pk = PkEpoch::of(&labels, 4, 2).unwrap();
     let mut s = training(7);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::metrics::Metrics;
+use tripletlab_core::metrics::Metrics;
 
 /// A shared value compared by identity (big buffers must not be compared element by element
 /// on every render).
@@ -234,7 +234,7 @@ pub struct QueryView {
     /// Its nearest training examples' images, 28 × 28 each.
     pub neighbour_images: Vec<u8>,
     /// Neighbours, vote, places.
-    pub answer: crate::query::Answer,
+    pub answer: tripletlab_core::query::Answer,
 }
 
 /// The legend name of `label` (its number where the dataset names fewer classes).
