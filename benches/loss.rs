@@ -42,7 +42,8 @@ const MEMORY_BATCHES: [usize; 4] = [512, 1024, 2048, 4096];
 const PEAK_ENV: &str = "TRIPLETLAB_LOSS_PEAK";
 const PEAK_MAX_ENV: &str = "TRIPLETLAB_LOSS_PEAK_MAX";
 /// The two selection paths the memory probe compares, by the name used in `PEAK_ENV`.
-const PATHS: [(&str, Selection); 2] = [("host", Selection::Host), ("device", Selection::Device)];
+const PATHS: [(&str, Selection); 2] =
+    [("host", Selection::ReadBack), ("device", Selection::Device)];
 
 /// `b` unit-norm rows of width [`DIM`] and `b` labels in `0..10`, from a fixed seed.
 fn batch(b: usize) -> (Vec<f32>, Vec<u32>) {
@@ -109,7 +110,7 @@ fn timing(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     for &b in &[32usize, 128, 256] {
         let (x, labels) = batch(b);
-        for (name, selection) in [("device", Selection::Device), ("host", Selection::Host)] {
+        for (name, selection) in [("device", Selection::Device), ("host", Selection::ReadBack)] {
             group.bench_with_input(BenchmarkId::new(name, b), &b, |bencher, _| {
                 bencher.iter(|| loss_and_grad_with(&device, &x, &labels, selection))
             });
@@ -259,7 +260,7 @@ fn memory_report(sizes: &[usize], write: bool) {
     let device_rows = by_path.pop().unwrap_or_default();
     let host_rows = by_path.pop().unwrap_or_default();
     let json = serde_json::json!({
-        "what": "peak resident memory and time of one semi-hard loss + gradient (CPU flex, autodiff, 256-d), fresh process per B; rows: Selection::Host (what Auto takes natively above 64), device_rows: Selection::Device (what the browser takes); loss_peak_delta_mib = VmHWM after minus VmHWM after a B=32 warm-up",
+        "what": "peak resident memory and time of one semi-hard loss + gradient (CPU flex, autodiff, 256-d), fresh process per B; rows: Selection::ReadBack (what Auto takes natively above 64), device_rows: Selection::Device (what the browser takes); loss_peak_delta_mib = VmHWM after minus VmHWM after a B=32 warm-up",
         "rows": host_rows,
         "device_rows": device_rows,
         "tfa_reference_ms": tfa,

@@ -92,7 +92,7 @@ fn train_step(c: &mut Criterion, split: &Split, warm_steps: usize) {
     group.bench_function("cpu_autodiff", |b| b.iter(|| step(&mut trainer)));
     drop(trainer);
 
-    match native_device(BackendKind::Wgpu) {
+    match native_device(BackendKind::Gpu) {
         Ok(device) => match Trainer::new(config(), split, &device) {
             Ok(mut trainer) => {
                 // The first steps compile the kernels.
@@ -265,7 +265,7 @@ fn breakdown(split: &Split, rounds: usize) -> serde_json::Value {
 /// read back, with and without the mining statistics (then read with it, as the driver does),
 /// alternately; median ms over `rounds`. Skipped with a note when no adapter starts.
 fn statistics_cost_on_wgpu(rounds: usize) {
-    let device = match native_device(BackendKind::Wgpu) {
+    let device = match native_device(BackendKind::Gpu) {
         Ok(d) => d.autodiff(),
         Err(e) => return println!("statistics cost on wgpu: SKIPPED ({e})"),
     };

@@ -280,7 +280,7 @@ fn short_training_run_learns_and_writes_projector_files() {
         String::from_utf8_lossy(&listed.stdout)
             .lines()
             .collect::<Vec<_>>(),
-        tripletlab_core::projector::BUNDLE_FILES
+        tripletlab_core::embedding_projector::BUNDLE_FILES
     );
     let unzipped = tempfile::tempdir().unwrap();
     let o = Command::new("unzip")

@@ -30,7 +30,7 @@ fn device_selection_matches_tfa() {
 
 #[test]
 fn host_selection_matches_tfa() {
-    let report = golden::check(SEMI_HARD, &cpu_device(), Selection::Host, golden::CPU);
+    let report = golden::check(SEMI_HARD, &cpu_device(), Selection::ReadBack, golden::CPU);
     golden::assert_report("host selection", &report, SEMI_HARD);
 }
 
@@ -64,7 +64,7 @@ fn the_ill_conditioned_case_lands_on_tfs_float32_value() {
         .find(|c| c.ill_conditioned)
         .unwrap();
     let want = case.expected_loss.unwrap();
-    for selection in [Selection::Device, Selection::Host] {
+    for selection in [Selection::Device, Selection::ReadBack] {
         let got = evaluate_case(&case, &cpu_device(), selection).loss;
         assert!(
             (got - want).abs() <= 1e-3,

@@ -129,7 +129,7 @@ fn semi_hard_matches_a_float64_port_on_random_batches() {
         let t = random_batch(&mut rng);
         let x64: Vec<f64> = t.x.iter().map(|&v| f64::from(v)).collect();
         let want = semi_hard_f64(&x64, &t.labels, t.d, f64::from(t.margin), t.metric);
-        for selection in [Selection::Device, Selection::Host] {
+        for selection in [Selection::Device, Selection::ReadBack] {
             let x = Tensor::<2>::from_data(TensorData::new(t.x.clone(), [t.b, t.d]), &device);
             let got = semi_hard_triplet_loss_with(x, &t.labels, t.margin, t.metric, selection)
                 .into_scalar::<f32>();
@@ -184,7 +184,7 @@ fn device_and_host_selection_agree_on_gradients_at_large_batch() {
         (loss.into_scalar::<f32>(), g)
     };
     let (l_dev, g_dev) = run(Selection::Device);
-    let (l_host, g_host) = run(Selection::Host);
+    let (l_host, g_host) = run(Selection::ReadBack);
     assert!((l_dev - l_host).abs() < 1e-6, "{l_dev} vs {l_host}");
     let max = g_dev
         .iter()

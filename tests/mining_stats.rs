@@ -21,7 +21,7 @@ use tripletlab_engine::train::{Host, StepOutcome, Trainer, run};
 #[test]
 fn hand_computed_batches_on_the_cpu() {
     common::mining::check(&cpu_device(), Selection::Device, "device selection");
-    common::mining::check(&cpu_device(), Selection::Host, "host selection");
+    common::mining::check(&cpu_device(), Selection::ReadBack, "host selection");
 }
 
 /// A step's statistics, read from its readout.

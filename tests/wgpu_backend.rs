@@ -580,7 +580,7 @@ fn hand_computed_mining_statistics_on_wgpu() {
         return;
     };
     common::mining::check(&device, Selection::Device, "wgpu, device selection");
-    common::mining::check(&device, Selection::Host, "wgpu, host selection");
+    common::mining::check(&device, Selection::ReadBack, "wgpu, host selection");
 }
 
 /// The WGSL engine's steps report the same mining statistics as the host engine's (same

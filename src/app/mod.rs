@@ -23,7 +23,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::web::bridge::{Bridge, Incoming};
-use crate::web::{io, query};
+use crate::web::{io, url};
 use tripletlab_core::data::{BundledDataset, MAX_FILE_BYTES};
 use tripletlab_core::run::{Control, Event};
 use tripletlab_protocol::{Command, Export, Id, LayoutRequest, QueryImage, Reply};
@@ -102,7 +102,7 @@ fn connect(link: &LinkRef, dispatch: &Dispatch, state: &State) {
                 // The user's own files are gone with the worker: back to the last bundled set.
                 let dataset = link.borrow().bundled.get().unwrap_or(BundledDataset::Mnist);
                 dispatch.dispatch(Action::Field("dataset".into(), dataset.as_str().into()));
-                let mut fresh = State::from_query(&[]);
+                let mut fresh = State::from_url(&[]);
                 fresh.backend = backend;
                 fresh.form.set("dataset", dataset.as_str().into());
                 let (link, dispatch) = (link.clone(), dispatch.clone());
@@ -236,7 +236,7 @@ fn start_training(link: &Link, dispatch: &Dispatch, state: &State) {
 /// The root component.
 #[function_component(App)]
 pub fn app() -> Html {
-    let state = use_reducer(|| State::from_query(&query::read_query()));
+    let state = use_reducer(|| State::from_url(&url::read_pairs()));
     let link: LinkRef = use_mut_ref(Link::default);
 
     // Start-up: the worker, its device, then the dataset named in the URL.
@@ -256,7 +256,7 @@ pub fn app() -> Html {
                 let mut pairs = form.to_pairs();
                 pairs.extend(layout_form.to_pairs());
                 pairs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
-                query::write_query(&pairs);
+                url::write_pairs(&pairs);
             },
         );
     }
@@ -315,7 +315,7 @@ pub fn app() -> Html {
         Callback::from(move |_: ()| {
             let Some(p) = &projection else { return };
             let header = format!("{}, {} points", p.kind, p.points.0.len());
-            let text = tripletlab_core::projector::layout_tsv(&header, &p.points.0);
+            let text = tripletlab_core::embedding_projector::layout_tsv(&header, &p.points.0);
             if let Err(e) = io::download(
                 "projection.tsv",
                 text.as_bytes(),

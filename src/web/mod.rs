@@ -6,4 +6,4 @@
 
 pub mod bridge;
 pub mod io;
-pub mod query;
+pub mod url;

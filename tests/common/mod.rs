@@ -17,7 +17,7 @@ pub const SKIP_WGPU: &str = "TRIPLETLAB_SKIP_WGPU";
 /// [`SKIP_WGPU`] is set to 1: then it is skipped, and says so on the terminal's stderr
 /// (written past the test harness's capture, so `make test` shows it).
 pub fn wgpu_device(test: &str) -> Option<burn::tensor::Device> {
-    match native_device(BackendKind::Wgpu) {
+    match native_device(BackendKind::Gpu) {
         Ok(d) => Some(d),
         Err(e) if std::env::var(SKIP_WGPU).as_deref() == Ok("1") => {
             // One write, so parallel tests' lines do not interleave.

@@ -73,7 +73,7 @@ enum Command {
         #[arg(long)]
         cases: PathBuf,
         /// Where the negatives are selected.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "device", "host"])]
+        #[arg(long, default_value = "auto", value_parser = ["auto", "device", "read-back"])]
         selection: String,
         /// Backend.
         #[arg(long, default_value = "cpu")]

@@ -112,10 +112,13 @@ pub(super) fn project(args: ProjectArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The layout file ([`tripletlab_core::projector::layout_tsv`]).
+/// The layout file ([`tripletlab_core::embedding_projector::layout_tsv`]).
 fn write_layout(out: &Path, header: &str, layout: &[[f32; 2]]) -> Result<(), String> {
-    std::fs::write(out, tripletlab_core::projector::layout_tsv(header, layout))
-        .map_err(|e| format!("{}: {e}", out.display()))
+    std::fs::write(
+        out,
+        tripletlab_core::embedding_projector::layout_tsv(header, layout),
+    )
+    .map_err(|e| format!("{}: {e}", out.display()))
 }
 
 /// The share of points whose nearest other point in the layout has their label.

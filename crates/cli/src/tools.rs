@@ -61,7 +61,7 @@ pub(super) fn loss(cases: &Path, selection: &str, backend: BackendKind) -> Resul
     let cases = parse_cases(&read(cases)?).map_err(|e| format!("{}: {e}", cases.display()))?;
     let selection = match selection {
         "device" => Selection::Device,
-        "host" => Selection::Host,
+        "read-back" => Selection::ReadBack,
         _ => Selection::Auto,
     };
     let device = native_device(backend)?;

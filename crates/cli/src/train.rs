@@ -310,7 +310,7 @@ fn write_outputs(
         }
     }
     if args.projector {
-        let (zip, points) = tripletlab_core::projector::bundle(
+        let (zip, points) = tripletlab_core::embedding_projector::bundle(
             "tripletlab",
             &test_vectors,
             EMBEDDING_DIM,

@@ -11,12 +11,12 @@ pub enum BackendKind {
     #[default]
     Cpu,
     /// burn's wgpu backend (Vulkan/Metal/DX12 natively, WebGPU in the browser).
-    Wgpu,
+    Gpu,
 }
 
 names!(BackendKind, "backend", {
     Cpu => "cpu" | "flex",
-    Wgpu => "wgpu" | "gpu" | "webgpu",
+    Gpu => "wgpu" | "gpu" | "webgpu",
 });
 
 /// Which device the page should train on (URL `backend=`).
@@ -27,16 +27,16 @@ pub enum BackendChoice {
     Auto,
     /// The CPU (`backend=cpu`).
     Cpu,
-    /// WebGPU whenever an adapter exists, software ones included (`backend=webgpu`).
-    WebGpu,
+    /// The GPU (WebGPU) whenever an adapter exists, software ones included (`backend=webgpu`).
+    Gpu,
 }
 
 impl BackendChoice {
     /// From the URL value (`cpu`, `webgpu`/`wgpu`/`gpu`, any case; anything else is automatic).
-    pub fn from_query(value: Option<&str>) -> Self {
+    pub fn from_url(value: Option<&str>) -> Self {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             Some("cpu") => BackendChoice::Cpu,
-            Some("webgpu" | "wgpu" | "gpu") => BackendChoice::WebGpu,
+            Some("webgpu" | "wgpu" | "gpu") => BackendChoice::Gpu,
             _ => BackendChoice::Auto,
         }
     }

@@ -1,7 +1,7 @@
 //! tripletlab-core: everything about a run that is plain data and plain arithmetic.
 //!
 //! It owns the datasets (IDX files, the bundled sets, shuffling and P×K sampling: [`data`]), the
-//! evaluation ([`metrics`]), the Embedding Projector's files ([`export`], [`projector`]), the 2-D
+//! evaluation ([`metrics`]), the Embedding Projector's files ([`export`], [`embedding_projector`]), the 2-D
 //! layouts ([`projection`]), asking a trained embedding ([`query`]), the raw-pixel baseline
 //! ([`baseline`]), image shapes ([`shape`]), the backend names ([`backend`]) and a run's
 //! description ([`run`]: its configuration and settings, recipes, the learning-rate schedule, the
@@ -19,10 +19,10 @@ pub mod names;
 pub mod backend;
 pub mod baseline;
 pub mod data;
+pub mod embedding_projector;
 pub mod export;
 pub mod metrics;
 pub mod projection;
-pub mod projector;
 pub mod query;
 pub mod run;
 pub mod shape;

@@ -18,7 +18,7 @@ pub fn native_device(kind: BackendKind) -> Result<Device, String> {
     static WGPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
     match kind {
         BackendKind::Cpu => Ok(cpu_device()),
-        BackendKind::Wgpu => WGPU
+        BackendKind::Gpu => WGPU
             .get_or_init(|| {
                 // wgpu panics inside some drivers instead of returning an error: contain it.
                 match std::panic::catch_unwind(|| Device::wgpu_options().init()) {

@@ -19,7 +19,7 @@
 //!   column: every chunk's scratch is freed before the next one is built, so the step holds
 //!   O(B²) memory, not the B x B x B floats an autodiff graph of the comparison would keep. It
 //!   still makes B³ comparisons (as TFA does), so its time grows ×8 per doubling.
-//! * [`Selection::Host`]: reads the distance matrix back once, sorts each anchor's negatives and
+//! * [`Selection::ReadBack`]: reads the distance matrix back once, sorts each anchor's negatives and
 //!   binary-searches each positive (O(B² log B) time, O(B²) memory). This is what makes large
 //!   batches cheap on the CPU (TFA materialises B x B x B tensors). It needs a synchronous
 //!   read, so [`Selection::Auto`] never takes it on WebGPU in the browser (it does on the CPU
@@ -56,12 +56,12 @@ pub enum Selection {
     Auto,
     /// Tensor arithmetic on the device: no read-back, usable inside a WebGPU step.
     Device,
-    /// Sort-and-search on the host after one read of the distance matrix (native only).
-    Host,
+    /// Sort-and-search on the CPU after one read-back of the distance matrix (native only).
+    ReadBack,
 }
 
 /// Above this batch size [`Selection::Auto`] picks the host path where it can read back.
-pub const AUTO_HOST_THRESHOLD: usize = 64;
+pub const AUTO_READ_BACK_THRESHOLD: usize = 64;
 /// Largest `chunk x B x B` scratch tensor (elements) the device selection builds at once, unless
 /// one anchor alone (`B x B`) is bigger: 4 MiB of f32, so the scratch stays O(B²) and small.
 pub const DEVICE_CHUNK_ELEMS: usize = 1 << 20;
@@ -234,9 +234,9 @@ fn semi_hard<L: PartialEq>(
     let dist = pairwise_distances(embeddings, metric);
 
     let use_host = match selection {
-        Selection::Host => true,
+        Selection::ReadBack => true,
         Selection::Device => false,
-        Selection::Auto => b > AUTO_HOST_THRESHOLD && can_read_back(&device),
+        Selection::Auto => b > AUTO_READ_BACK_THRESHOLD && can_read_back(&device),
     };
     // Column of the semi-hard negative of each (a, p), and whether one exists.
     let (index, has_semi) = if use_host {

@@ -122,7 +122,7 @@ pub enum Export {
     /// The weights as safetensors.
     Weights,
     /// `projector.zip`: vecs.tsv, meta.tsv, sprite.png, projector_config.json and a README
-    /// (see [`tripletlab_core::projector`]).
+    /// (see [`tripletlab_core::embedding_projector`]).
     Projector,
 }
 
@@ -432,7 +432,7 @@ mod tests {
     fn every_command_round_trips() {
         let commands = vec![
             Command::Start {
-                backend: BackendChoice::WebGpu,
+                backend: BackendChoice::Gpu,
             },
             Command::LoadBundled {
                 id: 3,

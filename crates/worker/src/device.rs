@@ -149,7 +149,7 @@ pub async fn init_device(choice: BackendChoice, start: usize) -> DeviceInfo {
                 started = start => match started {
                     Ok(device) => DeviceInfo {
                         device,
-                        kind: BackendKind::Wgpu,
+                        kind: BackendKind::Gpu,
                         adapter: adapter.text,
                         fallback: None,
                     },

@@ -3,8 +3,8 @@
 
 use wasm_bindgen_futures::spawn_local;
 
+use tripletlab_core::embedding_projector::bundle;
 use tripletlab_core::export::{meta_tsv_string, vecs_tsv_string};
-use tripletlab_core::projector::bundle;
 use tripletlab_engine::model::EMBEDDING_DIM;
 use tripletlab_protocol::{Export, Reply};
 

@@ -131,7 +131,7 @@ pub(super) fn start_device(session: SharedSession) {
     spawn_local(async move {
         let info = init_device(backend, start).await;
         post(&Reply::DeviceReady {
-            webgpu: info.kind == BackendKind::Wgpu,
+            webgpu: info.kind == BackendKind::Gpu,
             adapter: info.adapter.clone(),
             fallback: info.fallback.clone(),
             batch_limit: batch_limit(&info),
@@ -146,7 +146,7 @@ pub(super) fn start_device(session: SharedSession) {
 /// (the e2e test trains a batch of 4,096 in the page).
 fn batch_limit(device: &DeviceInfo) -> BatchLimit {
     match (device.kind, gpu::max_batch(&device.device)) {
-        (BackendKind::Wgpu, Some(max)) => BatchLimit {
+        (BackendKind::Gpu, Some(max)) => BatchLimit {
             max,
             why: "on WebGPU, the largest batch whose buffers fit in this device's largest \
                   storage buffer"

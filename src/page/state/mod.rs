@@ -122,7 +122,7 @@ pub struct State {
 
 impl State {
     /// Defaults overridden by the URL query.
-    pub fn from_query(pairs: &[(String, String)]) -> Self {
+    pub fn from_url(pairs: &[(String, String)]) -> Self {
         let form = Form::from_pairs(pairs);
         let value = |key: &str| {
             pairs
@@ -131,7 +131,7 @@ impl State {
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| v.clone())
         };
-        let backend = BackendChoice::from_query(value("backend").as_deref());
+        let backend = BackendChoice::from_url(value("backend").as_deref());
         let embed_every = value("embed_every").and_then(|v| v.trim().parse::<usize>().ok());
         let extra_query: Vec<(&'static str, String)> = EXTRA_KEYS
             .iter()

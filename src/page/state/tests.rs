@@ -8,7 +8,7 @@ use tripletlab_core::run::{Event, TrainError};
 use tripletlab_protocol::TestImages;
 
 fn fresh() -> State {
-    State::from_query(&[])
+    State::from_url(&[])
 }
 
 fn reply(s: State, r: Reply) -> State {
@@ -598,7 +598,7 @@ fn cancel_keeps_the_layout_so_far_and_says_so() {
 
 #[test]
 fn the_umap_fields_come_from_the_url_and_the_form() {
-    let s = State::from_query(&[("n_neighbors".into(), "5".into())])
+    let s = State::from_url(&[("n_neighbors".into(), "5".into())])
         .reduce(Action::LayoutField("min_dist".into(), "0.3".into()));
     assert_eq!(
         s.layout_form.umap(100),

@@ -1,7 +1,7 @@
 //! The three ways a step is computed, each owning its weights, its step, its embedding and its
 //! copy-out of the model: [`Engine::Autodiff`] (burn's autodiff and Adam, any device),
-//! [`Engine::Host`] (the hand-fused host kernels of [`crate::fused`], the CPU device) and
-//! [`Engine::Wgsl`] (the WGSL kernels of [`crate::gpu`], a wgpu / WebGPU device). Which one is
+//! [`Engine::FusedCpu`] (the hand-fused host kernels of [`crate::fused`], the CPU device) and
+//! [`Engine::FusedWgsl`] (the WGSL kernels of [`crate::gpu`], a wgpu / WebGPU device). Which one is
 //! decided once, by [`choose`] (pure). Knows no data order and no driver: the trainer hands it a
 //! batch.
 
@@ -21,8 +21,8 @@ use tripletlab_core::run::{ConfigError, StepEngine, TrainConfig, TrainError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
     Autodiff,
-    Host,
-    Wgsl,
+    FusedCpu,
+    FusedWgsl,
 }
 
 /// The engine for the requested `engine` setting, on the CPU device (`on_cpu`) or a wgpu one
@@ -34,9 +34,9 @@ pub fn choose(
     wgsl_max: Option<usize>,
 ) -> Result<EngineKind, ConfigError> {
     let fused = if on_cpu {
-        EngineKind::Host
+        EngineKind::FusedCpu
     } else {
-        EngineKind::Wgsl
+        EngineKind::FusedWgsl
     };
     let fits = on_cpu || wgsl_max.is_some_and(|max| batch_size <= max);
     match requested {
@@ -64,10 +64,10 @@ pub enum Engine {
         model: EmbedNet,
         optim: ModuleOptimizer,
     },
-    /// The fused host kernels (the CPU device).
-    Host(Box<FusedNet>),
+    /// The fused CPU kernels (the CPU device).
+    FusedCpu(Box<FusedNet>),
     /// The fused WGSL kernels (a wgpu / WebGPU device).
-    Wgsl(Box<GpuNet>),
+    FusedWgsl(Box<GpuNet>),
 }
 
 /// One batch, ready for a step.
@@ -86,15 +86,15 @@ impl Engine {
     pub fn build(kind: EngineKind, model: EmbedNet) -> Result<Self, TrainError> {
         let adam = AdamSettings::KERAS;
         Ok(match kind {
-            EngineKind::Host => {
+            EngineKind::FusedCpu => {
                 let parts = model
                     .to_parts()
                     .map_err(|e| TrainError::Device(e.to_string()))?;
-                Engine::Host(Box::new(FusedNet::new(parts, adam)))
+                Engine::FusedCpu(Box::new(FusedNet::new(parts, adam)))
             }
-            EngineKind::Wgsl => {
+            EngineKind::FusedWgsl => {
                 let net = GpuNet::new(model.to_flat(), adam).map_err(TrainError::Device)?;
-                Engine::Wgsl(Box::new(net))
+                Engine::FusedWgsl(Box::new(net))
             }
             EngineKind::Autodiff => Engine::Autodiff {
                 model: model.train(),
@@ -110,8 +110,8 @@ impl Engine {
     pub fn kind(&self) -> EngineKind {
         match self {
             Engine::Autodiff { .. } => EngineKind::Autodiff,
-            Engine::Host(_) => EngineKind::Host,
-            Engine::Wgsl(_) => EngineKind::Wgsl,
+            Engine::FusedCpu(_) => EngineKind::FusedCpu,
+            Engine::FusedWgsl(_) => EngineKind::FusedWgsl,
         }
     }
 
@@ -119,8 +119,8 @@ impl Engine {
     pub fn model(&self, device: &Device) -> EmbedNet {
         match self {
             Engine::Autodiff { model, .. } => model.clone(),
-            Engine::Host(net) => EmbedNetConfig::new().from_parts(net.params().clone(), device),
-            Engine::Wgsl(net) => EmbedNetConfig::new().from_flat(net.params().autodiff()),
+            Engine::FusedCpu(net) => EmbedNetConfig::new().from_parts(net.params().clone(), device),
+            Engine::FusedWgsl(net) => EmbedNetConfig::new().from_flat(net.params().autodiff()),
         }
     }
 
@@ -165,7 +165,7 @@ impl Engine {
                 }
                 Ok(readout(mined))
             }
-            Engine::Host(net) => {
+            Engine::FusedCpu(net) => {
                 let masks = DropoutMasks::draw_host(rng, n, rate);
                 let embeddings = net.forward_train(batch.pixels, masks.as_ref()).to_vec();
                 // The bridge from the loss to the kernels: the loss and its gradient w.r.t. the
@@ -187,7 +187,7 @@ impl Engine {
                 }
                 Ok(readout(mined))
             }
-            Engine::Wgsl(net) => {
+            Engine::FusedWgsl(net) => {
                 // The whole step on the device, the loss as WGSL kernels too (`gpu::loss`):
                 // nothing leaves it, and Adam checks the loss itself.
                 let masks = DropoutMasks::draw_host(rng, n, rate);
@@ -206,7 +206,7 @@ impl Engine {
     /// Images per forward pass when embedding a set (bounds the work buffers).
     pub fn embed_piece(&self) -> usize {
         match self {
-            Engine::Wgsl(_) => EMBED_PIECE,
+            Engine::FusedWgsl(_) => EMBED_PIECE,
             _ => EMBED_CHUNK,
         }
     }
@@ -218,8 +218,10 @@ impl Engine {
             Engine::Autodiff { model, .. } => {
                 read_f32(model.valid().forward(&Images::new(pixels, device))).await
             }
-            Engine::Host(net) => Ok(net.embed(pixels)),
-            Engine::Wgsl(net) => read_f32(net.embed(pixels).map_err(TrainError::Device)?).await,
+            Engine::FusedCpu(net) => Ok(net.embed(pixels)),
+            Engine::FusedWgsl(net) => {
+                read_f32(net.embed(pixels).map_err(TrainError::Device)?).await
+            }
         }
     }
 }
@@ -250,14 +252,14 @@ mod tests {
     fn the_engine_is_chosen_from_the_setting_the_device_and_the_batch() {
         use EngineKind::*;
         use StepEngine as S;
-        // CPU: the host kernels, whatever the batch; autodiff when asked.
-        assert_eq!(choose(S::Auto, true, 4096, None), Ok(Host));
-        assert_eq!(choose(S::Fused, true, 32, None), Ok(Host));
+        // CPU: the fused CPU kernels, whatever the batch; autodiff when asked.
+        assert_eq!(choose(S::Auto, true, 4096, None), Ok(FusedCpu));
+        assert_eq!(choose(S::Fused, true, 32, None), Ok(FusedCpu));
         assert_eq!(choose(S::Autodiff, true, 32, None), Ok(Autodiff));
         // A GPU: the WGSL kernels up to their limit, then burn's autodiff (or a refusal).
-        assert_eq!(choose(S::Auto, false, 2330, Some(2330)), Ok(Wgsl));
+        assert_eq!(choose(S::Auto, false, 2330, Some(2330)), Ok(FusedWgsl));
         assert_eq!(choose(S::Auto, false, 2331, Some(2330)), Ok(Autodiff));
-        assert_eq!(choose(S::Fused, false, 2330, Some(2330)), Ok(Wgsl));
+        assert_eq!(choose(S::Fused, false, 2330, Some(2330)), Ok(FusedWgsl));
         let refused = choose(S::Fused, false, 2331, Some(2330)).unwrap_err();
         assert_eq!(refused.field, "engine");
         assert!(

@@ -173,7 +173,7 @@ impl Trainer {
     pub fn engine(&self) -> StepEngine {
         match self.engine.kind() {
             EngineKind::Autodiff => StepEngine::Autodiff,
-            EngineKind::Host | EngineKind::Wgsl => StepEngine::Fused,
+            EngineKind::FusedCpu | EngineKind::FusedWgsl => StepEngine::Fused,
         }
     }
 

@@ -4,7 +4,7 @@ use wasm_bindgen::JsValue;
 use web_sys::UrlSearchParams;
 
 /// `(key, value)` pairs of the current URL's query, in order.
-pub fn read_query() -> Vec<(String, String)> {
+pub fn read_pairs() -> Vec<(String, String)> {
     let Some(search) = web_sys::window().and_then(|w| w.location().search().ok()) else {
         return Vec::new();
     };
@@ -25,7 +25,7 @@ pub fn read_query() -> Vec<(String, String)> {
 }
 
 /// Replaces the URL's query (without reloading or adding a history entry).
-pub fn write_query(pairs: &[(&str, String)]) {
+pub fn write_pairs(pairs: &[(&str, String)]) {
     let Some(window) = web_sys::window() else {
         return;
     };
