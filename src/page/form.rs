@@ -6,9 +6,8 @@
 use std::collections::BTreeMap;
 
 use tripletlab_core::data::BundledDataset;
-use tripletlab_core::run::TrainConfig;
 use tripletlab_core::run::settings::{self, Setting};
-use tripletlab_core::run::{LrSchedule, Metric, Mining, Recipe, Sampler};
+use tripletlab_core::run::{Mining, Recipe, Sampler, TrainConfig};
 use tripletlab_protocol::BatchLimit;
 
 /// The form's settings, in form order; their keys are also the URL query keys.
@@ -56,35 +55,12 @@ pub struct Form {
     pub values: BTreeMap<&'static str, String>,
 }
 
-/// The form's spelling of a setting of `config` (`None` for a key that is not one of its
-/// fields, or not in a [`TrainConfig`]).
-fn value_of(config: &TrainConfig, key: &str) -> Option<String> {
-    let c = config;
-    Some(match key {
-        "epochs" => c.epochs.to_string(),
-        "batch" => c.batch_size.to_string(),
-        "lr" => c.lr.to_string(),
-        "lr_schedule" => c.lr_schedule.as_str().to_string(),
-        "warmup_steps" => c.warmup_steps.to_string(),
-        "margin" => format!("{:?}", c.margin),
-        "metric" => c.metric.as_str().to_string(),
-        "mining" => c.mining.as_str().to_string(),
-        "soft" => on_off(c.soft).to_string(),
-        "shuffle_buffer" => c.shuffle_buffer.to_string(),
-        "dropout" => c.dropout.to_string(),
-        "sampler" => c.sampler.as_str().to_string(),
-        "per_class" => c.per_class.to_string(),
-        "seed" => c.seed.to_string(),
-        _ => return None,
-    })
-}
-
 impl Default for Form {
     fn default() -> Self {
         let d = TrainConfig::default();
         let mut values = BTreeMap::new();
-        for key in FIELDS {
-            values.insert(key, value_of(&d, key).unwrap_or_default());
+        for s in FORM_SETTINGS {
+            values.insert(s.key, s.get(&d).unwrap_or_default());
         }
         values.insert("recipe", Recipe::default().as_str().to_string());
         values.insert("dataset", "mnist".to_string());
@@ -107,50 +83,22 @@ fn used_labels(labels: &[u8], limit: Option<usize>) -> &[u8] {
     &labels[..limit.map_or(labels.len(), |n| n.min(labels.len()))]
 }
 
-/// A switch's two values in the form and the URL.
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
-}
-
-/// A switch as written: `on`/`off`, or `true`/`false`, `yes`/`no`, `1`/`0`, in any case.
-fn parse_switch(raw: &str) -> Result<bool, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" | "1" => Ok(true),
-        "off" | "false" | "no" | "0" => Ok(false),
-        _ => Err(format!("'{}' is not on or off", raw.trim())),
-    }
-}
-
-fn parse_limit(raw: &str) -> Result<Option<usize>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() || raw.eq_ignore_ascii_case("all") {
-        return Ok(None);
-    }
-    raw.parse::<usize>()
-        .map(Some)
-        .map_err(|_| format!("'{raw}' is not a whole number (leave empty for all)"))
-}
-
 /// A URL value as the CLI would read it: the choice fields in any case and spelling their
 /// parsers accept (`dataset=MNIST`, `metric=L2`) become their canonical names; anything that
 /// still does not parse is kept as written, to be flagged at its field.
-fn lenient(key: &str, value: &str) -> String {
-    let canonical = match key {
-        "dataset" if value.trim().eq_ignore_ascii_case("custom") => Some("custom"),
-        "dataset" => value
+fn lenient(setting: Setting, value: &str) -> String {
+    let canonical = match setting.key {
+        k if k == settings::DATASET.key && value.trim().eq_ignore_ascii_case("custom") => {
+            Some("custom".into())
+        }
+        k if k == settings::DATASET.key => value
             .parse::<BundledDataset>()
             .ok()
-            .map(BundledDataset::as_str),
-        // The names' parsers trim and ignore case themselves (`names!`).
-        "metric" => value.parse::<Metric>().ok().map(Metric::as_str),
-        "mining" => value.parse::<Mining>().ok().map(Mining::as_str),
-        "sampler" => value.parse::<Sampler>().ok().map(Sampler::as_str),
-        "lr_schedule" => value.parse::<LrSchedule>().ok().map(LrSchedule::as_str),
-        "recipe" => value.parse::<Recipe>().ok().map(Recipe::as_str),
-        "soft" => parse_switch(value).ok().map(on_off),
-        _ => None,
+            .map(|d| d.as_str().into()),
+        k if k == settings::RECIPE.key => value.parse::<Recipe>().ok().map(|r| r.as_str().into()),
+        _ => setting.canonical(value),
     };
-    canonical.map_or_else(|| value.to_string(), str::to_string)
+    canonical.unwrap_or_else(|| value.to_string())
 }
 
 impl Form {
@@ -159,12 +107,8 @@ impl Form {
     pub fn from_pairs(pairs: &[(String, String)]) -> Self {
         let mut form = Form::default();
         for (k, v) in pairs {
-            let setting = settings::find(k);
-            if let Some(key) = FIELDS
-                .iter()
-                .find(|f| setting.is_some_and(|s| s.key == **f))
-            {
-                form.values.insert(key, lenient(key, v));
+            if let Some(s) = settings::find(k).filter(|s| FORM_SETTINGS.contains(s)) {
+                form.values.insert(s.key, lenient(s, v));
             }
         }
         // The recipe's settings win over the URL's own values for them.
@@ -214,7 +158,7 @@ impl Form {
         }
         match train_labels {
             Some(labels) => {
-                let limit = parse_limit(self.get(settings::TRAIN_LIMIT.key)).ok()?;
+                let limit = settings::limit(self.get(settings::TRAIN_LIMIT.key)).ok()?;
                 let pk = config.pk_epoch(used_labels(labels, limit)).ok()??;
                 Some(pk.describe())
             }
@@ -229,7 +173,7 @@ impl Form {
     fn fill(&mut self, recipe: Recipe, which: &[Setting]) {
         let config = recipe.config();
         for s in which {
-            if let Some(v) = value_of(&config, s.key) {
+            if let Some(v) = s.get(&config) {
                 self.values.insert(s.key, v);
             }
         }
@@ -297,84 +241,15 @@ impl Form {
         if let Some(problem) = self.dataset_problem(custom_loaded) {
             err(settings::DATASET.key, problem);
         }
-        let whole = |k: &str| -> Result<usize, String> {
-            let raw = self.get(k).trim();
-            raw.parse::<usize>()
-                .map_err(|_| format!("'{raw}' is not a whole number"))
-        };
-        match whole("epochs") {
-            Ok(v) => config.epochs = v,
-            Err(m) => err("epochs", m),
-        }
-        match whole("batch") {
-            Ok(v) => config.batch_size = v,
-            Err(m) => err("batch", m),
-        }
-        match whole("warmup_steps") {
-            Ok(v) => config.warmup_steps = v,
-            Err(m) => err("warmup_steps", m),
-        }
-        match self.get("lr_schedule").parse::<LrSchedule>() {
-            Ok(v) => config.lr_schedule = v,
-            Err(m) => err("lr_schedule", m),
-        }
-        match self.get("sampler").parse::<Sampler>() {
-            Ok(v) => config.sampler = v,
-            Err(m) => err("sampler", m),
-        }
-        // K matters with P×K batches only: another sampler leaves it as it is.
-        if config.sampler == Sampler::Pk {
-            match whole("per_class") {
-                Ok(v) => config.per_class = v,
-                Err(m) => err("per_class", m),
+        // Each field in form order (the sampler before K, the mining before the soft margin:
+        // a field that does not apply to what is read so far keeps its default).
+        for s in FORM_SETTINGS {
+            if let Some(v) = s.value
+                && (v.applies)(&config)
+                && let Err(m) = (v.set)(&mut config, self.get(s.key))
+            {
+                err(s.key, m);
             }
-        }
-        let lr = self.get("lr").trim();
-        match lr.parse::<f64>() {
-            Ok(v) => config.lr = v,
-            Err(_) => err("lr", format!("'{lr}' is not a number")),
-        }
-        let margin = self.get("margin").trim();
-        match margin.parse::<f32>() {
-            Ok(v) => config.margin = v,
-            Err(_) => err("margin", format!("'{margin}' is not a number")),
-        }
-        match self.get("metric").parse::<Metric>() {
-            Ok(v) => config.metric = v,
-            Err(m) => err("metric", m),
-        }
-        match self.get("mining").parse::<Mining>() {
-            Ok(v) => config.mining = v,
-            Err(m) => err("mining", m),
-        }
-        // The soft margin is batch-hard's: another mining leaves it off.
-        if config.mining == Mining::Hard {
-            match parse_switch(self.get("soft")) {
-                Ok(v) => config.soft = v,
-                Err(m) => err("soft", m),
-            }
-        }
-        match whole("shuffle_buffer") {
-            Ok(v) => config.shuffle_buffer = v,
-            Err(m) => err("shuffle_buffer", m),
-        }
-        let dropout = self.get("dropout").trim();
-        match dropout.parse::<f64>() {
-            Ok(v) => config.dropout = v,
-            Err(_) => err("dropout", format!("'{dropout}' is not a number")),
-        }
-        let seed = self.get("seed").trim();
-        match seed.parse::<u64>() {
-            Ok(v) => config.seed = v,
-            Err(_) => err("seed", format!("'{seed}' is not a whole number ≥ 0")),
-        }
-        match parse_limit(self.get("train_limit")) {
-            Ok(v) => config.train_limit = v,
-            Err(m) => err("train_limit", m),
-        }
-        match parse_limit(self.get("test_limit")) {
-            Ok(v) => config.test_limit = v,
-            Err(m) => err("test_limit", m),
         }
         // A recipe that fixes its settings has them, whatever the fields say.
         match self.get("recipe").parse::<Recipe>() {
@@ -417,6 +292,7 @@ impl Form {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tripletlab_core::run::Metric;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()

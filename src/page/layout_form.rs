@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use tripletlab_core::projection::UmapParams;
+use tripletlab_core::run::settings::{number, whole};
 use tripletlab_protocol::LayoutRequest;
 
 /// The field keys (also the URL's keys).
@@ -75,7 +76,7 @@ impl LayoutForm {
         } else {
             points.max(2)
         };
-        let n_neighbors = match raw.parse::<usize>() {
+        let n_neighbors = match whole::<usize>(raw) {
             Ok(k) if (2..=most).contains(&k) => Some(k),
             Ok(k) if points == 0 => {
                 errors.insert(N_NEIGHBORS, format!("{k} is too small: at least 2"));
@@ -88,20 +89,20 @@ impl LayoutForm {
                 );
                 None
             }
-            Err(_) => {
-                errors.insert(N_NEIGHBORS, format!("'{raw}' is not a whole number"));
+            Err(m) => {
+                errors.insert(N_NEIGHBORS, m);
                 None
             }
         };
         let raw = self.min_dist.trim();
-        let min_dist = match raw.parse::<f32>() {
+        let min_dist = match number::<f32>(raw) {
             Ok(d) if (0.0..=1.0).contains(&d) => Some(d),
             Ok(_) => {
                 errors.insert(MIN_DIST, format!("{raw} is out of range: 0 to 1"));
                 None
             }
-            Err(_) => {
-                errors.insert(MIN_DIST, format!("'{raw}' is not a number"));
+            Err(m) => {
+                errors.insert(MIN_DIST, m);
                 None
             }
         };

@@ -8,6 +8,7 @@
 //! 2-D layout; `tools`: `eval` and `loss`.
 
 mod embed;
+mod flags;
 mod outputs;
 mod project;
 mod tools;
@@ -22,8 +23,7 @@ use tripletlab_core::backend::BackendKind;
 use tripletlab_core::data::{BundledDataset, Split, load_dir};
 use tripletlab_core::export::text_of;
 use tripletlab_core::run::settings;
-use tripletlab_core::run::{ConfigError, LrSchedule, Recipe, Sampler, StepEngine, TrainConfig};
-use tripletlab_core::run::{Metric, Mining};
+use tripletlab_core::run::{ConfigError, Recipe, TrainConfig};
 use tripletlab_engine::train::Trainer;
 
 /// Largest text or weights file the CLI reads (case files, vecs/meta TSV, weights): 1 GiB.
@@ -81,74 +81,25 @@ enum Command {
     },
 }
 
-/// The flags of `train`: each setting's name and aliases come from
-/// [`tripletlab_core::run::settings`], like the page's URL and form. The settings a recipe fixes
-/// ([`tripletlab_core::run::RECIPE_SETTINGS`]) have no default here: unset, they are the recipe's
-/// (the notebook's by default); set beside `--recipe tuned`, they are refused.
+/// The arguments of `train`: the run's settings as flags made from the table of settings
+/// ([`flags::SettingFlags`], like the page's URL and form), the recipe, the dataset and the
+/// backend. The settings a recipe fixes ([`tripletlab_core::run::RECIPE_SETTINGS`]) are the
+/// recipe's when unset (the notebook's by default); set beside `--recipe tuned`, they are refused.
 #[derive(clap::Args)]
 struct TrainArgs {
     /// notebook (the original's settings) | tuned (P×K batches, warm-up and cosine decay, the
-    /// angular distance with a small margin: see the README); tuned fixes batch, sampler,
+    /// angular distance with a small margin: see docs/results.md); tuned fixes batch, sampler,
     /// per-class, lr, lr-schedule, warmup-steps, margin, metric and mining.
     #[arg(long = settings::RECIPE.flag, aliases = settings::RECIPE.aliases.iter().copied(), default_value = "notebook")]
     recipe: Recipe,
     /// `mnist` (bundled 8k/2k), `fashion` (bundled 60k/10k) or a folder with the four IDX files.
     #[arg(long = settings::DATASET.flag, default_value = "mnist")]
     dataset: String,
-    #[arg(long = settings::EPOCHS.flag, default_value_t = 5)]
-    epochs: usize,
-    /// Examples per step; unset: the recipe's.
-    #[arg(long = settings::BATCH.flag, aliases = settings::BATCH.aliases.iter().copied())]
-    batch_size: Option<usize>,
-    /// Adam's learning rate (the peak, with a schedule); unset: the recipe's.
-    #[arg(long = settings::LR.flag, aliases = settings::LR.aliases.iter().copied())]
-    lr: Option<f64>,
-    /// constant | cosine (decay to 0 at the last step); unset: the recipe's.
-    #[arg(long = settings::LR_SCHEDULE.flag, aliases = settings::LR_SCHEDULE.aliases.iter().copied())]
-    lr_schedule: Option<LrSchedule>,
-    /// Steps over which the learning rate climbs linearly from 0; unset: the recipe's.
-    #[arg(long = settings::WARMUP_STEPS.flag, aliases = settings::WARMUP_STEPS.aliases.iter().copied())]
-    warmup_steps: Option<usize>,
-    /// Triplet margin; unset: the recipe's.
-    #[arg(long = settings::MARGIN.flag)]
-    margin: Option<f32>,
-    /// l2 | squared-l2 | angular; unset: the recipe's.
-    #[arg(long = settings::METRIC.flag)]
-    metric: Option<Metric>,
-    /// semi-hard | hard; unset: the recipe's.
-    #[arg(long = settings::MINING.flag)]
-    mining: Option<Mining>,
-    /// Soft-margin batch-hard loss (with --mining hard).
-    #[arg(long = settings::SOFT.flag)]
-    soft: bool,
-    /// shuffle (the notebook's shuffle buffer) | pk (P classes × K examples a batch, P·K =
-    /// batch, without replacement within an epoch); unset: the recipe's.
-    #[arg(long = settings::SAMPLER.flag)]
-    sampler: Option<Sampler>,
-    /// K, the examples of each class in a P×K batch (at least 2, dividing the batch); unset: the recipe's.
-    #[arg(long = settings::PER_CLASS.flag, aliases = settings::PER_CLASS.aliases.iter().copied())]
-    per_class: Option<usize>,
-    #[arg(long = settings::SEED.flag, default_value_t = 0)]
-    seed: u64,
-    /// Dropout rate of the net's two dropout layers.
-    #[arg(long = settings::DROPOUT.flag, default_value_t = TrainConfig::default().dropout)]
-    dropout: f64,
-    /// Shuffle-buffer size; 0 = full shuffle.
-    #[arg(long = settings::SHUFFLE_BUFFER.flag, default_value_t = 1024)]
-    shuffle_buffer: usize,
-    /// Train on the first N training examples.
-    #[arg(long = settings::TRAIN_LIMIT.flag, aliases = settings::TRAIN_LIMIT.aliases.iter().copied())]
-    train_limit: Option<usize>,
-    /// Embed, score and export the first N test examples.
-    #[arg(long = settings::TEST_LIMIT.flag, aliases = settings::TEST_LIMIT.aliases.iter().copied())]
-    test_limit: Option<usize>,
+    #[command(flatten)]
+    settings: flags::SettingFlags,
     /// cpu | wgpu
     #[arg(long = settings::BACKEND.flag, default_value = "cpu")]
     backend: BackendKind,
-    /// How steps are computed: auto = fused (hand-fused kernels: host kernels on the CPU,
-    /// WGSL kernels on wgpu) | autodiff (burn's autodiff of the net, any device).
-    #[arg(long = settings::ENGINE.flag, default_value = "auto")]
-    engine: StepEngine,
     /// Skip the final kNN against the train embeddings.
     #[arg(long)]
     no_knn: bool,

@@ -140,32 +140,15 @@ fn mining_figures(m: &MiningStats, mining: Mining) -> String {
 /// the flags; a flag of a setting the recipe fixes is refused.
 pub(super) fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
     let mut config = TrainConfig {
-        epochs: args.epochs,
-        soft: args.soft,
-        seed: args.seed,
-        shuffle_buffer: args.shuffle_buffer,
-        dropout: args.dropout,
-        train_limit: args.train_limit,
-        test_limit: args.test_limit,
         knn_against_train: !args.no_knn,
-        engine: args.engine,
         ..TrainConfig::default()
     };
     args.recipe.apply(&mut config);
-    let given = [
-        (settings::BATCH, args.batch_size.is_some()),
-        (settings::SAMPLER, args.sampler.is_some()),
-        (settings::PER_CLASS, args.per_class.is_some()),
-        (settings::LR, args.lr.is_some()),
-        (settings::LR_SCHEDULE, args.lr_schedule.is_some()),
-        (settings::WARMUP_STEPS, args.warmup_steps.is_some()),
-        (settings::MARGIN, args.margin.is_some()),
-        (settings::METRIC, args.metric.is_some()),
-        (settings::MINING, args.mining.is_some()),
-    ];
-    if let Some((s, _)) = given
+    if let Some((s, _)) = args
+        .settings
+        .given
         .iter()
-        .find(|(s, set)| *set && args.recipe.locks().contains(s))
+        .find(|(s, _)| args.recipe.locks().contains(s))
     {
         return Err(format!(
             "invalid setting --{}: --{} {} sets it (leave one of the two out)",
@@ -174,15 +157,7 @@ pub(super) fn config_of(args: &TrainArgs) -> Result<TrainConfig, String> {
             args.recipe
         ));
     }
-    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
-    config.sampler = args.sampler.unwrap_or(config.sampler);
-    config.per_class = args.per_class.unwrap_or(config.per_class);
-    config.lr = args.lr.unwrap_or(config.lr);
-    config.lr_schedule = args.lr_schedule.unwrap_or(config.lr_schedule);
-    config.warmup_steps = args.warmup_steps.unwrap_or(config.warmup_steps);
-    config.margin = args.margin.unwrap_or(config.margin);
-    config.metric = args.metric.unwrap_or(config.metric);
-    config.mining = args.mining.unwrap_or(config.mining);
+    args.settings.apply(&mut config)?;
     validated(&config)?;
     Ok(config)
 }

@@ -19,6 +19,9 @@ macro_rules! names {
             /// Every value, in the order lists show them.
             pub const ALL: [$ty; [$($name),+].len()] = [$($ty::$variant),+];
 
+            /// Every value's canonical name, in [`Self::ALL`]'s order.
+            pub const NAMES: [&'static str; [$($name),+].len()] = [$($name),+];
+
             /// The canonical name (command line, URL, form).
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -69,6 +72,7 @@ mod tests {
     #[test]
     fn names_round_trip_and_parse_leniently() {
         assert_eq!(Fruit::ALL, [Fruit::Apple, Fruit::Pear]);
+        assert_eq!(Fruit::NAMES, ["apple", "pear"]);
         for f in Fruit::ALL {
             assert_eq!(f.to_string().parse::<Fruit>(), Ok(f));
         }
