@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
+use crate::page::ask::{canvas_point, picked_test, summary};
 use crate::page::state::{QueryView, Shared, class_name};
 use tripletlab_core::data::Dataset;
 use tripletlab_core::query::digitize::{SIDE, mnist_style};
@@ -41,48 +42,136 @@ const PAD: u32 = 280;
 const STROKE: f64 = 22.0;
 const THUMB: f64 = 56.0;
 
-/// The panel.
+/// The panel: the pad, the test image picker, and the answer.
 #[function_component(QueryPanel)]
 pub fn query_panel(props: &QueryProps) -> Html {
-    let pad = use_node_ref();
     let seen = use_node_ref();
     let neighbours = use_node_ref();
-    let drawing = use_state(|| false);
     let picked = use_state(|| "0".to_string());
+    use_answer_drawing(&seen, &neighbours, props.answer.clone());
+    let n_test = props.n_test;
+    let pick = picked_test(&picked, n_test);
+    let pick_error = pick.clone().err().filter(|_| n_test > 0);
+    let on_pick_input = {
+        let picked = picked.clone();
+        Callback::from(move |e: InputEvent| {
+            picked.set(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        })
+    };
+    let on_ask_test = {
+        let (on_query, pick) = (props.on_query.clone(), pick.clone().ok());
+        Callback::from(move |_: MouseEvent| {
+            pick.into_iter()
+                .for_each(|n| on_query.emit(QueryImage::Test(n)))
+        })
+    };
+    let on_random = {
+        let (on_query, picked) = (props.on_query.clone(), picked.clone());
+        Callback::from(move |_: MouseEvent| {
+            if n_test > 0 {
+                let n = (js_sys::Math::random() * n_test as f64) as u32 % n_test as u32;
+                picked.set(n.to_string());
+                on_query.emit(QueryImage::Test(n));
+            }
+        })
+    };
+    let on_drawn = props.on_query.reform(QueryImage::Drawn);
+    let name = |l: u8| class_name(&props.class_names, l.into());
+    let summary = summary(props.answer.as_deref(), props.can_ask, name);
+    let n_shown = props
+        .answer
+        .as_ref()
+        .map_or(8, |a| a.answer.neighbours.len().max(1));
 
+    html! {
+        <section class="query" aria-label="Ask the embedding">
+            <h2>{ "Ask the embedding" }</h2>
+            <div class="query-row">
+                <DrawingPad can_ask={props.can_ask} {on_drawn} />
+                <div class="query-side">
+                    <label>
+                        { "Test image #" }
+                        <input type="text" inputmode="numeric" size="5" name="test_image" value={(*picked).clone()}
+                            aria-invalid={pick_error.is_some().to_string()} oninput={on_pick_input} />
+                    </label>
+                    <button type="button" disabled={!props.can_ask || pick.is_err()} onclick={on_ask_test}>{ "Ask" }</button>
+                    <button type="button" disabled={!props.can_ask || n_test == 0} onclick={on_random}>{ "Random test image" }</button>
+                    { for pick_error.map(|e| html! { <span class="field-error" role="alert">{ e }</span> }) }
+                    if props.pending {
+                        <p class="hint">{ "Asking…" }</p>
+                    }
+                    <div class="answer" data-testid="query-answer">
+                        <canvas ref={seen} width={THUMB.to_string()} height={THUMB.to_string()}
+                            role="img" aria-label="What the net saw (28 × 28)"></canvas>
+                        <p>{ summary }</p>
+                    </div>
+                    <canvas ref={neighbours} class="neighbours" width={(n_shown as f64 * (THUMB + 8.0)).to_string()}
+                        height={THUMB.to_string()} role="img" aria-label="Its nearest training examples"></canvas>
+                    { for props.answer.iter().map(|a| html! {
+                        <ol class="matches" aria-label="Nearest training examples: label · cosine similarity">
+                            { for a.answer.neighbours.iter().map(|m| html! {
+                                <li>{ format!("{} · {:.3}", name(m.label), m.cosine) }</li>
+                            }) }
+                        </ol>
+                    }) }
+                    { for props.placement.iter().map(|p| html! { <p class="hint" data-testid="query-place">{ p.clone() }</p> }) }
+                </div>
+            </div>
+        </section>
+    }
+}
+
+/// Draws the image the net saw and its neighbours' images whenever the answer changes.
+#[hook]
+fn use_answer_drawing(seen: &NodeRef, neighbours: &NodeRef, answer: Option<Rc<QueryView>>) {
+    let (seen, neighbours) = (seen.clone(), neighbours.clone());
+    use_effect_with(answer, move |answer| {
+        if let (Some((_, s)), Some((c, n))) = (context(&seen), context(&neighbours)) {
+            s.set_fill_style_str("#fff");
+            s.fill_rect(0.0, 0.0, THUMB, THUMB);
+            n.set_fill_style_str("#fff");
+            n.fill_rect(0.0, 0.0, c.width() as f64, c.height() as f64);
+            if let Some(a) = answer {
+                draw_gray(&s, &a.image, SIDE, SIDE, 0.0, 0.0, THUMB);
+                for (k, img) in a.neighbour_images.chunks_exact(SIDE * SIDE).enumerate() {
+                    draw_gray(&n, img, SIDE, SIDE, k as f64 * (THUMB + 8.0), 0.0, THUMB);
+                }
+            }
+        }
+    });
+}
+
+/// Props of [`DrawingPad`].
+#[derive(Properties, PartialEq)]
+struct DrawingPadProps {
+    /// A question may be asked (otherwise a stroke only draws).
+    can_ask: bool,
+    /// A stroke ended: the pad's ink, MNIST-style.
+    on_drawn: Callback<Vec<u8>>,
+}
+
+/// The drawing pad (pointer events: mouse, touch and pen) and its Clear button.
+#[function_component(DrawingPad)]
+fn drawing_pad(props: &DrawingPadProps) -> Html {
+    let pad = use_node_ref();
+    let drawing = use_state(|| false);
     // A blank pad at first.
     {
         let pad = pad.clone();
         use_effect_with((), move |_| clear(&pad));
     }
-    // The image the net saw and its neighbours.
-    {
-        let (seen, neighbours) = (seen.clone(), neighbours.clone());
-        use_effect_with(props.answer.clone(), move |answer| {
-            if let (Some((_, s)), Some((c, n))) = (context(&seen), context(&neighbours)) {
-                s.set_fill_style_str("#fff");
-                s.fill_rect(0.0, 0.0, THUMB, THUMB);
-                n.set_fill_style_str("#fff");
-                n.fill_rect(0.0, 0.0, c.width() as f64, c.height() as f64);
-                if let Some(a) = answer {
-                    draw_gray(&s, &a.image, SIDE, SIDE, 0.0, 0.0, THUMB);
-                    for (k, img) in a.neighbour_images.chunks_exact(SIDE * SIDE).enumerate() {
-                        draw_gray(&n, img, SIDE, SIDE, k as f64 * (THUMB + 8.0), 0.0, THUMB);
-                    }
-                }
-            }
-        });
-    }
-
     let point = |e: &PointerEvent| -> Option<(f64, f64)> {
         let el: web_sys::HtmlCanvasElement = e.target_dyn_into()?;
         let r = el.get_bounding_client_rect();
-        (r.width() > 0.0 && r.height() > 0.0).then(|| {
-            (
-                (e.client_x() as f64 - r.left()) * PAD as f64 / r.width(),
-                (e.client_y() as f64 - r.top()) * PAD as f64 / r.height(),
-            )
-        })
+        let client = (e.client_x() as f64, e.client_y() as f64);
+        canvas_point(
+            client,
+            (r.left(), r.top(), r.width(), r.height()),
+            PAD as f64,
+        )
     };
     let onpointerdown = {
         let (pad, drawing) = (pad.clone(), drawing.clone());
@@ -103,33 +192,25 @@ pub fn query_panel(props: &QueryProps) -> Html {
     let onpointermove = {
         let (pad, drawing) = (pad.clone(), drawing.clone());
         Callback::from(move |e: PointerEvent| {
-            if !*drawing {
-                return;
-            }
-            let Some((x, y)) = point(&e) else { return };
-            if let Some((_, ctx)) = context(&pad) {
+            if let (true, Some((x, y)), Some((_, ctx))) = (*drawing, point(&e), context(&pad)) {
                 ctx.line_to(x, y);
                 ctx.stroke();
             }
         })
     };
     let stroke_end = {
-        let (pad, drawing, on_query, can_ask) = (
+        let (pad, drawing, on_drawn, can_ask) = (
             pad.clone(),
             drawing.clone(),
-            props.on_query.clone(),
+            props.on_drawn.clone(),
             props.can_ask,
         );
         Callback::from(move |_: PointerEvent| {
-            if !*drawing {
-                return;
-            }
-            drawing.set(false);
-            if !can_ask {
-                return;
-            }
-            if let Some(image) = ink(&pad) {
-                on_query.emit(QueryImage::Drawn(image));
+            if *drawing {
+                drawing.set(false);
+                if can_ask && let Some(image) = ink(&pad) {
+                    on_drawn.emit(image);
+                }
             }
         })
     };
@@ -137,121 +218,13 @@ pub fn query_panel(props: &QueryProps) -> Html {
         let pad = pad.clone();
         Callback::from(move |_: MouseEvent| clear(&pad))
     };
-    let n_test = props.n_test;
-    let pick: Option<u32> = picked
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|&n| (n as usize) < n_test);
-    let pick_error = (n_test > 0 && pick.is_none())
-        .then(|| format!("a test image number from 0 to {}", n_test.saturating_sub(1)));
-    let on_pick_input = {
-        let picked = picked.clone();
-        Callback::from(move |e: InputEvent| {
-            let input: web_sys::HtmlInputElement = e.target_unchecked_into();
-            picked.set(input.value());
-        })
-    };
-    let on_ask_test = {
-        let on_query = props.on_query.clone();
-        Callback::from(move |_: MouseEvent| {
-            if let Some(n) = pick {
-                on_query.emit(QueryImage::Test(n));
-            }
-        })
-    };
-    let on_random = {
-        let (on_query, picked) = (props.on_query.clone(), picked.clone());
-        Callback::from(move |_: MouseEvent| {
-            if n_test > 0 {
-                let n = (js_sys::Math::random() * n_test as f64) as u32 % n_test as u32;
-                picked.set(n.to_string());
-                on_query.emit(QueryImage::Test(n));
-            }
-        })
-    };
-
-    let name = |l: u8| class_name(&props.class_names, l.into());
-    let summary = match &props.answer {
-        Some(a) => {
-            let votes: Vec<String> = a
-                .answer
-                .votes
-                .iter()
-                .map(|(l, c)| format!("{} ×{c}", name(*l)))
-                .collect();
-            let verdict = a.answer.predicted().map_or("–".into(), name);
-            let truth = a
-                .label
-                .map_or(String::new(), |l| format!(" (it is a {})", name(l)));
-            let (epoch, step) = a.answer.weights_at;
-            format!(
-                "kNN vote of the {} nearest training examples: {} → {verdict}{truth}. Embedded with the weights at epoch {epoch}, step {step}.",
-                a.answer.neighbours.len(),
-                votes.join(", ")
-            )
-        }
-        None if props.can_ask => {
-            "Draw a digit (it is asked when the stroke ends) or pick a test image.".into()
-        }
-        None => "Train first: questions are answered with a run's weights, from its first test \
-                 embeddings on (during the run too)."
-            .into(),
-    };
-    let n_shown = props
-        .answer
-        .as_ref()
-        .map_or(8, |a| a.answer.neighbours.len().max(1));
-
     html! {
-        <section class="query" aria-label="Ask the embedding">
-            <h2>{ "Ask the embedding" }</h2>
-            <div class="query-row">
-                <div class="pad">
-                    <canvas ref={pad} class="pad-canvas" width={PAD.to_string()} height={PAD.to_string()}
-                        aria-label="Drawing pad: draw a digit" data-testid="pad"
-                        {onpointerdown} {onpointermove} onpointerup={stroke_end.clone()} onpointercancel={stroke_end}></canvas>
-                    <button type="button" onclick={on_clear}>{ "Clear" }</button>
-                </div>
-                <div class="query-side">
-                    <label>
-                        { "Test image #" }
-                        <input type="text" inputmode="numeric" size="5" name="test_image" value={(*picked).clone()}
-                            aria-invalid={pick_error.is_some().to_string()} oninput={on_pick_input} />
-                    </label>
-                    <button type="button" disabled={!props.can_ask || pick.is_none()} onclick={on_ask_test}>{ "Ask" }</button>
-                    <button type="button" disabled={!props.can_ask || n_test == 0} onclick={on_random}>{ "Random test image" }</button>
-                    { match pick_error {
-                        Some(e) => html! { <span class="field-error" role="alert">{ e }</span> },
-                        None => html! {},
-                    } }
-                    if props.pending {
-                        <p class="hint">{ "Asking…" }</p>
-                    }
-                    <div class="answer" data-testid="query-answer">
-                        <canvas ref={seen} width={THUMB.to_string()} height={THUMB.to_string()}
-                            role="img" aria-label="What the net saw (28 × 28)"></canvas>
-                        <p>{ summary }</p>
-                    </div>
-                    <canvas ref={neighbours} class="neighbours" width={(n_shown as f64 * (THUMB + 8.0)).to_string()}
-                        height={THUMB.to_string()} role="img" aria-label="Its nearest training examples"></canvas>
-                    { match &props.answer {
-                        Some(a) => html! {
-                            <ol class="matches" aria-label="Nearest training examples: label · cosine similarity">
-                                { for a.answer.neighbours.iter().map(|m| html! {
-                                    <li>{ format!("{} · {:.3}", name(m.label), m.cosine) }</li>
-                                }) }
-                            </ol>
-                        },
-                        None => html! {},
-                    } }
-                    { match &props.placement {
-                        Some(p) => html! { <p class="hint" data-testid="query-place">{ p.clone() }</p> },
-                        None => html! {},
-                    } }
-                </div>
-            </div>
-        </section>
+        <div class="pad">
+            <canvas ref={pad} class="pad-canvas" width={PAD.to_string()} height={PAD.to_string()}
+                aria-label="Drawing pad: draw a digit" data-testid="pad"
+                {onpointerdown} {onpointermove} onpointerup={stroke_end.clone()} onpointercancel={stroke_end}></canvas>
+            <button type="button" onclick={on_clear}>{ "Clear" }</button>
+        </div>
     }
 }
 

@@ -1,5 +1,7 @@
-//! The settings form, the dataset and weights pickers, and Train / Pause / Resume / Stop. A
-//! recipe's settings show in a line under its select; the fields it fixes are disabled.
+//! The settings form, the dataset and weights pickers, and Train / Pause / Resume / Stop. The
+//! training fields are made from the table of settings (`FORM_SETTINGS`, in form order): a
+//! select for names and switches, a text field for numbers. A recipe's settings show in a line
+//! under its select; the fields it fixes are disabled.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -7,13 +9,11 @@ use std::rc::Rc;
 use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::web::io::input_files;
-use tripletlab_core::run::Control;
-use tripletlab_core::run::settings::{self, Setting};
-use tripletlab_core::run::{LrSchedule, Metric, Mining, Recipe, Sampler};
-
-use crate::page::form::Form;
+use crate::page::form::{FIELDS, FORM_SETTINGS, Form};
 use crate::page::state::Phase;
+use crate::web::io::input_files;
+use tripletlab_core::run::settings::{self, Kind, Setting};
+use tripletlab_core::run::{Control, Recipe};
 
 /// Props of [`Controls`].
 #[derive(Properties, PartialEq)]
@@ -48,272 +48,233 @@ pub struct ControlsProps {
     pub pk_note: Option<String>,
 }
 
-/// A text field: its setting (key and label) and the placeholder shown when it is empty.
-struct Field {
-    setting: Setting,
-    hint: &'static str,
-}
-
-const TEXT_FIELDS: [Field; 11] = [
-    Field {
-        setting: settings::EPOCHS,
-        hint: "",
-    },
-    Field {
-        setting: settings::BATCH,
-        hint: "",
-    },
-    Field {
-        setting: settings::LR,
-        hint: "",
-    },
-    Field {
-        setting: settings::WARMUP_STEPS,
-        hint: "0",
-    },
-    Field {
-        setting: settings::MARGIN,
-        hint: "",
-    },
-    Field {
-        setting: settings::PER_CLASS,
-        hint: "",
-    },
-    Field {
-        setting: settings::SHUFFLE_BUFFER,
-        hint: "0: all",
-    },
-    Field {
-        setting: settings::DROPOUT,
-        hint: "",
-    },
-    Field {
-        setting: settings::SEED,
-        hint: "",
-    },
-    Field {
-        setting: settings::TRAIN_LIMIT,
-        hint: "all",
-    },
-    Field {
-        setting: settings::TEST_LIMIT,
-        hint: "all",
-    },
-];
-
-fn error_of(errors: &BTreeMap<String, String>, key: &str) -> Html {
-    match errors.get(key) {
-        Some(m) => {
-            html! { <p class="field-error" id={format!("{key}-error")} role="alert">{ m.clone() }</p> }
-        }
-        None => html! {},
+/// The placeholder of a text field left empty (what empty means), by key.
+fn placeholder(key: &str) -> &'static str {
+    match key {
+        k if k == settings::WARMUP_STEPS.key => "0",
+        k if k == settings::SHUFFLE_BUFFER.key => "0: all",
+        k if k == settings::TRAIN_LIMIT.key || k == settings::TEST_LIMIT.key => "all",
+        _ => "",
     }
 }
 
-/// A select's options for names that are their own labels.
-fn choices<const N: usize>(names: [&str; N]) -> Vec<(String, String)> {
+/// A select's options (value, text).
+fn options(names: &[&str]) -> Vec<(String, String)> {
     names
         .iter()
         .map(|n| (n.to_string(), n.to_string()))
         .collect()
 }
 
-/// The left-hand panel.
-#[function_component(Controls)]
-pub fn controls(props: &ControlsProps) -> Html {
-    let busy = matches!(props.phase, Phase::Training | Phase::Paused);
-    let disabled = busy;
-    let errors = &props.errors;
-
-    let text_input = |setting: Setting| {
-        let f = TEXT_FIELDS
-            .iter()
-            .find(|f| f.setting == setting)
-            .expect("a text field");
-        let key = f.setting.key;
-        let off = busy || props.form.disabled(key);
-        let oninput = {
-            let cb = props.on_field.clone();
-            Callback::from(move |e: InputEvent| {
-                let input: HtmlInputElement = e.target_unchecked_into();
-                cb.emit((key.to_string(), input.value()));
-            })
-        };
-        let invalid = errors.contains_key(key);
-        html! {
-            <div class={classes!("field", invalid.then_some("invalid"))}>
-                <label for={format!("f-{key}")}>{ f.setting.label }</label>
-                <input
-                    id={format!("f-{key}")}
-                    name={key}
-                    type="text"
-                    inputmode="decimal"
-                    autocomplete="off"
-                    placeholder={f.hint}
-                    value={props.form.get(key).to_string()}
-                    aria-invalid={if invalid { "true" } else { "false" }}
-                    aria-describedby={invalid.then(|| format!("{key}-error"))}
-                    disabled={off}
-                    {oninput}
-                />
-                { error_of(errors, key) }
-                if let (false, "batch", Some(max)) = (invalid, key, props.batch_max) {
-                    <p class="field-note">{ format!("up to {max} on this device") }</p>
-                }
-            </div>
-        }
-    };
-
-    let select = |setting: Setting, options: Vec<(String, String)>| {
-        let (key, label) = (setting.key, setting.label);
-        let onchange = {
-            let cb = props.on_field.clone();
-            Callback::from(move |e: Event| {
-                let select: HtmlSelectElement = e.target_unchecked_into();
-                cb.emit((key.to_string(), select.value()));
-            })
-        };
-        let current = props.form.get(key).to_string();
-        let invalid = errors.contains_key(key);
-        let off = busy || props.form.disabled(key);
-        html! {
-            <div class={classes!("field", invalid.then_some("invalid"))}>
-                <label for={format!("f-{key}")}>{ label }</label>
-                <select
-                    id={format!("f-{key}")}
-                    name={key}
-                    aria-invalid={if invalid { "true" } else { "false" }}
-                    aria-describedby={invalid.then(|| format!("{key}-error"))}
-                    disabled={off}
-                    {onchange}
-                >
-                    { for options.into_iter().map(|(value, text)| {
-                        let selected = value == current;
-                        html! { <option value={value} selected={selected}>{ text }</option> }
-                    }) }
-                </select>
-                { error_of(errors, key) }
-            </div>
-        }
-    };
-
-    let mut datasets = vec![
+/// The dataset's options: the bundled sets and, once loaded, the user's files.
+fn datasets(custom_label: Option<&str>) -> Vec<(String, String)> {
+    let mut out = vec![
         ("mnist".to_string(), "MNIST (bundled 8k / 2k)".to_string()),
         (
             "fashion".to_string(),
             "Fashion-MNIST (bundled 60k / 10k)".to_string(),
         ),
     ];
-    if let Some(label) = &props.custom_label {
-        datasets.push(("custom".to_string(), format!("Your files: {label}")));
+    if let Some(label) = custom_label {
+        out.push(("custom".to_string(), format!("Your files: {label}")));
     }
-    let metrics = choices(Metric::ALL.map(Metric::as_str));
-    let minings = choices(Mining::ALL.map(Mining::as_str));
-    let schedules = choices(LrSchedule::ALL.map(LrSchedule::as_str));
-    let samplers = choices(Sampler::ALL.map(Sampler::as_str));
-    let recipes = choices(Recipe::ALL.map(Recipe::as_str));
-    let switch = choices(["off", "on"]);
-    // The chosen recipe's settings, in words; the P×K batch the fields make.
-    let recipe_note = match props.form.recipe() {
-        Some(r) => html! { <p class="hint" data-testid="recipe-settings">{ r.describe() }</p> },
-        None => html! {},
-    };
-    let pk_note = match props.pk_note.clone() {
-        Some(note) => html! { <p class="hint" data-testid="pk-note">{ note }</p> },
-        None => html! {},
-    };
+    out
+}
 
+/// A file input's change: the picked files, the input cleared so that picking the same files
+/// again fires again.
+fn picked(e: &Event) -> Vec<File> {
+    let input: HtmlInputElement = e.target_unchecked_into();
+    let files = input_files(&input);
+    input.set_value("");
+    files
+}
+
+/// The left-hand panel.
+#[function_component(Controls)]
+pub fn controls(props: &ControlsProps) -> Html {
+    let busy = matches!(props.phase, Phase::Training | Phase::Paused);
+    let training = FORM_SETTINGS
+        .into_iter()
+        .filter(|s| *s != settings::DATASET)
+        .map(|s| training_field(props, s, busy));
+    // Messages that belong to no field (shown above the buttons).
+    let other_errors = props
+        .errors
+        .iter()
+        .filter(|(k, _)| !FIELDS.contains(&k.as_str()));
     let on_idx = {
         let cb = props.on_files.clone();
         Callback::from(move |e: Event| {
-            let input: HtmlInputElement = e.target_unchecked_into();
-            let files = input_files(&input);
-            input.set_value("");
-            if !files.is_empty() {
-                cb.emit(files);
-            }
+            Some(picked(&e))
+                .filter(|f| !f.is_empty())
+                .into_iter()
+                .for_each(|f| cb.emit(f))
         })
     };
     let on_weights = {
         let cb = props.on_weights_file.clone();
-        Callback::from(move |e: Event| {
-            let input: HtmlInputElement = e.target_unchecked_into();
-            let files = input_files(&input);
-            input.set_value("");
-            if let Some(f) = files.into_iter().next() {
-                cb.emit(f);
-            }
-        })
+        Callback::from(move |e: Event| picked(&e).into_iter().take(1).for_each(|f| cb.emit(f)))
     };
-    let control = |c: Control| {
-        let cb = props.on_control.clone();
-        Callback::from(move |_: MouseEvent| cb.emit(c))
-    };
-    let on_train = {
-        let cb = props.on_train.clone();
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            cb.emit(());
-        })
-    };
-    let other_errors: Vec<(String, String)> = errors
-        .iter()
-        .filter(|(k, _)| !crate::page::form::FIELDS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let on_train = props.on_train.reform(|e: SubmitEvent| e.prevent_default());
 
     html! {
         <form class="controls" aria-label="Training settings" onsubmit={on_train}>
-            <fieldset disabled={disabled}>
+            <fieldset disabled={busy}>
                 <legend>{ "Data" }</legend>
-                { select(settings::DATASET, datasets) }
+                { field(props, settings::DATASET, Some(datasets(props.custom_label.as_deref())), busy) }
                 <label class="button file">
                     { "Open IDX files…" }
                     <input type="file" multiple=true class="visually-hidden" onchange={on_idx} disabled={busy} />
                 </label>
                 <p class="hint">{ "Four files: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (.gz or plain)." }</p>
-                { match &props.file_error {
-                    Some(m) => html! { <p class="field-error" data-testid="file-error" role="alert">{ m.clone() }</p> },
-                    None => html! {},
-                } }
+                { for props.file_error.iter().map(|m| html! { <p class="field-error" data-testid="file-error" role="alert">{ m.clone() }</p> }) }
             </fieldset>
             <fieldset>
                 <legend>{ "Training" }</legend>
-                { select(settings::RECIPE, recipes) }
-                { recipe_note }
-                { text_input(settings::EPOCHS) }
-                { text_input(settings::BATCH) }
-                { text_input(settings::LR) }
-                { select(settings::LR_SCHEDULE, schedules) }
-                { text_input(settings::WARMUP_STEPS) }
-                { text_input(settings::MARGIN) }
-                { select(settings::METRIC, metrics) }
-                { select(settings::MINING, minings) }
-                { select(settings::SOFT, switch.clone()) }
-                { select(settings::SAMPLER, samplers) }
-                { text_input(settings::PER_CLASS) }
-                { pk_note }
-                { text_input(settings::SHUFFLE_BUFFER) }
-                { text_input(settings::DROPOUT) }
-                { text_input(settings::SEED) }
-                { text_input(settings::TRAIN_LIMIT) }
-                { text_input(settings::TEST_LIMIT) }
-                { for other_errors.iter().map(|(k, v)| html! { <p class="field-error" role="alert">{ format!("{k}: {v}") }</p> }) }
+                { for training }
+                { for other_errors.map(|(k, v)| html! { <p class="field-error" role="alert">{ format!("{k}: {v}") }</p> }) }
                 <label class="button file">
                     { "Upload weights…" }
                     <input type="file" accept=".safetensors" class="visually-hidden" onchange={on_weights} disabled={busy} />
                 </label>
-                { match &props.weights_label {
-                    Some(w) => html! { <p class="hint">{ format!("Starts from {w}") }</p> },
-                    None => html! {},
-                } }
+                { for props.weights_label.iter().map(|w| html! { <p class="hint">{ format!("Starts from {w}") }</p> }) }
             </fieldset>
-            <div class="buttons">
-                <button type="submit" class="primary" disabled={!props.can_train}>{ "Train" }</button>
-                <button type="button" disabled={props.phase != Phase::Training} onclick={control(Control::Pause)}>{ "Pause" }</button>
-                <button type="button" disabled={props.phase != Phase::Paused} onclick={control(Control::Run)}>{ "Resume" }</button>
-                <button type="button" disabled={!busy} onclick={control(Control::Stop)}>{ "Stop" }</button>
-            </div>
+            <RunButtons phase={props.phase} can_train={props.can_train} on_control={props.on_control.clone()} />
         </form>
+    }
+}
+
+/// A setting's field, with the device's batch limit under the batch.
+fn field(
+    props: &ControlsProps,
+    setting: Setting,
+    choices: Option<Vec<(String, String)>>,
+    busy: bool,
+) -> Html {
+    let key = setting.key;
+    let note = (setting == settings::BATCH)
+        .then(|| {
+            props
+                .batch_max
+                .map(|max| format!("up to {max} on this device"))
+        })
+        .flatten();
+    html! {
+        <SettingField {setting} {choices} value={props.form.get(key).to_string()}
+            error={props.errors.get(key).cloned()} {note}
+            disabled={busy || props.form.disabled(key)} on_field={props.on_field.clone()} />
+    }
+}
+
+/// A training setting's field by its kind (a select for names and switches, else text); the
+/// recipe's words under the recipe, the P×K batch the fields make under K.
+fn training_field(props: &ControlsProps, s: Setting, busy: bool) -> Html {
+    let choices = match s.value.map(|v| v.kind) {
+        _ if s == settings::RECIPE => Some(options(&Recipe::NAMES)),
+        Some(Kind::Choice(names)) => Some(options(names)),
+        Some(Kind::Switch) => Some(options(&["off", "on"])),
+        _ => None,
+    };
+    let hint = match s {
+        _ if s == settings::RECIPE => props
+            .form
+            .recipe()
+            .map(|r| ("recipe-settings", r.describe())),
+        _ if s == settings::PER_CLASS => props.pk_note.clone().map(|n| ("pk-note", n)),
+        _ => None,
+    };
+    html! {
+        <>
+            { field(props, s, choices, busy) }
+            { for hint.map(|(id, text)| html! { <p class="hint" data-testid={id}>{ text }</p> }) }
+        </>
+    }
+}
+
+/// Props of [`SettingField`].
+#[derive(Properties, PartialEq)]
+struct SettingFieldProps {
+    setting: Setting,
+    /// A select's options; `None`: a text field.
+    choices: Option<Vec<(String, String)>>,
+    value: String,
+    error: Option<String>,
+    /// A line under a valid field.
+    note: Option<String>,
+    disabled: bool,
+    on_field: Callback<(String, String)>,
+}
+
+/// One setting's field: its label, a select or a text input, and its error (or note).
+#[function_component(SettingField)]
+fn setting_field(props: &SettingFieldProps) -> Html {
+    let key = props.setting.key;
+    let id = format!("f-{key}");
+    let invalid = props.error.is_some();
+    let aria_invalid = if invalid { "true" } else { "false" };
+    let described = invalid.then(|| format!("{key}-error"));
+    let emit = {
+        let cb = props.on_field.clone();
+        move |value: String| cb.emit((key.to_string(), value))
+    };
+    let input = match &props.choices {
+        Some(choices) => {
+            let emit = emit.clone();
+            let onchange = Callback::from(move |e: Event| {
+                emit(e.target_unchecked_into::<HtmlSelectElement>().value())
+            });
+            html! {
+                <select id={id.clone()} name={key} aria-invalid={aria_invalid} aria-describedby={described}
+                    disabled={props.disabled} {onchange}>
+                    { for choices.iter().map(|(value, text)| html! {
+                        <option value={value.clone()} selected={*value == props.value}>{ text.clone() }</option>
+                    }) }
+                </select>
+            }
+        }
+        None => {
+            let oninput = Callback::from(move |e: InputEvent| {
+                emit(e.target_unchecked_into::<HtmlInputElement>().value())
+            });
+            html! {
+                <input id={id.clone()} name={key} type="text" inputmode="decimal" autocomplete="off"
+                    placeholder={placeholder(key)} value={props.value.clone()} aria-invalid={aria_invalid}
+                    aria-describedby={described} disabled={props.disabled} {oninput} />
+            }
+        }
+    };
+    html! {
+        <div class={classes!("field", invalid.then_some("invalid"))}>
+            <label for={id}>{ props.setting.label }</label>
+            { input }
+            { for props.error.iter().map(|m| html! { <p class="field-error" id={format!("{key}-error")} role="alert">{ m.clone() }</p> }) }
+            if let (false, Some(note)) = (invalid, &props.note) {
+                <p class="field-note">{ note.clone() }</p>
+            }
+        </div>
+    }
+}
+
+/// Props of [`RunButtons`].
+#[derive(Properties, PartialEq)]
+struct RunButtonsProps {
+    phase: Phase,
+    can_train: bool,
+    on_control: Callback<Control>,
+}
+
+/// Train (the form's submit), Pause, Resume and Stop, each enabled in its phases.
+#[function_component(RunButtons)]
+fn run_buttons(props: &RunButtonsProps) -> Html {
+    let busy = matches!(props.phase, Phase::Training | Phase::Paused);
+    let control = |c: Control| props.on_control.reform(move |_: MouseEvent| c);
+    html! {
+        <div class="buttons">
+            <button type="submit" class="primary" disabled={!props.can_train}>{ "Train" }</button>
+            <button type="button" disabled={props.phase != Phase::Training} onclick={control(Control::Pause)}>{ "Pause" }</button>
+            <button type="button" disabled={props.phase != Phase::Paused} onclick={control(Control::Run)}>{ "Resume" }</button>
+            <button type="button" disabled={!busy} onclick={control(Control::Stop)}>{ "Stop" }</button>
+        </div>
     }
 }

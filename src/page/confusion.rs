@@ -79,9 +79,62 @@ pub fn members(labels: &[u8], source: &Source, truth: u32, predicted: u32) -> Ve
         .collect()
 }
 
+/// A cell's shade class: right answers in blue, errors in red, in ten shades by the cell's
+/// share of its row (errors amplified threefold: they are what the table is for); `None` for an
+/// empty cell. Classes, not inline styles: the page's CSP allows none.
+pub fn shade(count: u64, row_total: u64, right: bool) -> Option<String> {
+    if count == 0 {
+        return None;
+    }
+    let share = if row_total > 0 {
+        count as f64 / row_total as f64
+    } else {
+        0.0
+    };
+    Some(if right {
+        format!("right{}", (share * 9.0).round() as u32)
+    } else {
+        format!("wrong{}", ((share * 3.0).min(1.0) * 9.0).round() as u32)
+    })
+}
+
+/// The line over a cell's images: how many, of which class predicted as which, and whether
+/// only the first `shown` are drawn.
+pub fn cell_caption(items: usize, truth: &str, predicted: &str, shown: usize) -> String {
+    let plural = if items == 1 { "" } else { "s" };
+    let cut = if items > shown {
+        format!(" (the first {shown} shown)")
+    } else {
+        String::new()
+    };
+    format!("{items} test image{plural} of {truth} predicted as {predicted}{cut}:")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shades_follow_the_row_share_and_errors_count_threefold() {
+        assert_eq!(shade(0, 10, true), None);
+        assert_eq!(shade(10, 10, true).as_deref(), Some("right9"));
+        assert_eq!(shade(5, 10, true).as_deref(), Some("right5"));
+        assert_eq!(shade(1, 10, false).as_deref(), Some("wrong3"));
+        assert_eq!(shade(4, 10, false).as_deref(), Some("wrong9"), "capped");
+        assert_eq!(shade(1, 0, false).as_deref(), Some("wrong0"));
+    }
+
+    #[test]
+    fn a_cell_s_caption_counts_its_images() {
+        assert_eq!(
+            cell_caption(1, "3", "8", 60),
+            "1 test image of 3 predicted as 8:"
+        );
+        assert_eq!(
+            cell_caption(61, "3", "8", 60),
+            "61 test images of 3 predicted as 8 (the first 60 shown):"
+        );
+    }
 
     fn metrics(knn1: Option<Vec<u32>>, nearest_other: Vec<Option<u32>>) -> Metrics {
         Metrics {

@@ -6,8 +6,10 @@
 //! It knows the protocol's messages and the core's types, but no browser, no DOM and no yew:
 //! the components in `app` render a [`state::State`] and dispatch [`state::Action`]s.
 
+pub mod ask;
 pub mod confusion;
 pub mod form;
 pub mod layout_form;
+pub mod plot;
 pub mod state;
 pub mod triplets;

@@ -75,13 +75,9 @@ pub(super) async fn answer_pending(session: &SharedSession, trainer: &Trainer) {
     }
 }
 
-async fn answer(
-    session: &SharedSession,
-    trainer: &Trainer,
-    id: Id,
-    image: QueryImage,
-) -> Result<Option<Reply>, String> {
-    let test_set = trainer.test_set();
+/// The image a question asks about, and its label when it is a test image; refused when it
+/// is not the size the net takes or names no test image.
+fn pixels_of(image: QueryImage, test_set: &Dataset) -> Result<(Vec<u8>, Option<u8>), String> {
     let side = digitize::SIDE;
     if (test_set.rows, test_set.cols) != (side, side) {
         return Err(format!(
@@ -89,15 +85,13 @@ async fn answer(
             test_set.rows, test_set.cols
         ));
     }
-    let (pixels, label) = match image {
-        QueryImage::Drawn(pixels) if pixels.len() == side * side => (pixels, None),
-        QueryImage::Drawn(pixels) => {
-            return Err(format!(
-                "a drawing must be {} pixels, got {}",
-                side * side,
-                pixels.len()
-            ));
-        }
+    match image {
+        QueryImage::Drawn(pixels) if pixels.len() == side * side => Ok((pixels, None)),
+        QueryImage::Drawn(pixels) => Err(format!(
+            "a drawing must be {} pixels, got {}",
+            side * side,
+            pixels.len()
+        )),
         QueryImage::Test(n) => {
             let n = n as usize;
             if n >= test_set.len() {
@@ -106,36 +100,55 @@ async fn answer(
                     test_set.len()
                 ));
             }
-            (test_set.image(n).to_vec(), Some(test_set.labels[n]))
+            Ok((test_set.image(n).to_vec(), Some(test_set.labels[n])))
         }
-    };
-    let (epoch, cursor) = trainer.position();
-    let at = (epoch, cursor);
-    // The training set under these weights: embedded once per weights.
+    }
+}
+
+/// The training set's embeddings under `trainer`'s current weights: embedded once per weights
+/// (kept in the session), in slices; `None` when a newer question came meanwhile.
+async fn train_refs(
+    session: &SharedSession,
+    trainer: &Trainer,
+    id: Id,
+) -> Result<Option<Arc<Vec<f32>>>, String> {
+    let at = trainer.position();
     let cached = session
         .borrow()
         .query_refs
         .as_ref()
         .filter(|(key, _)| *key == at)
         .map(|(_, v)| v.clone());
-    let refs = match cached {
-        Some(v) => v,
-        None => {
-            let still_latest = async || {
-                io::yield_now().await;
-                session.borrow().latest_query == id
-            };
-            let Some(v) = embed_sliced(trainer, trainer.train_set(), still_latest)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                return Ok(None);
-            };
-            let v = Arc::new(v);
-            session.borrow_mut().query_refs = Some((at, v.clone()));
-            v
-        }
+    if let Some(v) = cached {
+        return Ok(Some(v));
+    }
+    let still_latest = async || {
+        io::yield_now().await;
+        session.borrow().latest_query == id
     };
+    let Some(v) = embed_sliced(trainer, trainer.train_set(), still_latest)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let v = Arc::new(v);
+    session.borrow_mut().query_refs = Some((at, v.clone()));
+    Ok(Some(v))
+}
+
+async fn answer(
+    session: &SharedSession,
+    trainer: &Trainer,
+    id: Id,
+    image: QueryImage,
+) -> Result<Option<Reply>, String> {
+    let (pixels, label) = pixels_of(image, trainer.test_set())?;
+    let (epoch, cursor) = trainer.position();
+    let Some(refs) = train_refs(session, trainer, id).await? else {
+        return Ok(None);
+    };
+    let side = digitize::SIDE;
     let one = Dataset {
         images: pixels.clone(),
         labels: vec![0],

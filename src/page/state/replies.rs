@@ -33,31 +33,13 @@ impl State {
                 epochs,
                 from_weights,
             } => self.run_started(id, epochs, from_weights),
-            Reply::TrainRefused { id, reason } => {
-                self.requested_runs.retain(|&r| r != id);
-                // Nothing started and nothing else asked for: back to where the page was.
-                if self.run_id.is_none()
-                    && self.requested_runs.is_empty()
-                    && let Some(phase) = self.phase_before_request.take()
-                {
-                    self.phase = phase;
-                }
-                self.notify(Notice::error(format!("Train was refused: {reason}.")));
-            }
-            Reply::Paused => {
-                if self.phase == Phase::Training {
-                    self.phase = Phase::Paused;
-                }
-            }
-            Reply::Resumed => {
-                if self.phase == Phase::Paused {
-                    self.phase = Phase::Training;
-                }
-            }
-            Reply::Stopping => {
-                if matches!(self.phase, Phase::Training | Phase::Paused) {
-                    self.progress.stop = StopState::Seen;
-                }
+            run @ (Reply::TrainRefused { .. }
+            | Reply::Paused
+            | Reply::Resumed
+            | Reply::Stopping
+            | Reply::RunEnded { .. }) => self.run_reply(run),
+            query @ (Reply::QueryAnswer { .. } | Reply::QueryFailed { .. }) => {
+                self.query_reply(query)
             }
             Reply::Train { id, event } => {
                 if self.run_id == Some(id) {
@@ -70,35 +52,6 @@ impl State {
                     kind,
                 });
             }
-            Reply::RunEnded { id, weights } => {
-                if self.run_id == Some(id) {
-                    self.run_id = None;
-                    self.weights_available = weights;
-                }
-            }
-            Reply::QueryAnswer {
-                id,
-                image,
-                label,
-                neighbour_images,
-                answer,
-            } => {
-                if self.query_pending == Some(id) {
-                    self.query_pending = None;
-                    self.query = Some(Rc::new(QueryView {
-                        image,
-                        label,
-                        neighbour_images,
-                        answer,
-                    }));
-                }
-            }
-            Reply::QueryFailed { id, message } => {
-                if self.query_pending == Some(id) {
-                    self.query_pending = None;
-                    self.notify(Notice::error(format!("The query failed: {message}")));
-                }
-            }
             Reply::RawPixels { id, scores } => {
                 if self.shown_run == Some(id) {
                     self.raw_pixels = Some(scores.map(Rc::new));
@@ -108,6 +61,62 @@ impl State {
             | Reply::LayoutDone { .. }
             | Reply::LayoutEnded { .. }) => self.layout_reply(layout),
             Reply::Problem { message } => self.notify(Notice::error(message)),
+        }
+    }
+
+    /// The run's control replies: refused, paused, resumed, stopping, ended.
+    fn run_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::TrainRefused { id, reason } => {
+                self.requested_runs.retain(|&r| r != id);
+                // Nothing started and nothing else asked for: back to where the page was.
+                if self.run_id.is_none()
+                    && self.requested_runs.is_empty()
+                    && let Some(phase) = self.phase_before_request.take()
+                {
+                    self.phase = phase;
+                }
+                self.notify(Notice::error(format!("Train was refused: {reason}.")));
+            }
+            Reply::Paused if self.phase == Phase::Training => self.phase = Phase::Paused,
+            Reply::Resumed if self.phase == Phase::Paused => self.phase = Phase::Training,
+            Reply::Stopping if matches!(self.phase, Phase::Training | Phase::Paused) => {
+                self.progress.stop = StopState::Seen;
+            }
+            Reply::RunEnded { id, weights } if self.run_id == Some(id) => {
+                self.run_id = None;
+                self.weights_available = weights;
+            }
+            _ => {}
+        }
+    }
+
+    /// A question's answer or failure (only the latest question's).
+    fn query_reply(&mut self, reply: Reply) {
+        let Some(pending) = self.query_pending else {
+            return;
+        };
+        match reply {
+            Reply::QueryAnswer {
+                id,
+                image,
+                label,
+                neighbour_images,
+                answer,
+            } if id == pending => {
+                self.query_pending = None;
+                self.query = Some(Rc::new(QueryView {
+                    image,
+                    label,
+                    neighbour_images,
+                    answer,
+                }));
+            }
+            Reply::QueryFailed { id, message } if id == pending => {
+                self.query_pending = None;
+                self.notify(Notice::error(format!("The query failed: {message}")));
+            }
+            _ => {}
         }
     }
 
