@@ -4,7 +4,7 @@
 
 use wasm_bindgen_futures::spawn_local;
 
-use tripletlab_core::projection::{Layout, UmapParams};
+use tripletlab_core::projection::{Layout, LayoutPrep, LayoutRun, UmapParams};
 use tripletlab_engine::model::EMBEDDING_DIM;
 use tripletlab_protocol::{Id, LayoutRequest, Reply};
 
@@ -46,62 +46,86 @@ pub(super) fn layout(session: SharedSession, id: Id, request: LayoutRequest) {
     };
     spawn_local(async move {
         io::yield_now().await;
-        let mut prep = match layout.prepare(&latest.vectors, EMBEDDING_DIM) {
-            Ok(p) => p,
-            Err(e) => {
-                return post(&Reply::LayoutEnded {
-                    id,
-                    error: Some(e.to_string()),
-                });
-            }
+        let ended = match layout.prepare(&latest.vectors, EMBEDDING_DIM) {
+            Ok(prep) => match search(prep, &layout, id, &current).await {
+                Some(run) => optimise(run, &layout, id, &current).await,
+                None => None,
+            },
+            Err(e) => Some(e.to_string()),
         };
-        // The neighbour search (seconds for 10,000 points), in slices of about 20 ms.
-        let searching = layout.name().to_string() + ", finding each point's neighbours";
-        let mut shown = io::now_ms();
-        loop {
-            if io::work_a_slice(|| prep.advance(PREP_POINTS)) {
-                break;
+        // Cancelled (a newer request, Cancel or a run): ended without an error.
+        if let Some(error) = ended {
+            post(&Reply::LayoutEnded {
+                id,
+                error: Some(error),
+            });
+        }
+    });
+}
+
+/// The neighbour search (seconds for 10,000 points), in slices of about 20 ms, saying so about
+/// every 100 ms; `None` when cancelled (then said).
+async fn search(
+    mut prep: LayoutPrep,
+    layout: &Layout,
+    id: Id,
+    current: &impl Fn() -> bool,
+) -> Option<LayoutRun> {
+    let searching = layout.name().to_string() + ", finding each point's neighbours";
+    let mut shown = io::now_ms();
+    while !io::work_a_slice(|| prep.advance(PREP_POINTS)) {
+        io::yield_now().await;
+        if !current() {
+            post(&Reply::LayoutEnded { id, error: None });
+            return None;
+        }
+        if io::now_ms() - shown > SHOW_EVERY_MS {
+            shown = io::now_ms();
+            post(&Reply::LayoutProgress {
+                id,
+                done: 0,
+                total: 1,
+                kind: searching.clone(),
+                points: Vec::new(),
+            });
+        }
+    }
+    Some(prep.finish())
+}
+
+/// The optimisation in slices, the layout so far shown about every 100 ms, then done; `None`
+/// when it ended (done, or cancelled and said), never an error.
+async fn optimise(
+    mut run: LayoutRun,
+    layout: &Layout,
+    id: Id,
+    current: &impl Fn() -> bool,
+) -> Option<String> {
+    let total = run.total();
+    while !run.is_done() {
+        let t0 = io::now_ms();
+        while !run.is_done() && io::now_ms() - t0 < SHOW_EVERY_MS {
+            let t1 = io::now_ms();
+            while !run.is_done() && io::now_ms() - t1 < SLICE_MS {
+                run.step(1);
             }
             io::yield_now().await;
             if !current() {
-                return post(&Reply::LayoutEnded { id, error: None });
-            }
-            if io::now_ms() - shown > SHOW_EVERY_MS {
-                shown = io::now_ms();
-                post(&Reply::LayoutProgress {
-                    id,
-                    done: 0,
-                    total: 1,
-                    kind: searching.clone(),
-                    points: Vec::new(),
-                });
+                post(&Reply::LayoutEnded { id, error: None });
+                return None;
             }
         }
-        let mut run = prep.finish();
-        let total = run.total();
-        while !run.is_done() {
-            let t0 = io::now_ms();
-            while !run.is_done() && io::now_ms() - t0 < SHOW_EVERY_MS {
-                let t1 = io::now_ms();
-                while !run.is_done() && io::now_ms() - t1 < SLICE_MS {
-                    run.step(1);
-                }
-                io::yield_now().await;
-                if !current() {
-                    return post(&Reply::LayoutEnded { id, error: None });
-                }
-            }
-            post(&Reply::LayoutProgress {
-                id,
-                done: run.done(),
-                total,
-                kind: layout.describe_progress(run.done(), total),
-                points: run.embedding(),
-            });
-        }
-        post(&Reply::LayoutDone {
+        post(&Reply::LayoutProgress {
             id,
-            kind: layout.describe(total),
+            done: run.done(),
+            total,
+            kind: layout.describe_progress(run.done(), total),
+            points: run.embedding(),
         });
+    }
+    post(&Reply::LayoutDone {
+        id,
+        kind: layout.describe(total),
     });
+    None
 }
