@@ -65,8 +65,9 @@ impl TrainError {
     }
 }
 
-/// What a training run reports, in order. See the module docs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What a training run reports, in order. See the module docs. `<&str>::from(&event)` names
+/// the variant (for logs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 pub enum Event {
     /// Training begins.
     Started {
