@@ -6,6 +6,8 @@
 //! one `[x, y]` pair per row.
 
 mod affinities;
+mod eigen;
+mod fuzzy;
 mod job;
 mod neighbours;
 mod pca;
@@ -19,6 +21,7 @@ mod umap;
 mod umap_tests;
 
 use affinities::*;
+pub use fuzzy::fit_ab;
 pub use job::*;
 pub use pca::*;
 use quadtree::*;

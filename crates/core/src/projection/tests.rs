@@ -3,6 +3,7 @@
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
+use super::eigen::*;
 use super::*;
 
 fn assert_close(a: [f32; 2], b: [f32; 2], tol: f32) {

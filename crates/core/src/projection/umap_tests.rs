@@ -1,8 +1,8 @@
 //! UMAP's parts against hand-computed values and umap-learn's, and the trustworthiness against
 //! scikit-learn's.
 
+use super::fuzzy::{fuzzy_sets, fuzzy_union};
 use super::tests::{blobs, neighbour_agreement};
-use super::umap::{fuzzy_sets, fuzzy_union};
 use super::*;
 
 #[test]
