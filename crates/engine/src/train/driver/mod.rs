@@ -7,6 +7,12 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
+mod losses;
+mod progress;
+
+use losses::{EpochLosses, Pending, StepTime, per_second, read_losses, report_losses};
+use progress::Progress;
+
 use super::{StepOutcome, Trainer, read_f32};
 use crate::device::cpu_device;
 use crate::loss::pairwise_distances;
@@ -14,8 +20,7 @@ use crate::model::EMBEDDING_DIM;
 use tripletlab_core::data::Dataset;
 use tripletlab_core::metrics::{self, Metrics};
 use tripletlab_core::run::{
-    Collapse, DEVICE_STATS, EpochFigures, Event, MiningStats, Summary, TRIPLET_ROWS, TrainError,
-    TripletSample, terms,
+    Collapse, EpochFigures, Event, Summary, TRIPLET_ROWS, TrainError, TripletSample, terms,
 };
 
 /// What the driver needs from whoever runs it (terminal or browser).
@@ -116,77 +121,6 @@ pub async fn run<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary
     }
     result
 }
-
-/// What the helpers of [`drive`] share: the clock and counters of the run so far.
-struct Progress {
-    /// When the run started (the host's clock).
-    start: f64,
-    /// Milliseconds spent in steps (evaluation excluded).
-    train_ms: f64,
-    /// Training examples in the steps taken.
-    examples: usize,
-    /// Steps taken since the start, skipped ones included.
-    global_step: usize,
-    steps_per_epoch: usize,
-    test_labels: Arc<Vec<u8>>,
-    pacing: ReadPacing,
-    summary: Summary,
-}
-
-impl Progress {
-    /// Reports [`Event::Started`] and starts the clock.
-    fn start<H: Host>(trainer: &Trainer, host: &mut H) -> Self {
-        let config = trainer.config();
-        let steps_per_epoch = trainer.steps_per_epoch();
-        host.event(Event::Started {
-            epochs: config.epochs,
-            steps_per_epoch,
-            train_examples: trainer.train_set().len(),
-            test_examples: trainer.test_set().len(),
-            pk_epoch: trainer.pk_epoch().cloned(),
-        });
-        Self {
-            start: host.now_ms(),
-            train_ms: 0.0,
-            examples: 0,
-            global_step: 0,
-            steps_per_epoch,
-            test_labels: Arc::new(trainer.test_set().labels.clone()),
-            pacing: ReadPacing::new(config.read_every),
-            summary: Summary {
-                stopped: false,
-                epochs_completed: 0,
-                steps: 0,
-                skipped_batches: 0,
-                epoch_losses: Vec::new(),
-                epoch_figures: Arc::default(),
-                metrics: Metrics::default(),
-                examples_per_s: 0.0,
-                train_seconds: 0.0,
-                total_seconds: 0.0,
-            },
-        }
-    }
-
-    fn elapsed_s<H: Host>(&self, host: &H) -> f64 {
-        (host.now_ms() - self.start) / 1000.0
-    }
-
-    /// The summary, with the run's rates and times.
-    fn finish<H: Host>(mut self, host: &H) -> Summary {
-        self.summary.train_seconds = self.train_ms / 1000.0;
-        self.summary.examples_per_s = per_second(self.examples, self.train_ms);
-        self.summary.total_seconds = self.elapsed_s(host);
-        self.summary
-    }
-}
-
-/// A step's loss and statistics waiting to be read: `(step in the epoch, global step,
-/// readout)` (see [`StepOutcome::Trained`]).
-type Pending = (usize, usize, Tensor<1>);
-
-/// A step's read loss and statistics: `(step in the epoch, global step, loss, statistics)`.
-type Read = (usize, usize, f32, MiningStats);
 
 async fn drive<H: Host>(trainer: &mut Trainer, host: &mut H) -> Result<Summary, TrainError> {
     let config = trainer.config().clone();
@@ -442,158 +376,4 @@ async fn final_knn<H: Host>(
         Some(metrics) => run.summary.metrics = metrics,
     }
     Ok(())
-}
-
-/// How many losses wait unread: at most `read_every`, and no more than [`QUEUED_WORK_MS`] of
-/// device work by the last read's pace (one step's time is from its submission to its loss
-/// being read, so it is the device's pace, however fast the submission returned).
-struct ReadPacing {
-    limit: usize,
-    /// Losses to collect before the next read: 1 until the first read has measured the pace.
-    read_every: usize,
-    /// When the oldest unread step was submitted.
-    first_submitted: f64,
-}
-
-impl ReadPacing {
-    fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            read_every: 1,
-            first_submitted: 0.0,
-        }
-    }
-
-    /// `steps` losses were read at `now`.
-    fn measured(&mut self, steps: usize, now: f64) {
-        let ms_per_step = (now - self.first_submitted) / steps as f64;
-        self.read_every = if ms_per_step > 0.0 {
-            ((QUEUED_WORK_MS / ms_per_step) as usize).clamp(1, self.limit)
-        } else {
-            self.limit
-        };
-    }
-}
-
-/// The read losses and mining statistics of one epoch.
-#[derive(Default)]
-struct EpochLosses {
-    sum: f64,
-    trained: usize,
-    mining: MiningStats,
-}
-
-impl EpochLosses {
-    /// Mean loss over the epoch's trained steps (NaN if none was trained).
-    fn mean(&self) -> f32 {
-        if self.trained > 0 {
-            (self.sum / self.trained as f64) as f32
-        } else {
-            f32::NAN
-        }
-    }
-}
-
-/// When a batch of losses was read: the rate and the clock that its steps report.
-struct StepTime {
-    examples_per_s: f64,
-    elapsed_s: f64,
-}
-
-/// `count` per second over `ms` milliseconds (0 before any time has passed).
-fn per_second(count: usize, ms: f64) -> f64 {
-    if ms > 0.0 {
-        count as f64 / (ms / 1000.0)
-    } else {
-        0.0
-    }
-}
-
-/// Counts read losses into the epoch and reports each as an [`Event::Step`]. The one
-/// non-finite-loss policy: a non-finite loss ends the run with [`TrainError::NonFinite`]; while
-/// the run is `stopping` it is left out instead (no engine applied that step, and the run ends
-/// anyway).
-fn report_losses<H: Host>(
-    host: &mut H,
-    losses: Vec<Read>,
-    at: StepTime,
-    (epoch, steps_per_epoch): (usize, usize),
-    tally: &mut EpochLosses,
-    summary: &mut Summary,
-    stopping: bool,
-) -> Result<(), TrainError> {
-    for (step, global_step, loss, mining) in losses {
-        if !loss.is_finite() {
-            if stopping {
-                continue;
-            }
-            return Err(TrainError::NonFinite {
-                epoch,
-                step,
-                value: loss,
-            });
-        }
-        tally.sum += f64::from(loss);
-        tally.trained += 1;
-        tally.mining.add(&mining);
-        summary.steps += 1;
-        host.event(Event::Step {
-            epoch,
-            step,
-            steps_per_epoch,
-            global_step,
-            loss,
-            mining,
-            examples_per_s: at.examples_per_s,
-            elapsed_s: at.elapsed_s,
-        });
-    }
-    Ok(())
-}
-
-/// Reads the pending losses and their statistics in one device round trip.
-async fn read_losses(pending: &mut Vec<Pending>) -> Result<Vec<Read>, TrainError> {
-    let drained: Vec<_> = std::mem::take(pending);
-    let mut tensors: Vec<Tensor<1>> = drained.iter().map(|(_, _, t)| t.clone()).collect();
-    // One readout is read as it is: a `cat` would cost a launch.
-    let all = match tensors.len() {
-        1 => tensors.remove(0),
-        _ => Tensor::cat(tensors, 0),
-    };
-    let values = read_f32(all).await?;
-    Ok(drained
-        .into_iter()
-        .zip(values.chunks_exact(1 + DEVICE_STATS))
-        .map(|((s, g, _), v)| (s, g, v[0], MiningStats::from_device(&v[1..])))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_pacing_bounds_the_unread_device_work() {
-        let mut pacing = ReadPacing::new(8);
-        assert_eq!(
-            pacing.read_every, 1,
-            "the first loss is read at once, to learn the pace"
-        );
-        // 4 steps read 40 ms after the first was submitted: 10 ms a step, 10 fit in 100 ms.
-        pacing.first_submitted = 1000.0;
-        pacing.measured(4, 1040.0);
-        assert_eq!(pacing.read_every, 8, "capped at read_every");
-        // A slow device (SwiftShader: 400 ms a step): every step is read.
-        pacing.first_submitted = 2000.0;
-        pacing.measured(8, 5200.0);
-        assert_eq!(pacing.read_every, 1);
-        // 30 ms a step: three steps' losses wait.
-        pacing.first_submitted = 6000.0;
-        pacing.measured(2, 6060.0);
-        assert_eq!(pacing.read_every, 3);
-        // A clock that did not move: no pace known, the configured limit.
-        pacing.first_submitted = 7000.0;
-        pacing.measured(1, 7000.0);
-        assert_eq!(pacing.read_every, 8);
-    }
 }
