@@ -65,7 +65,7 @@ MUTANTS_VERSION := 27.1.0
 mutants: setup-native
 	@cargo mutants --version 2>/dev/null | grep -q " $(MUTANTS_VERSION)$$" || \
 	  env -u CARGO_TARGET_DIR $(CARGO) install --locked cargo-mutants --version $(MUTANTS_VERSION)
-	$(CARGO) mutants --in-place $(MUTANTS_ARGS)
+	$(CARGO) mutants --in-place --workspace $(MUTANTS_ARGS)
 
 clean:
 	rm -rf dist
