@@ -11,26 +11,8 @@ use tripletlab_core::run::{Mining, Recipe, Sampler, TrainConfig};
 use tripletlab_protocol::BatchLimit;
 
 /// The form's settings, in form order; their keys are also the URL query keys.
-pub const FORM_SETTINGS: [Setting; 18] = [
-    settings::RECIPE,
-    settings::DATASET,
-    settings::EPOCHS,
-    settings::BATCH,
-    settings::LR,
-    settings::LR_SCHEDULE,
-    settings::WARMUP_STEPS,
-    settings::MARGIN,
-    settings::METRIC,
-    settings::MINING,
-    settings::SOFT,
-    settings::SAMPLER,
-    settings::PER_CLASS,
-    settings::SHUFFLE_BUFFER,
-    settings::DROPOUT,
-    settings::SEED,
-    settings::TRAIN_LIMIT,
-    settings::TEST_LIMIT,
-];
+pub const FORM_SETTINGS: [Setting; 18] =
+    settings::concat([settings::RECIPE, settings::DATASET], settings::RUN);
 
 /// Field keys, in form order.
 pub const FIELDS: [&str; 18] = {

@@ -9,25 +9,7 @@ use tripletlab_core::run::settings::{self, Kind, Setting};
 
 /// The settings `train` takes as flags (the dataset, the recipe and the backend are `train`'s
 /// own arguments: they are not part of a configuration).
-pub const TRAIN_FLAGS: [Setting; 17] = [
-    settings::EPOCHS,
-    settings::BATCH,
-    settings::LR,
-    settings::LR_SCHEDULE,
-    settings::WARMUP_STEPS,
-    settings::MARGIN,
-    settings::METRIC,
-    settings::MINING,
-    settings::SOFT,
-    settings::SAMPLER,
-    settings::PER_CLASS,
-    settings::SEED,
-    settings::DROPOUT,
-    settings::SHUFFLE_BUFFER,
-    settings::TRAIN_LIMIT,
-    settings::TEST_LIMIT,
-    settings::ENGINE,
-];
+pub const TRAIN_FLAGS: [Setting; 17] = settings::concat(settings::RUN, [settings::ENGINE]);
 
 /// The settings given on the command line, in [`TRAIN_FLAGS`] order, as written.
 #[derive(Clone, Debug, Default)]

@@ -336,6 +336,41 @@ fn limit_text(limit: &Option<usize>) -> String {
     limit.map_or_else(String::new, |n| n.to_string())
 }
 
+/// The settings of a run that both the page's form and `train`'s flags take, in form order.
+pub const RUN: [Setting; 16] = [
+    EPOCHS,
+    BATCH,
+    LR,
+    LR_SCHEDULE,
+    WARMUP_STEPS,
+    MARGIN,
+    METRIC,
+    MINING,
+    SOFT,
+    SAMPLER,
+    PER_CLASS,
+    SHUFFLE_BUFFER,
+    DROPOUT,
+    SEED,
+    TRAIN_LIMIT,
+    TEST_LIMIT,
+];
+
+/// `first` then `rest`, as one array (`N` = both lengths together).
+pub const fn concat<const A: usize, const B: usize, const N: usize>(
+    first: [Setting; A],
+    rest: [Setting; B],
+) -> [Setting; N] {
+    assert!(A + B == N, "the lengths add up");
+    let mut out = [DATASET; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < A { first[i] } else { rest[i - A] };
+        i += 1;
+    }
+    out
+}
+
 /// Every setting.
 pub const ALL: [Setting; 22] = [
     RECIPE,
