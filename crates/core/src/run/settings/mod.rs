@@ -440,6 +440,29 @@ mod tests {
         assert_eq!(flag_of("train_limit"), "--train-limit");
     }
 
+    /// The lists join in order, and each setting is read where it means something: K with
+    /// P×K batches only, the soft margin with batch-hard mining only, the others always.
+    #[test]
+    fn lists_join_in_order_and_values_apply_where_they_mean_something() {
+        let joined: [Setting; 3] = concat([EPOCHS, BATCH], [LR]);
+        assert_eq!(joined, [EPOCHS, BATCH, LR]);
+        let form: [Setting; 18] = concat([RECIPE, DATASET], RUN);
+        assert_eq!(form[..2], [RECIPE, DATASET]);
+        assert_eq!(form[2..], RUN);
+        let plain = TrainConfig::default();
+        let pk_hard = TrainConfig {
+            sampler: Sampler::Pk,
+            mining: Mining::Hard,
+            ..TrainConfig::default()
+        };
+        for s in RUN {
+            let applies = s.value.unwrap().applies;
+            let conditional = s == PER_CLASS || s == SOFT;
+            assert_eq!(applies(&plain), !conditional, "{}", s.key);
+            assert!(applies(&pk_hard), "{}", s.key);
+        }
+    }
+
     /// The fields of `config` that differ from the defaults, by their serialised names.
     fn changed_fields(config: &TrainConfig) -> Vec<String> {
         let (a, b) = (
