@@ -106,15 +106,19 @@ pub fn controls(props: &ControlsProps) -> Html {
     let on_idx = {
         let cb = props.on_files.clone();
         Callback::from(move |e: Event| {
-            Some(picked(&e))
-                .filter(|f| !f.is_empty())
-                .into_iter()
-                .for_each(|f| cb.emit(f))
+            let files = picked(&e);
+            if !files.is_empty() {
+                cb.emit(files);
+            }
         })
     };
     let on_weights = {
         let cb = props.on_weights_file.clone();
-        Callback::from(move |e: Event| picked(&e).into_iter().take(1).for_each(|f| cb.emit(f)))
+        Callback::from(move |e: Event| {
+            if let Some(file) = picked(&e).into_iter().next() {
+                cb.emit(file);
+            }
+        })
     };
     let on_train = props.on_train.reform(|e: SubmitEvent| e.prevent_default());
 

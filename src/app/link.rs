@@ -112,14 +112,7 @@ pub fn load_bundled(link: &Link, dispatch: &Dispatch, dataset: BundledDataset) {
 /// Replies that are not only state: downloads, and the benchmark's stats.
 fn on_reply(link: &LinkRef, dispatch: &Dispatch, reply: Reply) {
     match &reply {
-        Reply::Download { name, mime, bytes } => {
-            if let Err(e) = io::download(name, bytes, mime) {
-                dispatch.dispatch(Action::Notice(state::Notice::error(format!(
-                    "download failed: {e}"
-                ))));
-            }
-            return;
-        }
+        Reply::Download { name, mime, bytes } => return download(dispatch, name, bytes, mime),
         Reply::Train { event, .. } => {
             let link = link.borrow();
             match event {
@@ -152,6 +145,15 @@ fn on_reply(link: &LinkRef, dispatch: &Dispatch, reply: Reply) {
         web_sys::console::debug_1(
             &format!("tripletlab: {kind} took {ms:.0} ms on the page").into(),
         );
+    }
+}
+
+/// Offers `bytes` as the file `name`; a failure is a notice.
+pub fn download(dispatch: &Dispatch, name: &str, bytes: &[u8], mime: &str) {
+    if let Err(e) = io::download(name, bytes, mime) {
+        dispatch.dispatch(Action::Notice(state::Notice::error(format!(
+            "download failed: {e}"
+        ))));
     }
 }
 

@@ -23,15 +23,14 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use crate::web::{io, url};
-use link::{Link, LinkRef, connect, load_bundled, open_files, start_training};
+use crate::web::url;
+use link::{Link, LinkRef, connect, download, load_bundled, open_files, start_training};
 use tripletlab_core::data::BundledDataset;
 use tripletlab_core::run::Control;
 use tripletlab_protocol::{Command, Export, LayoutRequest, QueryImage};
 
 pub use start::start;
 
-use crate::page::state;
 pub use crate::page::state::{Action, Phase, Shared, State};
 use ask::QueryPanel;
 use banner::Banner;
@@ -113,15 +112,12 @@ fn on_layout_download(state: &UseReducerHandle<State>) -> Callback<()> {
         let Some(p) = &projection else { return };
         let header = format!("{}, {} points", p.kind, p.points.0.len());
         let text = tripletlab_core::embedding_projector::layout_tsv(&header, &p.points.0);
-        if let Err(e) = io::download(
+        download(
+            &dispatch,
             "projection.tsv",
             text.as_bytes(),
             "text/tab-separated-values",
-        ) {
-            dispatch.dispatch(Action::Notice(state::Notice::error(format!(
-                "download failed: {e}"
-            ))));
-        }
+        );
     })
 }
 

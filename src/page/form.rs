@@ -44,8 +44,8 @@ impl Default for Form {
         for s in FORM_SETTINGS {
             values.insert(s.key, s.get(&d).unwrap_or_default());
         }
-        values.insert("recipe", Recipe::default().as_str().to_string());
-        values.insert("dataset", "mnist".to_string());
+        values.insert(settings::RECIPE.key, Recipe::default().as_str().to_string());
+        values.insert(settings::DATASET.key, "mnist".to_string());
         Self { values }
     }
 }
@@ -188,7 +188,7 @@ impl Form {
         FIELDS
             .iter()
             .filter(|k| self.get(k).trim() != defaults.get(k))
-            .filter(|k| !(**k == "dataset" && self.get(k) == "custom"))
+            .filter(|k| !(**k == settings::DATASET.key && self.get(k) == "custom"))
             .filter(|k| !self.locked(k))
             .map(|k| (*k, self.get(k).trim().to_string()))
             .collect()
@@ -196,7 +196,7 @@ impl Form {
 
     /// What is wrong with the dataset field, if anything.
     fn dataset_problem(&self, custom_loaded: bool) -> Option<String> {
-        match self.get("dataset") {
+        match self.get(settings::DATASET.key) {
             "mnist" | "fashion" => None,
             "custom" if custom_loaded => None,
             "custom" => Some("open your four IDX files first".into()),
@@ -234,10 +234,10 @@ impl Form {
             }
         }
         // A recipe that fixes its settings has them, whatever the fields say.
-        match self.get("recipe").parse::<Recipe>() {
+        match self.get(settings::RECIPE.key).parse::<Recipe>() {
             Ok(recipe) if !recipe.locks().is_empty() => recipe.apply(&mut config),
             Ok(_) => {}
-            Err(m) => err("recipe", m),
+            Err(m) => err(settings::RECIPE.key, m),
         }
         for problem in config.problems() {
             err(&problem.field, problem.message);
@@ -246,7 +246,7 @@ impl Form {
             && config.batch_size > limit.max
         {
             err(
-                "batch",
+                settings::BATCH.key,
                 format!(
                     "this device trains batches of up to {} ({})",
                     limit.max, limit.why

@@ -46,19 +46,16 @@ pub(super) fn layout(session: SharedSession, id: Id, request: LayoutRequest) {
     };
     spawn_local(async move {
         io::yield_now().await;
-        let ended = match layout.prepare(&latest.vectors, EMBEDDING_DIM) {
-            Ok(prep) => match search(prep, &layout, id, &current).await {
-                Some(run) => optimise(run, &layout, id, &current).await,
-                None => None,
-            },
-            Err(e) => Some(e.to_string()),
-        };
-        // Cancelled (a newer request, Cancel or a run): ended without an error.
-        if let Some(error) = ended {
-            post(&Reply::LayoutEnded {
+        match layout.prepare(&latest.vectors, EMBEDDING_DIM) {
+            Ok(prep) => {
+                if let Some(run) = search(prep, &layout, id, &current).await {
+                    optimise(run, &layout, id, &current).await;
+                }
+            }
+            Err(e) => post(&Reply::LayoutEnded {
                 id,
-                error: Some(error),
-            });
+                error: Some(e.to_string()),
+            }),
         }
     });
 }
@@ -93,14 +90,9 @@ async fn search(
     Some(prep.finish())
 }
 
-/// The optimisation in slices, the layout so far shown about every 100 ms, then done; `None`
-/// when it ended (done, or cancelled and said), never an error.
-async fn optimise(
-    mut run: LayoutRun,
-    layout: &Layout,
-    id: Id,
-    current: &impl Fn() -> bool,
-) -> Option<String> {
+/// The optimisation in slices, the layout so far shown about every 100 ms, then done (or
+/// cancelled: said, without an error).
+async fn optimise(mut run: LayoutRun, layout: &Layout, id: Id, current: &impl Fn() -> bool) {
     let total = run.total();
     while !run.is_done() {
         let t0 = io::now_ms();
@@ -111,8 +103,7 @@ async fn optimise(
             }
             io::yield_now().await;
             if !current() {
-                post(&Reply::LayoutEnded { id, error: None });
-                return None;
+                return post(&Reply::LayoutEnded { id, error: None });
             }
         }
         post(&Reply::LayoutProgress {
@@ -127,5 +118,4 @@ async fn optimise(
         id,
         kind: layout.describe(total),
     });
-    None
 }

@@ -371,31 +371,12 @@ pub const fn concat<const A: usize, const B: usize, const N: usize>(
     out
 }
 
-/// Every setting.
-pub const ALL: [Setting; 22] = [
-    RECIPE,
-    DATASET,
-    EPOCHS,
-    BATCH,
-    LR,
-    LR_SCHEDULE,
-    WARMUP_STEPS,
-    MARGIN,
-    METRIC,
-    MINING,
-    SOFT,
-    SAMPLER,
-    PER_CLASS,
-    SEED,
-    TRAIN_LIMIT,
-    TEST_LIMIT,
-    SHUFFLE_BUFFER,
-    DROPOUT,
-    READ_EVERY,
-    EMBED_EVERY,
-    ENGINE,
-    BACKEND,
-];
+/// Every setting: the recipe and the dataset, a run's settings ([`RUN`]), then those only the
+/// URL or the command line takes.
+pub const ALL: [Setting; 22] = concat::<18, 4, 22>(
+    concat([RECIPE, DATASET], RUN),
+    [READ_EVERY, EMBED_EVERY, ENGINE, BACKEND],
+);
 
 /// The setting a name on input means: its key, its flag or an alias.
 pub fn find(name: &str) -> Option<Setting> {
